@@ -1,0 +1,74 @@
+# production_control image. Stages run from least to most volatile, so a
+# release that only changes Python code rebuilds (and ships) only the last one.
+#
+#   deps     base image + OS packages + /opt/venv with the locked packages.
+#            Built and pushed as production-control-deps:<tag> only when its
+#            inputs change (the base image, this file's deps stages, requirements.lock).
+#   runtime  FROM that pushed deps image (DEPS_IMAGE), plus the app code only.
+#
+# Secrets (a CA bundle for TLS-inspecting proxies, a private index URL) come in
+# as BuildKit secrets `ca_bundle` and `pip_index_url`; they never reach a layer.
+
+# Pinned official image for real users; the test bed passes an offline Debian base.
+ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm
+# Default: the deps stage of this same build (one-shot local builds). Releases
+# pass the pushed image, e.g. localhost:5000/production-control-deps:deps-1.0.0-abcdef123456.
+ARG DEPS_IMAGE=deps
+
+# --- os: changes only when the base image or the OS package list changes -----
+FROM ${PYTHON_IMAGE} AS os
+# cron runs the jobs; curl serves the healthcheck; util-linux gives flock and setpriv.
+# Logs and caches that hold build times are removed so the layer is reproducible.
+RUN set -eu; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends cron curl util-linux; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+           /var/log/alternatives.log /var/cache/debconf/*-old /var/lib/dpkg/*-old \
+           /var/cache/ldconfig/aux-cache; \
+    groupadd --system --gid 10001 app; \
+    useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app; \
+    install -d -o app -g app -m 0750 /data; \
+    install -d -m 0755 /app
+WORKDIR /app
+
+# --- venv-build: throwaway stage; pip, the lock and the secrets stay here --------
+FROM os AS venv-build
+# SOURCE_DATE_EPOCH makes pip write hash-based (reproducible) .pyc files.
+ARG SOURCE_DATE_EPOCH=0
+COPY requirements.lock /tmp/requirements.lock
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    --mount=type=secret,id=pip_index_url,required=false \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    if [ -s /run/secrets/pip_index_url ]; then PIP_INDEX_URL="$(cat /run/secrets/pip_index_url)"; export PIP_INDEX_URL; fi; \
+    python3 -m venv /tmp/pip-tool; \
+    python3 -m venv --without-pip /opt/venv; \
+    SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" /tmp/pip-tool/bin/pip --python /opt/venv/bin/python \
+        install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
+        --only-binary=:all: -r /tmp/requirements.lock
+
+# --- deps: what production runs on, nothing of the app --------------------------
+FROM os AS deps
+# The whole venv (not just site-packages), so console scripts like uvicorn work.
+COPY --link --from=venv-build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# The deps tag this image is released as; /healthz reports it.
+ARG DEPS_TAG=dev
+ENV PRODUCTION_CONTROL_DEPS_TAG=$DEPS_TAG
+
+# --- runtime: the deps image plus the code; the only stage a code release rebuilds
+FROM ${DEPS_IMAGE} AS runtime
+# Process wiring: changes rarely, so it sits below the code.
+COPY --link docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+COPY --link crontab /etc/production-control/crontab
+# The code and the app version (read from pyproject.toml at start-up).
+COPY --link pyproject.toml /app/pyproject.toml
+COPY --link production_control /app/production_control
+ARG GIT_COMMIT=unknown
+ENV PRODUCTION_CONTROL_GIT_COMMIT=$GIT_COMMIT \
+    DATA_DIR=/data
+EXPOSE 8000
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["all"]

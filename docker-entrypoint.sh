@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# production_control container entrypoint.
+#
+#   docker-entrypoint.sh [all|web|cron]   start the web app, cron, or both (default: all)
+#   docker-entrypoint.sh job NAME         run one cron job (what the crontab calls)
+#   docker-entrypoint.sh CMD...           run any other command (e.g. python, bash)
+#
+# Logs: the web app to /var/log/webapp.log, cron jobs to /var/log/cron.log, both
+# also to the container's stdout (`docker logs`). SIGTERM stops everything cleanly,
+# letting a running cron job finish. If the web app or cron dies, the container
+# exits non-zero so the restart policy acts.
+set -euo pipefail
+
+APP_USER=app
+RUN_DIR=/run/production-control
+ENV_FILE=$RUN_DIR/env
+LOCK_DIR=$RUN_DIR/locks
+WEB_LOG=/var/log/webapp.log
+CRON_LOG=/var/log/cron.log
+CRON_FILE=/etc/cron.d/production-control
+STOP_WAIT_FOR_JOBS=${STOP_WAIT_FOR_JOBS:-7}
+
+say() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+die() { say "error: $*" >&2; exit 1; }
+
+as_app() { # run a command as the unprivileged app user
+  if [ "$(id -u)" = 0 ]; then
+    exec setpriv --reuid="$APP_USER" --regid="$APP_USER" --init-groups --inh-caps=-all -- "$@"
+  fi
+  exec "$@"
+}
+
+prepare() {
+  [ "$(id -u)" = 0 ] || return 0   # non-root (role web under `user:`): nothing to prepare
+  install -d -m 0755 "$RUN_DIR"
+  install -d -o "$APP_USER" -g "$APP_USER" -m 0750 "$LOCK_DIR"
+  for f in "$WEB_LOG" "$CRON_LOG"; do
+    touch "$f"; chown "$APP_USER:$APP_USER" "$f"; chmod 0640 "$f"
+  done
+  [ -d "${DATA_DIR:-/data}" ] && chown "$APP_USER:$APP_USER" "${DATA_DIR:-/data}"
+  # cron starts jobs with an empty environment: save ours for the `job` role.
+  (umask 077; export -p | grep -vE '^declare -x (HOME|PWD|OLDPWD|SHLVL|_)=' >"$ENV_FILE")
+  chown "$APP_USER:$APP_USER" "$ENV_FILE"
+}
+
+install_crontab() {
+  local schedule=${CRON_SCHEDULE:-}
+  if [ -n "$schedule" ]; then
+    # shellcheck disable=SC2086
+    set -- $schedule
+    [ $# -eq 5 ] || die "CRON_SCHEDULE must have 5 fields (minute hour day month weekday), got '$schedule'"
+  fi
+  awk -v sched="$schedule" '
+    /^[[:space:]]*(#|$)/ { print; next }
+    sched != "" { n = split($0, f, /[[:space:]]+/); line = sched; for (i = 6; i <= n; i++) line = line " " f[i]; print line; next }
+    { print }' /etc/production-control/crontab >"$CRON_FILE"
+  chmod 0644 "$CRON_FILE"
+}
+
+run_job() { # run one cron job as the app user, with the container environment, never overlapping
+  local name=${1:?usage: docker-entrypoint.sh job NAME}
+  # shellcheck disable=SC1090
+  [ -r "$ENV_FILE" ] && . "$ENV_FILE"
+  exec >>"$CRON_LOG" 2>&1
+  local rc=0
+  flock --nonblock --conflict-exit-code 75 "$LOCK_DIR/$name.lock" python -m production_control.jobs "$name" || rc=$?
+  if [ "$rc" = 75 ]; then say "job $name skipped: the previous run is still going"; return 0; fi
+  return "$rc"
+}
+
+pids=()
+stopping=0
+on_term() {
+  stopping=1
+  say "stopping (signal received)"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+}
+
+wait_for_jobs() { # let a running cron job finish its transaction
+  local lock
+  for lock in "$LOCK_DIR"/*.lock; do
+    [ -e "$lock" ] || continue
+    flock --wait "$STOP_WAIT_FOR_JOBS" "$lock" true || say "job lock $lock still held after ${STOP_WAIT_FOR_JOBS}s"
+  done
+}
+
+start_web() {
+  (as_app uvicorn production_control.web:app --host 0.0.0.0 --port "${PORT:-8000}" \
+     --proxy-headers --timeout-graceful-shutdown 5) > >(tee -a "$WEB_LOG") 2>&1 &
+  pids+=($!); web_pid=$!
+  say "web app started (pid $web_pid, port ${PORT:-8000})"
+}
+
+start_cron() {
+  [ "$(id -u)" = 0 ] || die "the cron role needs root to start cron (jobs still run as '$APP_USER')"
+  install_crontab
+  cron -f &
+  pids+=($!); cron_pid=$!
+  tail -n 0 -F "$CRON_LOG" 2>/dev/null &
+  tail_pid=$!
+  say "cron started (pid $cron_pid, schedule ${CRON_SCHEDULE:-from crontab})"
+}
+
+supervise() {
+  trap on_term TERM INT
+  local rc=0
+  while :; do
+    rc=0; wait -n "${pids[@]}" || rc=$?
+    [ "$stopping" = 1 ] && break
+    say "a process exited (status $rc); stopping the container so its restart policy acts"
+    stopping=2
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    break
+  done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  wait_for_jobs
+  [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null || true
+  if [ "$stopping" = 1 ]; then say "stopped cleanly"; exit 0; fi
+  [ "$rc" = 0 ] && rc=1
+  exit "$rc"
+}
+
+role=${1:-all}
+case "$role" in
+  all)  prepare; start_cron; start_web; supervise ;;
+  web)  prepare; start_web; supervise ;;
+  cron) prepare; start_cron; supervise ;;
+  job)  shift; run_job "$@" ;;
+  *)    exec "$@" ;;
+esac
