@@ -1,0 +1,111 @@
+"""Connecting to Docker engines, checking what they can do, and turning their errors into one line.
+
+This is the one place that creates python-on-whales clients; everything that
+talks to an engine gets its client from `connect`.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from delivery.config import Host
+from delivery.errors import DeliveryError
+
+MIN_BUILDX = (0, 13)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What deploy and build need to know about an engine."""
+
+    host: str
+    server_version: str
+    image_store: str  # "containerd" (any blob present is skipped) or "overlay2" (classic, ChainID)
+
+
+def connect(
+    host: Host,
+    *,
+    compose_files: Sequence[Path] = (),
+    compose_env_file: Path | None = None,
+    compose_project: str | None = None,
+) -> DockerClient:
+    """A client for `host`, optionally set up for the project's compose file."""
+    if shutil.which("docker") is None:
+        raise DeliveryError("the docker CLI is not on PATH: install Docker (or run `sudo scripts/testbed install`)")
+    return DockerClient(
+        host=host.url,
+        context=host.context,
+        compose_files=list(compose_files),
+        compose_env_files=[compose_env_file] if compose_env_file else [],
+        compose_project_name=compose_project,
+    )
+
+
+def last_line(exc: DockerException) -> str:
+    """The most telling line of a failed docker command (its last non-empty stderr line)."""
+    text = (exc.stderr or exc.stdout or "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {exc.return_code}"
+
+
+@contextlib.contextmanager
+def docker_errors(action: str, hint: str = "") -> Iterator[None]:
+    """Turn a failed docker call into a one-line DeliveryError: what failed, why, what to do."""
+    try:
+        yield
+    except DockerException as exc:
+        reason = last_line(exc)
+        if "Cannot connect to the Docker daemon" in reason or "connection refused" in reason.lower() and "docker.sock" in reason:
+            hint = hint or "is the engine running? start it (`sudo scripts/testbed up`) or check --host"
+        raise DeliveryError(f"{action} failed: {reason}" + (f" ({hint})" if hint else "")) from exc
+
+
+def check_engine(docker: DockerClient, host: Host, *, need_buildx: bool = False, need_compose: bool = False) -> EngineInfo:
+    """Fail early, with what to do, when the CLI plugins or the engine are missing."""
+    if need_buildx:
+        try:
+            text = docker.buildx.version()
+        except DockerException as exc:
+            raise DeliveryError(
+                "docker buildx is missing: install the buildx plugin (>= 0.13), e.g. `sudo scripts/testbed install`"
+            ) from exc
+        version = buildx_version(str(text))
+        if version is not None and version < MIN_BUILDX:
+            raise DeliveryError(f"docker buildx {'.'.join(map(str, version))} is too old: install buildx >= 0.13")
+    if need_compose:
+        try:
+            docker.compose.version()
+        except DockerException as exc:
+            raise DeliveryError(
+                "docker compose v2 is missing (docker-compose v1 is not supported): install the compose plugin"
+            ) from exc
+    try:
+        info = docker.system.info()
+    except DockerException as exc:
+        raise DeliveryError(
+            f"the Docker engine at {host.label} is not reachable: {last_line(exc)} "
+            "(start it with `sudo scripts/testbed up`, or check --host)"
+        ) from exc
+    return EngineInfo(host=host.label, server_version=str(info.server_version), image_store=image_store(info.driver_status))
+
+
+def buildx_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) from `docker buildx version` output, or None when it prints no version."""
+    match = re.search(r"\bv?(\d+)\.(\d+)\.\d+", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def image_store(driver_status: Sequence[Sequence[str]] | None) -> str:
+    """'containerd' when the engine uses the containerd image store, else 'overlay2' (classic)."""
+    for pair in driver_status or ():
+        if len(pair) == 2 and pair[0] == "driver-type" and "containerd" in pair[1]:
+            return "containerd"
+    return "overlay2"
