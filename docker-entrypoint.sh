@@ -46,9 +46,9 @@ prepare() {
 install_crontab() {
   local schedule=${CRON_SCHEDULE:-}
   if [ -n "$schedule" ]; then
-    # shellcheck disable=SC2086
-    set -- $schedule
-    [ $# -eq 5 ] || die "CRON_SCHEDULE must have 5 fields (minute hour day month weekday), got '$schedule'"
+    local fields
+    read -r -a fields <<<"$schedule"
+    [ "${#fields[@]}" -eq 5 ] || die "CRON_SCHEDULE must have 5 fields (minute hour day month weekday), got '$schedule'"
   fi
   awk -v sched="$schedule" '
     /^[[:space:]]*(#|$)/ { print; next }

@@ -1,0 +1,143 @@
+"""Building and pushing the two images.
+
+`deps_plan` and `app_plan` are pure: they return what to build (target, tags,
+build args, secrets) and are tested without Docker. `run_build` is the one
+place that builds, through BuildKit, and pushes.
+
+Reproducibility: every build passes SOURCE_DATE_EPOCH (0 for the deps image,
+whose tag is a content hash; the commit time for the app image) and asks the
+image exporter to rewrite file timestamps to it, without provenance
+attestations, so the same inputs give the same image digest on any clean builder.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from python_on_whales import DockerClient
+
+from delivery import tags
+from delivery.config import DeployConfig
+from delivery.engine import docker_errors
+from delivery.project import Project
+from delivery.source import SourceState
+
+DEPS_SOURCE_DATE_EPOCH = 0  # the deps image is named by its content, not by when it was built
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    target: str
+    image: str  # the reference pushed, registry/repository:tag
+    context: Path
+    dockerfile: Path
+    build_args: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def output(self) -> dict[str, str]:
+        return {"type": "image", "name": self.image, "push": "true", "rewrite-timestamp": "true"}
+
+
+def python_image(project: Project, config: DeployConfig) -> str:
+    """The base image the deps image is built on: configured, else the Dockerfile's default."""
+    text = project.dockerfile_path.read_text()
+    return config.python_image or tags.dockerfile_arg_default(text, "PYTHON_IMAGE") or ""
+
+
+def deps_tag_for(project: Project, config: DeployConfig) -> str:
+    """deps-<semver>-<hash of lock + deps stages + base image>: the same inputs always give the same tag."""
+    content_hash = tags.deps_content_hash(
+        project.lock_path.read_bytes(), project.dockerfile_path.read_text(), python_image(project, config)
+    )
+    return tags.deps_tag(project.deps_version, content_hash)
+
+
+def deps_ref(project: Project, config: DeployConfig) -> str:
+    return tags.image_ref(config.registry, tags.DEPS_REPOSITORY, deps_tag_for(project, config))
+
+
+def app_tag_for(project: Project, source: SourceState) -> str:
+    """<app version>-<commit12>, with -dirty-<fingerprint> for an uncommitted tree."""
+    return tags.app_tag(project.app_version, source.commit, source.dirty_fingerprint)
+
+
+def build_secrets(config: DeployConfig) -> tuple[str, ...]:
+    """BuildKit secrets for the proxy CA and a private index (file paths only, never contents)."""
+    secrets = []
+    if config.ca_bundle:
+        secrets.append(f"id=ca_bundle,src={config.ca_bundle}")
+    if config.pip_index_url_file:
+        secrets.append(f"id=pip_index_url,src={config.pip_index_url_file}")
+    return tuple(secrets)
+
+
+def deps_plan(project: Project, config: DeployConfig) -> BuildPlan:
+    tag = deps_tag_for(project, config)
+    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(DEPS_SOURCE_DATE_EPOCH)}
+    if config.python_image:
+        args["PYTHON_IMAGE"] = config.python_image
+    return BuildPlan(
+        target="deps",
+        image=tags.image_ref(config.registry, tags.DEPS_REPOSITORY, tag),
+        context=project.root,
+        dockerfile=project.dockerfile_path,
+        build_args=args,
+        secrets=build_secrets(config),
+        labels={"org.opencontainers.image.version": tag},
+    )
+
+
+def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_image: str) -> BuildPlan:
+    tag = app_tag_for(project, source)
+    return BuildPlan(
+        target="runtime",
+        image=tags.image_ref(config.registry, tags.APP_REPOSITORY, tag),
+        context=project.root,
+        dockerfile=project.dockerfile_path,
+        build_args={
+            "DEPS_IMAGE": deps_image,
+            "GIT_COMMIT": source.commit,
+            "SOURCE_DATE_EPOCH": str(source.commit_time),
+        },
+        labels={
+            "org.opencontainers.image.version": project.app_version,
+            "org.opencontainers.image.revision": source.commit,
+            "org.opencontainers.image.base.name": deps_image,
+        },
+    )
+
+
+def run_build(docker: DockerClient, plan: BuildPlan, progress: Callable[[str], None] | None = None) -> str:
+    """Build `plan` with BuildKit, push it, and return the pushed manifest digest."""
+    show = progress or (lambda line: print(line, file=sys.stderr))
+    with tempfile.TemporaryDirectory() as tmp:
+        metadata = Path(tmp) / "metadata.json"
+        with docker_errors(f"building {plan.target} ({plan.image})", "see the build log above"):
+            for line in docker.buildx.build(
+                plan.context,
+                file=plan.dockerfile,
+                target=plan.target,
+                build_args=plan.build_args,
+                secrets=list(plan.secrets),
+                labels=plan.labels,
+                output=plan.output,
+                provenance=False,
+                metadata_file=metadata,
+                progress="plain",
+                stream_logs=True,
+            ):
+                if is_step_line(line):
+                    show(line.rstrip())
+        return json.loads(metadata.read_text())["containerimage.digest"]
+
+
+def is_step_line(line: str) -> bool:
+    """The lines of BuildKit's plain progress worth showing: each step as it starts, and errors."""
+    text = line.strip()
+    return (text.startswith("#") and " [" in text and "] " in text and not text.split(" ", 1)[1][:1].isdigit()) or "ERROR" in text

@@ -1,0 +1,262 @@
+"""The runbooks behind the invoke tasks: read config once, announce each step, call one function.
+
+Each function raises DeliveryError for anything a user can fix; tasks.py turns
+that into one line and a non-zero exit. Progress goes to stderr, results to
+stdout (as JSON with --json), so scripts can read them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from delivery import build, tags
+from delivery.config import DeployConfig, Host, load_config, parse_host
+from delivery.deploy import DeployReport, Target, predict_pull, release_lock, resolve_release
+from delivery import deploy as deploying
+from delivery.engine import check_engine, connect
+from delivery.errors import DeliveryError
+from delivery.project import Project, load_project
+from delivery.pullreport import human_bytes
+from delivery.registry import Registry, is_loopback, start_local_registry
+from delivery.source import read_source_state
+from delivery.versioning import bump_pyproject
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def emit(result: Any, as_json: bool, human: str) -> None:
+    print(json.dumps(result, indent=2, sort_keys=True) if as_json else human, flush=True)
+
+
+def settings(section: Mapping[str, Any]) -> tuple[DeployConfig, Project]:
+    return load_config(section), load_project(ROOT)
+
+
+def registry_for(config: DeployConfig) -> Registry:
+    password = os.environ.get(config.registry_password_env) if config.registry_user else None
+    return Registry(config.registry, config.registry_user, password)
+
+
+def ensure_registry(config: DeployConfig) -> Registry:
+    """The configured registry, started on demand when it is the default local one."""
+    registry = registry_for(config)
+    try:
+        registry.ping()
+    except DeliveryError:
+        if not is_loopback(config.registry):
+            raise
+        say(f"registry {config.registry} is not running: starting a local one")
+        say(f"started {start_local_registry(config.registry)}")
+    return registry
+
+
+def login(config: DeployConfig, docker) -> None:
+    """Log the docker CLI in when the registry needs credentials (the password never reaches argv or output)."""
+    if not config.registry_user:
+        return
+    password = os.environ.get(config.registry_password_env)
+    if not password:
+        raise DeliveryError(f"deploy.registry_user is set but ${config.registry_password_env} is empty: export the registry password")
+    subprocess.run(
+        ["docker", "login", config.registry, "--username", config.registry_user, "--password-stdin"],
+        input=password.encode(), check=False, capture_output=True,
+    ).returncode == 0 or _login_failed(config)
+
+
+def _login_failed(config: DeployConfig) -> None:
+    raise DeliveryError(f"docker login to {config.registry} as {config.registry_user} failed: check ${config.registry_password_env}")
+
+
+def builder(config: DeployConfig):
+    docker = connect(Host(kind="local", url=None, context=None))
+    check_engine(docker, Host(kind="local", url=None, context=None), need_buildx=True)
+    login(config, docker)
+    return docker
+
+
+# -- lock ---------------------------------------------------------------------------------------
+def lock() -> str:
+    """Regenerate requirements.lock (runtime, hashed) and requirements-dev.txt from their inputs."""
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if not Path(uv).exists():
+        raise DeliveryError("uv is not installed: run `scripts/setup` (it installs the dev tools)")
+    for source, target, header in (
+        ("pyproject.toml", "requirements.lock", "Locked runtime dependencies of the production image (from pyproject.toml).\n# Regenerate: invoke lock"),
+        ("requirements-dev.in", "requirements-dev.txt", "Locked developer/CI tools (from requirements-dev.in). Regenerate: invoke lock"),
+    ):
+        out = subprocess.run(
+            [uv, "pip", "compile", source, "--universal", "--generate-hashes", "--no-header", "--quiet", "-o", "-"],
+            cwd=ROOT, capture_output=True, text=True,
+        )
+        if out.returncode != 0:
+            raise DeliveryError(f"locking {source} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        (ROOT / target).write_text(f"# {header}\n{out.stdout}")
+    return "requirements.lock and requirements-dev.txt updated"
+
+
+# -- build ---------------------------------------------------------------------------------------
+def build_deps(section: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+    config, project = settings(section)
+    registry = ensure_registry(config)
+    plan = build.deps_plan(project, config)
+    tag = plan.image.rsplit(":", 1)[1]
+    if registry.has_tag(tags.DEPS_REPOSITORY, tag) and not force:
+        say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
+        digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
+        return {"image": plan.image, "digest": digest, "built": False}
+    say(f"building deps image {plan.image}")
+    digest = build.run_build(builder(config), plan, say)
+    return {"image": plan.image, "digest": digest, "built": True}
+
+
+def build_app(section: Mapping[str, Any]) -> dict[str, Any]:
+    config, project = settings(section)
+    registry = ensure_registry(config)
+    deps_image = build.deps_ref(project, config)
+    if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
+        raise DeliveryError(f"{deps_image} is not in the registry (the lock or deps stages changed): run `invoke build-deps` first")
+    source = read_source_state(ROOT)
+    plan = build.app_plan(project, config, source, deps_image)
+    if source.dirty_fingerprint:
+        say("the work tree has uncommitted changes: tagging the build as -dirty-")
+    say(f"building app image {plan.image} FROM {deps_image}")
+    digest = build.run_build(builder(config), plan, say)
+    return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
+
+
+# -- deploy ----------------------------------------------------------------------------------------
+def hosts_from(config: DeployConfig, hosts: Iterable[str]) -> list[Host]:
+    return [parse_host(h) for h in (list(hosts) or list(config.hosts))]
+
+
+def current_version(project: Project) -> str:
+    return build.app_tag_for(project, read_source_state(ROOT))
+
+
+def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Deploy to each host in turn; stop at the first failure (its report says whether it rolled back)."""
+    config, project = settings(section)
+    targets = hosts_from(config, hosts)
+    registry = registry_for(config)
+    release = resolve_release(registry, config, version or current_version(project))
+    reports: list[dict[str, Any]] = []
+    for host in targets:
+        target = Target(host, config, ROOT / "docker-compose.yml")
+        try:
+            if dry_run:
+                plan = predict_pull(target, release)
+                reports.append({"host": host.label, **plan.as_dict(), "dry_run": True})
+                say(f"{host.label}: would download {plan.pulled_layers}/{plan.total_layers} layers, {human_bytes(plan.pulled_bytes)} ({plan.store} store)")
+                continue
+            report = deploying.deploy(target, release, say)
+        finally:
+            target.close()
+        reports.append(report.as_dict())
+        if not report.healthy:
+            raise DeployFailed(report.error or "deploy failed", reports)
+    return reports
+
+
+class DeployFailed(DeliveryError):
+    """A deploy that failed after doing something: carries the reports so far (for --json)."""
+
+    def __init__(self, message: str, reports: list[dict[str, Any]]):
+        super().__init__(message)
+        self.reports = reports
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    if report.get("dry_run"):
+        return (f"{report['host']}: {report['image']} would pull {report['pulled_layers']}/{report['total_layers']} layers, "
+                f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store)")
+    lines = [
+        f"host            {report['host']} ({report['store']} image store)",
+        f"image           {report['image']}",
+        f"digest          {report['digest']}",
+        f"previous        {report['previous'] or 'none'}",
+        f"layers pulled   {report['pulled_layers']}/{report['total_layers']}",
+        f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])}",
+        f"pull time       {report['pull_seconds']:.2f}s",
+        f"healthy after   {report['seconds_to_healthy']}s" if report["healthy"] else f"healthy         no ({report['error']})",
+    ]
+    if report["rolled_back"]:
+        lines.append("rolled back     yes")
+    return "\n".join(lines)
+
+
+def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | None = None) -> list[dict[str, Any]]:
+    config, _ = load_config(section), None
+    reports = []
+    for host in hosts_from(config, hosts):
+        target = Target(host, config, ROOT / "docker-compose.yml")
+        try:
+            report = deploying.rollback(target, say, to)
+        finally:
+            target.close()
+        reports.append(report.as_dict())
+        if not report.healthy:
+            raise DeployFailed(report.error or "rollback failed", reports)
+    return reports
+
+
+def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
+    config = load_config(section)
+    result = []
+    for host in hosts_from(config, hosts):
+        target = Target(host, config, ROOT / "docker-compose.yml")
+        try:
+            result.append(deploying.status(target))
+        finally:
+            target.close()
+    return result
+
+
+def format_status(entry: Mapping[str, Any]) -> str:
+    running = entry["running"]
+    lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"]
+    if running:
+        lines.append(f"  running   {running['tag']}  {running['state']}/{running['health']}  since {running['started_at']}")
+        lines.append(f"  digest    {running['digest']}")
+    else:
+        lines.append("  running   nothing (first deploy: `invoke deploy`)")
+    if entry["lock"]:
+        lines.append(f"  lock      {entry['lock']}")
+    lines.append("  history (newest first):")
+    for item in entry["history"][:10] or []:
+        lines.append(f"    {item['time']}  {item['kind']:<8} {item['tag']}")
+    if not entry["history"]:
+        lines.append("    (none)")
+    return "\n".join(lines)
+
+
+def unlock(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[str]:
+    config = load_config(section)
+    done = []
+    for host in hosts_from(config, hosts):
+        docker = connect(host)
+        check_engine(docker, host)
+        done.append(f"{host.label}: {'removed a stale deploy lock' if release_lock(docker) else 'no deploy lock was held'}")
+    return done
+
+
+def bump(part: str, deps: bool = False) -> tuple[str, str]:
+    return bump_pyproject(ROOT / "pyproject.toml", part, deps=deps)
+
+
+def registry_up(section: Mapping[str, Any]) -> str:
+    config = load_config(section)
+    registry = registry_for(config)
+    try:
+        registry.ping()
+        return f"registry {config.registry} is running"
+    except DeliveryError:
+        return f"started {start_local_registry(config.registry)} at {config.registry}"

@@ -1,0 +1,140 @@
+"""What a pull downloads: predicted from the registry manifest against what a host has, and measured.
+
+Docker does not report pulled bytes. The prediction follows each image store's rule:
+- overlay2 (classic store): a layer is skipped only if its whole chain (ChainID: the
+  layer and every layer below it) is present, so a changed layer re-pulls all above it;
+- containerd store: a layer is skipped if its content is present anywhere.
+The registry's access log is the ground truth; `served_blob_bytes` reads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Sequence
+
+from delivery.registry import Manifest
+
+
+@dataclass(frozen=True)
+class HostLayers:
+    """What a host already has, in the terms both image stores use."""
+
+    store: str  # "overlay2" or "containerd"
+    diff_ids: frozenset[str]
+    chain_ids: frozenset[str]
+    image_ids: frozenset[str]  # image ids and repo digests' sha256 parts
+
+
+@dataclass(frozen=True)
+class PullPlan:
+    image: str
+    digest: str
+    store: str
+    total_layers: int
+    pulled_layers: int
+    total_bytes: int
+    pulled_bytes: int  # layer blobs plus the config blob, as the registry serves them (compressed)
+    pulled_digests: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The ChainID of each layer: the identity of the layer together with all layers below it."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            chains.append("sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+    return chains
+
+
+def host_layers(store: str, images: Iterable[tuple[str, Sequence[str], Sequence[str]]]) -> HostLayers:
+    """Pure: HostLayers from (image id, repo digests, rootfs diff ids) of every image on a host."""
+    diff_ids: set[str] = set()
+    chains: set[str] = set()
+    ids: set[str] = set()
+    for image_id, repo_digests, layers in images:
+        ids.add(image_id)
+        ids.update(ref.rsplit("@", 1)[-1] for ref in repo_digests)
+        diff_ids.update(layers)
+        chains.update(chain_ids(list(layers)))
+    return HostLayers(store, frozenset(diff_ids), frozenset(chains), frozenset(ids))
+
+
+def plan_pull(image: str, manifest: Manifest, diff_ids: Sequence[str], host: HostLayers) -> PullPlan:
+    """Pure: which layers of `manifest` the host must download, and how many bytes."""
+    if len(diff_ids) != len(manifest.layers):
+        raise ValueError("the image config and manifest disagree on the number of layers")
+    present = manifest.digest in host.image_ids or manifest.config.digest in host.image_ids
+    pulled: list[tuple[str, int]] = []
+    if not present:
+        chains = chain_ids(diff_ids)
+        for blob, diff_id, chain in zip(manifest.layers, diff_ids, chains):
+            skipped = chain in host.chain_ids if host.store == "overlay2" else (diff_id in host.diff_ids or chain in host.chain_ids)
+            if not skipped:
+                pulled.append((blob.digest, blob.size))
+    pulled_bytes = sum(size for _, size in pulled) + (0 if present else manifest.config.size)
+    return PullPlan(
+        image=image,
+        digest=manifest.digest,
+        store=host.store,
+        total_layers=len(manifest.layers),
+        pulled_layers=len(pulled),
+        total_bytes=manifest.layer_bytes + manifest.config.size,
+        pulled_bytes=pulled_bytes,
+        pulled_digests=tuple(digest for digest, _ in pulled),
+    )
+
+
+# -- the registry's access log: what was really served --------------------------------------
+ACCESS_LINE = re.compile(
+    r'^(?P<client>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) (?P<size>\d+|-)'
+)
+
+
+@dataclass(frozen=True)
+class Access:
+    method: str
+    path: str
+    status: int
+    size: int
+
+    @property
+    def is_blob(self) -> bool:
+        return "/blobs/sha256:" in self.path
+
+
+def parse_access_log(text: str) -> list[Access]:
+    """Pure: the HTTP accesses in a registry log (combined log format lines; other lines are skipped)."""
+    accesses = []
+    for line in text.splitlines():
+        match = ACCESS_LINE.match(line)
+        if match:
+            size = match.group("size")
+            accesses.append(Access(match.group("method"), match.group("path"), int(match.group("status")), 0 if size == "-" else int(size)))
+    return accesses
+
+
+def served_blob_bytes(accesses: Iterable[Access], repository: str | None = None) -> tuple[int, int]:
+    """(blob downloads, bytes) the registry served with GET 200, optionally for one repository."""
+    count = total = 0
+    for access in accesses:
+        if access.method == "GET" and access.status == 200 and access.is_blob:
+            if repository is None or access.path.startswith(f"/v2/{repository}/blobs/"):
+                count += 1
+                total += access.size
+    return count, total
+
+
+def human_bytes(n: int) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as registries and docker print)."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"

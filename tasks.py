@@ -1,0 +1,120 @@
+"""production_control delivery tasks. `invoke --list` shows them; `invoke --help TASK` shows flags.
+
+Configuration: invoke.yaml (section `deploy`), each key overridable by
+INVOKE_DEPLOY_<KEY> environment variables. The logic lives in the `delivery` package.
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+from invoke import Collection, Exit, task
+
+from delivery import commands
+from delivery.commands import DeployFailed, emit
+from delivery.config import DEFAULTS
+from delivery.errors import DeliveryError
+
+
+def user_errors(fn):
+    """One line and exit 1 for errors a user can fix (with --json, the reports so far on stdout)."""
+
+    @functools.wraps(fn)
+    def wrapper(c, *args, **kwargs):
+        try:
+            return fn(c, *args, **kwargs)
+        except DeployFailed as exc:
+            if kwargs.get("json"):
+                print(json.dumps(exc.reports[-1] if len(exc.reports) == 1 else {"hosts": exc.reports}, indent=2))
+            raise Exit(f"error: {exc}", code=1) from None
+        except DeliveryError as exc:
+            raise Exit(f"error: {exc}", code=1) from None
+
+    return wrapper
+
+
+def _one_or_many(reports):
+    return reports[0] if len(reports) == 1 else {"hosts": reports}
+
+
+@task(help={"force": "Rebuild and push even if the tag is already in the registry.", "json": "Print the result as JSON."})
+@user_errors
+def build_deps(c, force=False, json=False):
+    """Build and push the deps image, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
+    result = commands.build_deps(c.config.deploy, force=force)
+    emit(result, json, f"{result['image']}\n{result['digest']}")
+
+
+@task(help={"json": "Print the result as JSON."})
+@user_errors
+def build_app(c, json=False):
+    """Build and push the app image FROM the pushed deps image, tagged <version>-<commit>."""
+    result = commands.build_app(c.config.deploy)
+    emit(result, json, f"{result['image']}\n{result['digest']}")
+
+
+@task(
+    iterable=["host"],
+    help={
+        "host": "Docker host to deploy to: unix:///path, ssh://user@host, tcp://host:port, a docker context, "
+        "or 'local'. Repeat for several hosts (deployed in order, stopping at the first failure). "
+        "Default: deploy.hosts (the local engine).",
+        "version": "Release to deploy: an app tag (1.0.0-abcdef123456) or a version (1.0.0). Default: this checkout.",
+        "json": "Print the deploy report as JSON.",
+        "dry_run": "Only predict the layers and bytes each host would download; change nothing.",
+    },
+)
+@user_errors
+def deploy(c, host=None, version=None, json=False, dry_run=False):
+    """Pull, start and health-check a release on each host; roll back automatically if it fails."""
+    reports = commands.deploy(c.config.deploy, host or [], version, dry_run=dry_run)
+    emit(_one_or_many(reports), json, "\n\n".join(commands.format_report(r) for r in reports))
+
+
+@task(iterable=["host"], help={"host": "Host(s), as for deploy.", "to": "Release tag to go back to (default: the previous one).", "json": "Print the report as JSON."})
+@user_errors
+def rollback(c, host=None, to=None, json=False):
+    """Go back to the previously deployed release, from the image already on the host (no pull)."""
+    reports = commands.rollback(c.config.deploy, host or [], to)
+    emit(_one_or_many(reports), json, "\n".join(f"{r['host']}: now running {r['version']}" for r in reports))
+
+
+@task(iterable=["host"], help={"host": "Host(s), as for deploy.", "json": "Print as JSON."})
+@user_errors
+def status(c, host=None, json=False):
+    """Show what runs on each host and its deploy history."""
+    entries = commands.status(c.config.deploy, host or [])
+    emit(_one_or_many(entries), json, "\n\n".join(commands.format_status(e) for e in entries))
+
+
+@task(iterable=["host"], help={"host": "Host(s), as for deploy."})
+@user_errors
+def unlock(c, host=None):
+    """Remove a deploy lock left behind by a deploy that died."""
+    print("\n".join(commands.unlock(c.config.deploy, host or [])))
+
+
+@task(positional=["part"], help={"part": "major, minor or patch.", "deps": "Bump the deps image version instead of the app version."})
+@user_errors
+def bump(c, part, deps=False):
+    """Bump the app version (or with --deps the deps version) in pyproject.toml, keeping its formatting."""
+    old, new = commands.bump(part, deps)
+    print(f"{'deps' if deps else 'app'} version {old} -> {new}")
+
+
+@task(name="lock")
+@user_errors
+def lock_(c):
+    """Regenerate requirements.lock and requirements-dev.txt (hashed) from pyproject.toml and requirements-dev.in."""
+    print(commands.lock())
+
+
+@task
+@user_errors
+def registry(c):
+    """Start the local registry (deploy.registry on a loopback address) if it is not running."""
+    print(commands.registry_up(c.config.deploy))
+
+
+ns = Collection(build_deps, build_app, deploy, rollback, status, unlock, bump, lock_, registry)
+ns.configure({"deploy": DEFAULTS})
