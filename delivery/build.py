@@ -11,7 +11,6 @@ attestations, so the same inputs give the same image digest on any clean builder
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from delivery import tags
 from delivery.config import DeployConfig
 from delivery.engine import docker_errors
 from delivery.project import Project
+from delivery.registry import Registry
 from delivery.source import SourceState
 
 DEPS_SOURCE_DATE_EPOCH = 0  # the deps image is named by its content, not by when it was built
@@ -39,9 +39,13 @@ class BuildPlan:
     secrets: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def output(self) -> dict[str, str]:
-        return {"type": "image", "name": self.image, "push": "true", "rewrite-timestamp": "true"}
+    def output(self, layout: Path) -> dict[str, str]:
+        """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).
+
+        The engine's own image exporter cannot rewrite timestamps while it unpacks
+        into its store, so the image is written as a layout and pushed by `Registry.push_layout`.
+        """
+        return {"type": "oci", "dest": str(layout), "tar": "false", "name": self.image, "rewrite-timestamp": "true"}
 
 
 def python_image(project: Project, config: DeployConfig) -> str:
@@ -113,11 +117,11 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
     )
 
 
-def run_build(docker: DockerClient, plan: BuildPlan, progress: Callable[[str], None] | None = None) -> str:
+def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progress: Callable[[str], None] | None = None) -> str:
     """Build `plan` with BuildKit, push it, and return the pushed manifest digest."""
     show = progress or (lambda line: print(line, file=sys.stderr))
-    with tempfile.TemporaryDirectory() as tmp:
-        metadata = Path(tmp) / "metadata.json"
+    with tempfile.TemporaryDirectory(prefix="production-control-build-") as tmp:
+        layout = Path(tmp) / "layout"
         with docker_errors(f"building {plan.target} ({plan.image})", "see the build log above"):
             for line in docker.buildx.build(
                 plan.context,
@@ -126,15 +130,16 @@ def run_build(docker: DockerClient, plan: BuildPlan, progress: Callable[[str], N
                 build_args=plan.build_args,
                 secrets=list(plan.secrets),
                 labels=plan.labels,
-                output=plan.output,
+                output=plan.output(layout),
                 provenance=False,
-                metadata_file=metadata,
                 progress="plain",
                 stream_logs=True,
             ):
                 if is_step_line(line):
                     show(line.rstrip())
-        return json.loads(metadata.read_text())["containerimage.digest"]
+        _, repository, tag, _ = tags.split_image_ref(plan.image)
+        show(f"pushing {plan.image}")
+        return registry.push_layout(layout, repository, tag or "latest", mount_from=(tags.DEPS_REPOSITORY,), progress=show)
 
 
 def is_step_line(line: str) -> bool:

@@ -114,7 +114,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False) -> dict[str, Any
         digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
         return {"image": plan.image, "digest": digest, "built": False}
     say(f"building deps image {plan.image}")
-    digest = build.run_build(builder(config), plan, say)
+    digest = build.run_build(builder(config), registry, plan, say)
     return {"image": plan.image, "digest": digest, "built": True}
 
 
@@ -129,7 +129,7 @@ def build_app(section: Mapping[str, Any]) -> dict[str, Any]:
     if source.dirty_fingerprint:
         say("the work tree has uncommitted changes: tagging the build as -dirty-")
     say(f"building app image {plan.image} FROM {deps_image}")
-    digest = build.run_build(builder(config), plan, say)
+    digest = build.run_build(builder(config), registry, plan, say)
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
 
 

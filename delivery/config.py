@@ -150,8 +150,13 @@ def _existing_file(key: str, value: Any) -> Path | None:
         return None
     if not isinstance(value, (str, Path)) or not str(value):
         raise DeliveryError(f"invalid deploy.{key} {value!r}: give the path of a file")
-    path = Path(value).expanduser().absolute()
-    if not path.is_file():
+    path = Path(value)
+    try:
+        path = path.expanduser().absolute()
+        is_file = path.is_file()
+    except (OSError, RuntimeError):  # a name too long for the file system; ~user of an unknown user
+        is_file = False
+    if not is_file:
         raise DeliveryError(f"deploy.{key} file {str(path)!r} does not exist: fix the path or unset deploy.{key}")
     return path
 

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from delivery.errors import DeliveryError
 
@@ -67,8 +67,16 @@ class Registry:
             self._auth = f"Basic {token}"
 
     # -- HTTP ---------------------------------------------------------------
-    def _request(self, method: str, path: str, accept: tuple[str, ...] = ()) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base + path, method=method)
+    def _request(self, method: str, path: str, accept: tuple[str, ...] = (), data: Any = None,
+                 content_type: str | None = None, length: int | None = None) -> tuple[int, dict[str, str], bytes]:
+        url = path if path.startswith("http") else self.base + path
+        request = urllib.request.Request(url, method=method, data=data)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        if length is not None:
+            request.add_header("Content-Length", str(length))
+        elif data is None and method in ("POST", "PUT"):
+            request.add_header("Content-Length", "0")
         if accept:
             request.add_header("Accept", ", ".join(accept))
         if self._auth:
@@ -89,6 +97,51 @@ class Registry:
                 f"registry {self.address} is unreachable ({reason}): start it (`invoke registry`) "
                 "or set deploy.registry / INVOKE_DEPLOY_REGISTRY"
             ) from exc
+
+    def push_layout(self, layout: Path, repository: str, tag: str, mount_from: tuple[str, ...] = (),
+                    progress: Callable[[str], None] = lambda _: None) -> str:
+        """Push the image in an OCI layout directory as repository:tag; return its manifest digest.
+
+        A blob is uploaded only when the registry lacks it: it is first looked up,
+        then mounted from `mount_from` repositories, and only then sent.
+        """
+        index = json.loads((layout / "index.json").read_text())
+        manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES[2:]]
+        if len(manifests) != 1:
+            raise DeliveryError(f"the build produced {len(manifests)} image manifests, expected 1")
+        descriptor = manifests[0]
+        body = blob_path(layout, descriptor["digest"]).read_bytes()
+        document = json.loads(body)
+        sent = 0
+        for blob in [document["config"], *document["layers"]]:
+            sent += self._push_blob(layout, repository, blob["digest"], int(blob["size"]), mount_from)
+        progress(f"uploaded {sent} new blob(s) of {1 + len(document['layers'])} to {self.address}/{repository}")
+        status, headers, answer = self._request("PUT", f"{repository}/manifests/{tag}", data=body,
+                                                content_type=descriptor["mediaType"])
+        if status not in (200, 201):
+            raise DeliveryError(f"registry {self.address} refused the manifest of {repository}:{tag} (HTTP {status}): {answer[:200]!r}")
+        return headers.get("docker-content-digest") or descriptor["digest"]
+
+    def _push_blob(self, layout: Path, repository: str, digest: str, size: int, mount_from: tuple[str, ...]) -> int:
+        status, _, _ = self._request("HEAD", f"{repository}/blobs/{digest}")
+        if status == 200:
+            return 0
+        for source in mount_from:
+            status, headers, _ = self._request("POST", f"{repository}/blobs/uploads/?mount={digest}&from={source}")
+            if status == 201:
+                return 0
+        status, headers, _ = self._request("POST", f"{repository}/blobs/uploads/")
+        if status != 202 or "location" not in headers:
+            raise DeliveryError(f"registry {self.address} refused an upload to {repository} (HTTP {status})")
+        location = headers["location"]
+        if not location.startswith("http"):
+            location = self.base[: -len("/v2/")] + location
+        location += ("&" if "?" in location else "?") + f"digest={digest}"
+        with blob_path(layout, digest).open("rb") as data:
+            status, _, answer = self._request("PUT", location, data=data, content_type="application/octet-stream", length=size)
+        if status != 201:
+            raise DeliveryError(f"registry {self.address} refused blob {digest[:19]} (HTTP {status}): {answer[:200]!r}")
+        return 1
 
     def ping(self) -> None:
         status, _, _ = self._request("GET", "")
@@ -146,6 +199,11 @@ class Registry:
         if not isinstance(value, dict):
             raise DeliveryError(f"registry {self.address} sent unexpected JSON for {what}")
         return value
+
+
+def blob_path(layout: Path, digest: str) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    return layout / "blobs" / algorithm / hexdigest
 
 
 def parse_manifest(document: dict[str, Any], *, digest: str, size: int) -> Manifest:

@@ -231,8 +231,15 @@ def image_ref(registry: str, repository: str, tag: str) -> str:
         raise DeliveryError(f"invalid registry {registry!r}: use host[:port], e.g. localhost:5000")
     if not _REPOSITORY.fullmatch(repository):
         raise DeliveryError(f"invalid repository {repository!r}: use lower-case names like {APP_REPOSITORY}")
+    if not registry and _looks_like_registry(repository.partition("/")[0]) and "/" in repository:
+        raise DeliveryError(f"repository {repository!r} would be read as a registry host: give the registry explicitly")
     _check_tag(tag)
     return f"{registry}/{repository}:{tag}" if registry else f"{repository}:{tag}"
+
+
+def _looks_like_registry(component: str) -> bool:
+    """Docker's rule: a first path component with a dot or a port, or `localhost`, is a registry host."""
+    return "." in component or ":" in component or component == "localhost" or component.startswith("[")
 
 
 def split_image_ref(ref: str) -> ImageRef:
@@ -250,7 +257,7 @@ def split_image_ref(ref: str) -> ImageRef:
             raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
     registry = ""
     first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+    if slash and _looks_like_registry(first):
         registry, name = first, rest
         if not _DOMAIN.fullmatch(registry):
             raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")

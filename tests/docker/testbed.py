@@ -1,0 +1,182 @@
+"""The Docker test bed as the integration tests see it: its settings, its engine, image builds.
+
+`scripts/testbed up` starts the engines and the registry; `scripts/testbed env` prints
+the variables read here. Nothing in this module skips: a missing test bed is a failure.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_on_whales import DockerClient, Image
+from python_on_whales.exceptions import DockerException
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_HINT = "run `sudo scripts/testbed up`"
+# PyPI goes through a TLS-inspecting proxy here: pip in the build needs this bundle.
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+ENV_NAMES = {
+    "registry": "TESTBED_REGISTRY",
+    "registry_log": "TESTBED_REGISTRY_LOG",
+    "server_host": "TESTBED_SERVER_HOST",
+    "python_image": "TESTBED_PYTHON_IMAGE",
+    "state": "TESTBED_STATE",
+}
+
+
+class TestbedUnavailable(Exception):
+    """The test bed is not set up or not running; the message says what to do."""
+
+    __test__ = False  # not a pytest test class
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """Where the test bed's pieces are: registry, second engine, offline base image."""
+
+    __test__ = False  # not a pytest test class
+
+    registry: str
+    registry_log: Path
+    server_host: str
+    python_image: str
+    state: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Testbed":
+        """Read every TESTBED_* variable; KeyError names the first one missing."""
+        values = {field: environ[name] for field, name in ENV_NAMES.items()}
+        return cls(
+            registry=values["registry"],
+            registry_log=Path(values["registry_log"]),
+            server_host=values["server_host"],
+            python_image=values["python_image"],
+            state=Path(values["state"]),
+        )
+
+
+def parse_env_script(text: str) -> dict[str, str]:
+    """The variables of `export NAME=value` lines (what `scripts/testbed env` prints)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            found[name] = value
+    return found
+
+
+def read_testbed(environ: Mapping[str, str] = os.environ) -> Testbed:
+    """The test bed from the environment, else from `scripts/testbed env`."""
+    if all(name in environ for name in ENV_NAMES.values()):
+        return Testbed.from_env(environ)
+    script = REPO_ROOT / "scripts" / "testbed"
+    try:
+        result = subprocess.run([str(script), "env"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise TestbedUnavailable(f"cannot read the test bed settings from `{script} env` ({error}): {START_HINT}")
+    try:
+        return Testbed.from_env({**parse_env_script(result.stdout), **environ})
+    except KeyError as missing:
+        raise TestbedUnavailable(f"`{script} env` did not print {missing}: {START_HINT}")
+
+
+def connect_engine(testbed: Testbed) -> DockerClient:
+    """A client of the builder engine, checked to answer and to hold the offline base image."""
+    docker = DockerClient()
+    try:
+        docker.system.info()
+    except (DockerException, OSError) as error:
+        raise TestbedUnavailable(f"the builder Docker engine is not reachable ({error}): {START_HINT}")
+    if not docker.image.exists(testbed.python_image):
+        raise TestbedUnavailable(f"the offline base image {testbed.python_image} is missing: {START_HINT}")
+    return docker
+
+
+def build_target(
+    docker: DockerClient,
+    testbed: Testbed,
+    context: Path,
+    *,
+    target: str,
+    tag: str,
+    build_args: Mapping[str, str] | None = None,
+) -> Image:
+    """Build one Dockerfile stage of `context` into the engine's image store as `tag`.
+
+    The build log is captured: a failed build raises a DockerException that carries it.
+    """
+    image = docker.buildx.build(
+        context,
+        target=target,
+        tags=[tag],
+        build_args=build_arguments(testbed, build_args),
+        secrets=build_secrets(),
+        load=True,
+        provenance=False,
+        progress=False,
+    )
+    assert isinstance(image, Image)
+    return image
+
+
+def stream_build_log(
+    docker: DockerClient,
+    testbed: Testbed,
+    context: Path,
+    *,
+    target: str,
+    tag: str,
+    build_args: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Like build_target, but yield the plain-progress build log line by line."""
+    lines = docker.buildx.build(
+        context,
+        target=target,
+        tags=[tag],
+        build_args=build_arguments(testbed, build_args),
+        secrets=build_secrets(),
+        load=True,
+        provenance=False,
+        progress="plain",
+        stream_logs=True,
+    )
+    assert not isinstance(lines, (Image, type(None)))
+    return iter(lines)
+
+
+def build_arguments(testbed: Testbed, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The offline base image (no Docker Hub here) plus the caller's build args."""
+    return {"PYTHON_IMAGE": testbed.python_image, **(extra or {})}
+
+
+def build_secrets() -> list[str]:
+    """The CA bundle as BuildKit secret `ca_bundle` when the machine has one."""
+    return [f"id=ca_bundle,src={CA_BUNDLE}"] if CA_BUNDLE.is_file() else []
+
+
+def copy_worktree(destination: Path) -> Path:
+    """Copy the repository's files that git tracks or would track (not ignored ones).
+
+    This is what a developer's checkout holds, minus local clutter; tests add their own
+    clutter on top to check that it stays out of the image.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for relative in filter(None, listed.split("\0")):
+        source = REPO_ROOT / relative
+        if not source.is_file():  # tracked but deleted in the work tree
+            continue
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return destination
