@@ -155,7 +155,7 @@ def deploy_lock(docker: DockerClient, host_label: str) -> Iterator[None]:
     owner = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
     since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
-        docker.network.create(LOCK_NETWORK, internal=True, labels={"owner": owner, "since": since})
+        docker.network.create(LOCK_NETWORK, labels={"owner": owner, "since": since})
     except DockerException as exc:
         if "already exists" not in (exc.stderr or ""):
             raise DeliveryError(f"taking the deploy lock on {host_label} failed: {last_line(exc)}") from exc
