@@ -244,7 +244,7 @@ def unlock(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[str]:
     for host in hosts_from(config, hosts):
         docker = connect(host)
         check_engine(docker, host)
-        done.append(f"{host.label}: {'removed a stale deploy lock' if release_lock(docker) else 'no deploy lock was held'}")
+        done.append(f"{host.label}: {'removed a stale deploy lock' if release_lock(docker, config.compose_project) else 'no deploy lock was held'}")
     return done
 
 

@@ -1,9 +1,9 @@
 """Deploying a release to Docker hosts with compose: lock, pull (measured), up, health, verify, or roll back.
 
 Host-side state, so every operator's machine sees the same thing:
-- the deploy lock is a Docker network named LOCK_NETWORK (creating a network whose
-  name exists fails, so exactly one deploy holds it); its labels say who and since when;
-- the deploy history is a set of image tags HISTORY_REPOSITORY:<UTC time>-<kind>-<app tag>
+- the deploy lock is a Docker network named <compose project>-deploy-lock (creating a
+  network whose name exists fails, so exactly one deploy holds it); its labels say who and since when;
+- the deploy history is a set of image tags <compose project>-history:<UTC time>-<kind>-<app tag>
   on the host, each pointing at the image that was deployed. They also keep the
   previous release's image on the host, so a rollback needs no pull.
 """
@@ -31,8 +31,6 @@ from delivery.pullreport import PullPlan, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 
 SERVICE = "app"
-LOCK_NETWORK = "production-control-deploy-lock"
-HISTORY_REPOSITORY = "production-control-history"
 Say = Callable[[str], None]
 
 
@@ -114,6 +112,11 @@ class Target:
             compose_project=self.config.compose_project,
         )
 
+    @property
+    def host_arg(self) -> str:
+        """How to name this host on the command line (--host)."""
+        return self.host.url or self.host.context or "local"
+
     def close(self) -> None:
         self._tmp.cleanup()
 
@@ -149,60 +152,69 @@ def predict_pull(target: Target, release: Release) -> PullPlan:
 
 
 # -- host-side lock and history ----------------------------------------------------------------
+def lock_name(project: str) -> str:
+    return f"{project}-deploy-lock"
+
+
+def history_repository(project: str) -> str:
+    return f"{project}-history"
+
+
 @contextlib.contextmanager
-def deploy_lock(docker: DockerClient, host_label: str) -> Iterator[None]:
-    """Hold the host's deploy lock; refuse with who holds it when another deploy runs."""
+def deploy_lock(target: "Target") -> Iterator[None]:
+    """Hold the host's deploy lock for the project; refuse with who holds it when another deploy runs."""
+    docker, host_label, name = target.docker, target.host.label, lock_name(target.config.compose_project)
     owner = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
     since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
-        docker.network.create(LOCK_NETWORK, labels={"owner": owner, "since": since})
+        docker.network.create(name, labels={"owner": owner, "since": since})
     except DockerException as exc:
         if "already exists" not in (exc.stderr or ""):
             raise DeliveryError(f"taking the deploy lock on {host_label} failed: {last_line(exc)}") from exc
-        holder = lock_holder(docker)
         raise DeliveryError(
-            f"another deploy to {host_label} is running ({holder}): wait for it to finish, "
-            f"or if it died, `invoke unlock --host {host_label}`"
+            f"another deploy to {host_label} is running ({lock_holder(docker, name)}): wait for it to finish, "
+            f"or if it died, `invoke unlock --host {target.host_arg}`"
         ) from exc
     try:
         yield
     finally:
         with contextlib.suppress(DockerException):
-            docker.network.remove(LOCK_NETWORK)
+            docker.network.remove(name)
 
 
-def lock_holder(docker: DockerClient) -> str:
+def lock_holder(docker: DockerClient, name: str) -> str:
     try:
-        labels = docker.network.inspect(LOCK_NETWORK).labels or {}
+        labels = docker.network.inspect(name).labels or {}
     except DockerException:
         return "holder unknown"
     return f"held by {labels.get('owner', '?')} since {labels.get('since', '?')}"
 
 
-def release_lock(docker: DockerClient) -> bool:
+def release_lock(docker: DockerClient, project: str) -> bool:
     """Remove a stale lock; True if there was one."""
     try:
-        docker.network.remove(LOCK_NETWORK)
+        docker.network.remove(lock_name(project))
         return True
     except DockerException:
         return False
 
 
-def record(docker: DockerClient, kind: str, release_tag: str, image_id: str) -> None:
+def record(target: "Target", kind: str, release_tag: str, image_id: str) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     with docker_errors("recording the deploy history"):
-        docker.image.tag(image_id, f"{HISTORY_REPOSITORY}:{stamp}-{kind}-{release_tag}")
+        target.docker.image.tag(image_id, f"{history_repository(target.config.compose_project)}:{stamp}-{kind}-{release_tag}")
 
 
-def history(docker: DockerClient) -> list[HistoryEntry]:
-    """The host's deploy history, newest first."""
+def history(target: "Target") -> list[HistoryEntry]:
+    """The host's deploy history for the project, newest first."""
+    repository = history_repository(target.config.compose_project)
     with docker_errors("reading the deploy history"):
-        images = docker.image.list(HISTORY_REPOSITORY)
+        images = target.docker.image.list(repository)
     entries = []
     for image in images:
         for ref in image.repo_tags or []:
             repo, _, history_tag = ref.rpartition(":")
-            if repo.endswith(HISTORY_REPOSITORY):
+            if repo == repository:
                 entry = HistoryEntry.parse(history_tag, image.id)
                 if entry:
                     entries.append(entry)
@@ -270,7 +282,7 @@ def start(target: Target, release_tag: str, say: Say) -> tuple[bool, str, float,
 def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     """Pull, start and verify `release` on one host; restore the previous release if it fails."""
     report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=release.digest)
-    with deploy_lock(target.docker, target.host.label):
+    with deploy_lock(target):
         previous = running_tag(running_container(target.compose(release.tag)))
         report.previous = previous
         plan = predict_pull(target, release)
@@ -290,7 +302,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
                 healthy, why = False, f"it runs image digest {', '.join(digests) or 'unknown'}, not {release.digest}"
         if healthy:
             report.healthy, report.seconds_to_healthy = True, round(seconds, 2)
-            record(target.docker, "deploy", release.tag, container.image)
+            record(target, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is healthy after {seconds:.1f}s")
             return report
         report.error = f"{release.tag} failed on {target.host.label}: {why}"
@@ -303,7 +315,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
             ok, why_back, _, back = start(target, previous, say)
             report.rolled_back = ok
             if ok:
-                record(target.docker, "restore", previous, back.image)
+                record(target, "restore", previous, back.image)
                 report.error += f"; rolled back to {previous}, which is serving"
             else:
                 report.error += f"; restoring {previous} failed too: {why_back}"
@@ -316,13 +328,13 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
     """Go back to the previously deployed release (or `to`), using the image already on the host."""
-    with deploy_lock(target.docker, target.host.label):
-        entries = history(target.docker)
+    with deploy_lock(target):
+        entries = history(target)
         current = running_tag(running_container(target.compose("current"))) or (entries[0].tag if entries else None)
         candidates = [e for e in entries if e.tag != current and (to is None or e.tag == to)]
         if not candidates:
             wanted = to or "a previous release"
-            raise DeliveryError(f"no {wanted} in the deploy history of {target.host.label}: see `invoke status --host {target.host.label}`")
+            raise DeliveryError(f"no {wanted} in the deploy history of {target.host.label}: see `invoke status --host {target.host_arg}`")
         entry = candidates[0]
         image = tags.image_ref(target.config.registry, tags.APP_REPOSITORY, entry.tag)
         with docker_errors(f"restoring the image of {entry.tag}"):
@@ -337,7 +349,7 @@ def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
         if not healthy:
             report.error = f"rollback to {entry.tag} on {target.host.label} is not healthy: {why}"
             return report
-        record(target.docker, "rollback", entry.tag, container.image)
+        record(target, "rollback", entry.tag, container.image)
         report.rolled_back = True
         return report
 
@@ -358,13 +370,14 @@ def status(target: Target) -> dict[str, Any]:
         }
     lock = None
     with contextlib.suppress(DockerException):
-        target.docker.network.inspect(LOCK_NETWORK)
-        lock = lock_holder(target.docker)
+        name = lock_name(target.config.compose_project)
+        target.docker.network.inspect(name)
+        lock = lock_holder(target.docker, name)
     return {
         "host": target.host.label,
         "image_store": target.info.image_store,
         "engine": target.info.server_version,
         "running": running,
         "lock": lock,
-        "history": [asdict(e) for e in history(target.docker)],
+        "history": [asdict(e) for e in history(target)],
     }
