@@ -1,9 +1,10 @@
 # production_control image. Stages run from least to most volatile, so a
 # release that only changes Python code rebuilds (and ships) only the last one.
 #
-#   deps     base image + OS packages + /opt/venv with the locked packages.
-#            Built and pushed as production-control-deps:<tag> only when its
-#            inputs change (the base image, this file's deps stages, requirements.lock).
+#   deps     base image + OS packages + /opt/venv with the locked packages, in
+#            one layer per dependency group (deps/layers.toml). Built and pushed
+#            as production-control-deps:<tag> only when its inputs change (the
+#            base image, this file's deps stages, requirements.lock, deps/).
 #   runtime  FROM that pushed deps image (DEPS_IMAGE), plus the app code only.
 #
 # Secrets (a CA bundle for TLS-inspecting proxies, a private index URL) come in
@@ -18,7 +19,9 @@ ARG DEPS_IMAGE=deps
 # --- os: changes only when the base image or the OS package list changes -----
 FROM ${PYTHON_IMAGE} AS os
 # cron runs the jobs; curl serves the healthcheck; util-linux gives flock and setpriv.
-# Logs and caches that hold build times are removed so the layer is reproducible.
+# Logs and caches that hold build times are removed, and SOURCE_DATE_EPOCH fixes
+# the password-change date useradd writes, so the layer is reproducible.
+ARG SOURCE_DATE_EPOCH=0
 RUN set -eu; \
     apt-get update; \
     apt-get install -y --no-install-recommends cron curl util-linux; \
@@ -31,26 +34,45 @@ RUN set -eu; \
     install -d -m 0755 /app
 WORKDIR /app
 
-# --- venv-build: throwaway stage; pip, the lock and the secrets stay here --------
-FROM os AS venv-build
-# SOURCE_DATE_EPOCH makes pip write hash-based (reproducible) .pyc files.
+# --- venv: throwaway; an empty venv, the pip that fills it, the lock --------------
+FROM os AS venv
+RUN python3 -m venv /opt/pip-tool && python3 -m venv --without-pip /opt/venv
+COPY requirements.lock deps/layers.toml deps/select_layer.py deps/install-layer.sh /deps/
+
+# --- layer-*: one stage per dependency layer (deps/layers.toml), bottom to top ----
+# Each installs only its group's locked packages, so each becomes an independent
+# layer: bumping one package changes one layer. SOURCE_DATE_EPOCH makes .pyc
+# files hash-based, so identical inputs give identical layers on any builder.
+FROM venv AS layer-1
 ARG SOURCE_DATE_EPOCH=0
-COPY requirements.lock /tmp/requirements.lock
-RUN --mount=type=secret,id=ca_bundle,required=false \
-    --mount=type=secret,id=pip_index_url,required=false \
-    set -eu; \
-    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
-    if [ -s /run/secrets/pip_index_url ]; then PIP_INDEX_URL="$(cat /run/secrets/pip_index_url)"; export PIP_INDEX_URL; fi; \
-    python3 -m venv /tmp/pip-tool; \
-    python3 -m venv --without-pip /opt/venv; \
-    SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" /tmp/pip-tool/bin/pip --python /opt/venv/bin/python \
-        install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
-        --only-binary=:all: -r /tmp/requirements.lock
+RUN --mount=type=secret,id=ca_bundle,required=false --mount=type=secret,id=pip_index_url,required=false \
+    /deps/install-layer.sh 1
+
+FROM venv AS layer-2
+ARG SOURCE_DATE_EPOCH=0
+RUN --mount=type=secret,id=ca_bundle,required=false --mount=type=secret,id=pip_index_url,required=false \
+    /deps/install-layer.sh 2
+
+FROM venv AS layer-3
+ARG SOURCE_DATE_EPOCH=0
+RUN --mount=type=secret,id=ca_bundle,required=false --mount=type=secret,id=pip_index_url,required=false \
+    /deps/install-layer.sh 3
+
+FROM venv AS layer-rest
+ARG SOURCE_DATE_EPOCH=0
+RUN --mount=type=secret,id=ca_bundle,required=false --mount=type=secret,id=pip_index_url,required=false \
+    /deps/install-layer.sh rest
 
 # --- deps: what production runs on, nothing of the app --------------------------
 FROM os AS deps
-# The whole venv (not just site-packages), so console scripts like uvicorn work.
-COPY --link --from=venv-build /opt/venv /opt/venv
+# The venv skeleton, then each dependency layer, most stable first. COPY --link
+# makes every layer independent of those below it (reused as-is by any builder).
+# The whole venv (not just site-packages) ships, so console scripts like uvicorn work.
+COPY --link --from=venv /opt/venv /opt/venv
+COPY --link --from=layer-1 /opt/venv/ /opt/venv/
+COPY --link --from=layer-2 /opt/venv/ /opt/venv/
+COPY --link --from=layer-3 /opt/venv/ /opt/venv/
+COPY --link --from=layer-rest /opt/venv/ /opt/venv/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

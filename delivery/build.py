@@ -54,10 +54,18 @@ def python_image(project: Project, config: DeployConfig) -> str:
     return config.python_image or tags.dockerfile_arg_default(text, "PYTHON_IMAGE") or ""
 
 
+def deps_inputs(project: Project) -> bytes:
+    """Every file the deps stages copy: the lock and deps/ (layer groups, install script), name-prefixed."""
+    files = [project.lock_path, *sorted(p for p in (project.root / "deps").rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
+    return b"".join(
+        f"{p.relative_to(project.root)}\0{p.stat().st_size}\0".encode() + p.read_bytes() for p in files
+    )
+
+
 def deps_tag_for(project: Project, config: DeployConfig) -> str:
-    """deps-<semver>-<hash of lock + deps stages + base image>: the same inputs always give the same tag."""
+    """deps-<semver>-<hash of the deps inputs + deps stages + base image>: the same inputs give the same tag."""
     content_hash = tags.deps_content_hash(
-        project.lock_path.read_bytes(), project.dockerfile_path.read_text(), python_image(project, config)
+        deps_inputs(project), project.dockerfile_path.read_text(), python_image(project, config)
     )
     return tags.deps_tag(project.deps_version, content_hash)
 
