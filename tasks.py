@@ -37,19 +37,22 @@ def _one_or_many(reports):
     return reports[0] if len(reports) == 1 else {"hosts": reports}
 
 
-@task(help={"force": "Rebuild and push even if the tag is already in the registry.", "json": "Print the result as JSON."})
+NO_CACHE = "Build without the builder's cache, as a fresh CI runner would (same digest: builds are reproducible)."
+
+
+@task(help={"force": "Rebuild and push even if the tag is already in the registry.", "no_cache": NO_CACHE, "json": "Print the result as JSON."})
 @user_errors
-def build_deps(c, force=False, json=False):
+def build_deps(c, force=False, no_cache=False, json=False):
     """Build and push the deps image, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
-    result = commands.build_deps(c.config.deploy, force=force)
+    result = commands.build_deps(c.config.deploy, force=force, use_cache=not no_cache)
     emit(result, json, f"{result['image']}\n{result['digest']}")
 
 
-@task(help={"json": "Print the result as JSON."})
+@task(help={"no_cache": NO_CACHE, "json": "Print the result as JSON."})
 @user_errors
-def build_app(c, json=False):
+def build_app(c, no_cache=False, json=False):
     """Build and push the app image FROM the pushed deps image, tagged <version>-<commit>."""
-    result = commands.build_app(c.config.deploy)
+    result = commands.build_app(c.config.deploy, use_cache=not no_cache)
     emit(result, json, f"{result['image']}\n{result['digest']}")
 
 

@@ -11,6 +11,9 @@ attestations, so the same inputs give the same image digest on any clean builder
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from delivery.registry import Registry
 from delivery.source import SourceState
 
 DEPS_SOURCE_DATE_EPOCH = 0  # the deps image is named by its content, not by when it was built
+STAGED_MTIME = 0  # file times in the build context; older than any SOURCE_DATE_EPOCH, so kept as is
 
 
 @dataclass(frozen=True)
@@ -125,21 +129,54 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
     )
 
 
-def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progress: Callable[[str], None] | None = None) -> str:
-    """Build `plan` with BuildKit, push it, and return the pushed manifest digest."""
+def stage_context(root: Path, destination: Path) -> Path:
+    """Copy the source files (tracked and untracked, not ignored) with normalized metadata.
+
+    A checkout's file times and modes depend on when and how it was cloned; the
+    staged copy has every time set to STAGED_MTIME and modes 0644/0755, so the
+    same sources give the same layers on any machine, whatever its build cache
+    holds (the cache matches files by content, not time).
+    """
+    epoch = STAGED_MTIME
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root, capture_output=True, check=True,
+    ).stdout.decode()
+    dirs: set[Path] = {destination}
+    for name in filter(None, listing.split("\0")):
+        source = root / name
+        if not source.is_file() or source.is_symlink():
+            continue  # deleted in the work tree, or a link the image never needs
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        target.chmod(0o755 if source.stat().st_mode & 0o111 else 0o644)
+        os.utime(target, (epoch, epoch))
+        dirs.update(target.parents)
+    for directory in sorted(d for d in dirs if d == destination or destination in d.parents):
+        directory.chmod(0o755)
+        os.utime(directory, (epoch, epoch))
+    return destination
+
+
+def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progress: Callable[[str], None] | None = None,
+              use_cache: bool = True) -> str:
+    """Build `plan` with BuildKit (use_cache=False: as on a fresh CI runner), push it, return the manifest digest."""
     show = progress or (lambda line: print(line, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="production-control-build-") as tmp:
         layout = Path(tmp) / "layout"
+        context = stage_context(plan.context, Path(tmp) / "context")
         with docker_errors(f"building {plan.target} ({plan.image})", "see the build log above"):
             for line in docker.buildx.build(
-                plan.context,
-                file=plan.dockerfile,
+                context,
+                file=context / plan.dockerfile.relative_to(plan.context),
                 target=plan.target,
                 build_args=plan.build_args,
                 secrets=list(plan.secrets),
                 labels=plan.labels,
                 output=plan.output(layout),
                 provenance=False,
+                cache=use_cache,
                 progress="plain",
                 stream_logs=True,
             ):

@@ -104,7 +104,7 @@ def lock() -> str:
 
 
 # -- build ---------------------------------------------------------------------------------------
-def build_deps(section: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
     registry = ensure_registry(config)
     plan = build.deps_plan(project, config)
@@ -114,11 +114,11 @@ def build_deps(section: Mapping[str, Any], force: bool = False) -> dict[str, Any
         digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
         return {"image": plan.image, "digest": digest, "built": False}
     say(f"building deps image {plan.image}")
-    digest = build.run_build(builder(config), registry, plan, say)
+    digest = build.run_build(builder(config), registry, plan, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "built": True}
 
 
-def build_app(section: Mapping[str, Any]) -> dict[str, Any]:
+def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
     registry = ensure_registry(config)
     deps_image = build.deps_ref(project, config)
@@ -129,7 +129,7 @@ def build_app(section: Mapping[str, Any]) -> dict[str, Any]:
     if source.dirty_fingerprint:
         say("the work tree has uncommitted changes: tagging the build as -dirty-")
     say(f"building app image {plan.image} FROM {deps_image}")
-    digest = build.run_build(builder(config), registry, plan, say)
+    digest = build.run_build(builder(config), registry, plan, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
 
 
