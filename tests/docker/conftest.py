@@ -6,23 +6,11 @@ These tests never skip: without the test bed they fail and say `sudo scripts/tes
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 from appcontainer import AppContainer, remove_app, start_app
-from python_on_whales import DockerClient, Image
-from testbed import REPO_ROOT, Testbed, TestbedUnavailable, build_target, connect_engine, read_testbed
-
-
-@dataclass(frozen=True)
-class BuiltImages:
-    """The `deps` and `runtime` targets built from the repository, runtime FROM that deps tag."""
-
-    deps: Image
-    deps_ref: str
-    deps_tag: str  # the DEPS_TAG build arg, reported by /healthz as `deps`
-    runtime: Image
-    runtime_ref: str
+from python_on_whales import DockerClient
+from testbed import REPO_ROOT, BuiltImages, Testbed, TestbedUnavailable, build_target, connect_engine, read_testbed
 
 
 @pytest.fixture(scope="session")

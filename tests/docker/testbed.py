@@ -60,6 +60,17 @@ class Testbed:
         )
 
 
+@dataclass(frozen=True)
+class BuiltImages:
+    """The `deps` and `runtime` targets built from the repository, runtime FROM that deps tag."""
+
+    deps: Image
+    deps_ref: str
+    deps_tag: str  # the DEPS_TAG build arg, reported by /healthz as `deps`
+    runtime: Image
+    runtime_ref: str
+
+
 def parse_env_script(text: str) -> dict[str, str]:
     """The variables of `export NAME=value` lines (what `scripts/testbed env` prints)."""
     found: dict[str, str] = {}
@@ -109,23 +120,15 @@ def build_target(
 ) -> Image:
     """Build one Dockerfile stage of `context` into the engine's image store as `tag`.
 
-    The build log is captured: a failed build raises a DockerException that carries it.
+    A failed build raises a DockerException that carries the build log.
     """
-    image = docker.buildx.build(
-        context,
-        target=target,
-        tags=[tag],
-        build_args=build_arguments(testbed, build_args),
-        secrets=build_secrets(),
-        load=True,
-        provenance=False,
-        progress=False,
-    )
-    assert isinstance(image, Image)
-    return image
+    for _ in build_log(docker, testbed, context, target=target, tag=tag, build_args=build_args):
+        pass
+    # By tag: with the containerd image store the --iidfile digest is not an inspectable id.
+    return docker.image.inspect(tag)
 
 
-def stream_build_log(
+def build_log(
     docker: DockerClient,
     testbed: Testbed,
     context: Path,
@@ -134,7 +137,7 @@ def stream_build_log(
     tag: str,
     build_args: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """Like build_target, but yield the plain-progress build log line by line."""
+    """Build like build_target, yielding the plain-progress build log line by line."""
     lines = docker.buildx.build(
         context,
         target=target,

@@ -62,7 +62,7 @@ def test_repository_names() -> None:
 
 
 def test_real_dockerfile_targets(real_dockerfile: str) -> None:
-    assert dockerfile_targets(real_dockerfile) == ["os", "venv-build", "deps", "runtime"]
+    assert dockerfile_targets(real_dockerfile) == ["os", "venv", "layer-1", "layer-2", "layer-3", "layer-rest", "deps", "runtime"]
 
 
 def test_real_dockerfile_python_image_default(real_dockerfile: str) -> None:
