@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -93,13 +94,16 @@ def lock() -> str:
         ("pyproject.toml", "requirements.lock", "Locked runtime dependencies of the production image (from pyproject.toml).\n# Regenerate: invoke lock"),
         ("requirements-dev.in", "requirements-dev.txt", "Locked developer/CI tools (from requirements-dev.in). Regenerate: invoke lock"),
     ):
-        out = subprocess.run(
-            [uv, "pip", "compile", source, "--universal", "--generate-hashes", "--no-header", "--quiet", "-o", "-"],
-            cwd=ROOT, capture_output=True, text=True,
-        )
-        if out.returncode != 0:
-            raise DeliveryError(f"locking {source} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-        (ROOT / target).write_text(f"# {header}\n{out.stdout}")
+        with tempfile.TemporaryDirectory() as tmp:
+            output = Path(tmp) / target
+            result = subprocess.run(
+                [uv, "pip", "compile", source, "--universal", "--generate-hashes", "--no-header", "--quiet", "-o", str(output)],
+                cwd=ROOT, capture_output=True, text=True,
+            )
+            if result.returncode != 0 or not output.exists() or "==" not in output.read_text():
+                detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+                raise DeliveryError(f"locking {source} failed ({detail}): fix the requirement, then `invoke lock` again")
+            (ROOT / target).write_text(f"# {header}\n{output.read_text()}")
     return "requirements.lock and requirements-dev.txt updated"
 
 
