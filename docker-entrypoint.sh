@@ -30,14 +30,25 @@ as_app() { # run a command as the unprivileged app user
   exec "$@"
 }
 
+owned_by_app() { # owned_by_app MODE PATH...: chmod before chown, so no CAP_FOWNER is needed
+  local mode=$1; shift
+  chmod "$mode" "$@"
+  chown "$APP_USER:$APP_USER" "$@"
+}
+
 prepare() {
   [ "$(id -u)" = 0 ] || return 0   # non-root (role web under `user:`): nothing to prepare
-  install -d -m 0755 "$RUN_DIR"
-  install -d -o "$APP_USER" -g "$APP_USER" -m 0750 "$LOCK_DIR"
-  for f in "$WEB_LOG" "$CRON_LOG"; do
-    touch "$f"; chown "$APP_USER:$APP_USER" "$f"; chmod 0640 "$f"
-  done
-  [ -d "${DATA_DIR:-/data}" ] && chown "$APP_USER:$APP_USER" "${DATA_DIR:-/data}"
+  mkdir -p "$RUN_DIR" "$LOCK_DIR"
+  chmod 0755 "$RUN_DIR"
+  owned_by_app 0750 "$LOCK_DIR"
+  # webapp.log is written by the entrypoint's tee (root), cron.log by the jobs (app);
+  # both world-readable, so neither side needs CAP_DAC_OVERRIDE.
+  touch "$WEB_LOG" "$CRON_LOG"
+  chmod 0644 "$WEB_LOG"
+  owned_by_app 0644 "$CRON_LOG"
+  local data=${DATA_DIR:-/data}
+  # A fresh volume may belong to root; fix it once (and leave a read-only one alone).
+  if [ -d "$data" ] && [ "$(stat -c %U "$data")" != "$APP_USER" ]; then chown "$APP_USER:$APP_USER" "$data"; fi
   # cron starts jobs with an empty environment: save ours for the `job` role.
   (umask 077; export -p | grep -vE '^declare -x (HOME|PWD|OLDPWD|SHLVL|_)=' >"$ENV_FILE")
   chown "$APP_USER:$APP_USER" "$ENV_FILE"
