@@ -56,6 +56,16 @@ def build_app(c, no_cache=False, json=False):
     emit(result, json, f"{result['image']}\n{result['digest']}")
 
 
+@task(help={"tests": "Which tests run first: unit (default), all (needs the Docker test bed) or none.", "json": "Print the result as JSON."})
+@user_errors
+def ci(c, tests="unit", json=False):
+    """What CI runs on each push: tests, then build-deps (no-op unless deps changed), then build-app and push."""
+    if tests not in ("unit", "all", "none"):
+        raise Exit(f"error: --tests {tests!r}: use unit, all or none", code=1)
+    result = commands.ci(c.config.deploy, tests)
+    emit(result, json, f"deps {result['deps']['image']} ({'built' if result['deps']['built'] else 'unchanged'})\napp  {result['app']['image']}\n     {result['app']['digest']}")
+
+
 @task(
     iterable=["host"],
     help={
@@ -119,5 +129,5 @@ def registry(c):
     print(commands.registry_up(c.config.deploy))
 
 
-ns = Collection(build_deps, build_app, deploy, rollback, status, unlock, bump, lock_, registry)
+ns = Collection(build_deps, build_app, ci, deploy, rollback, status, unlock, bump, lock_, registry)
 ns.configure({"deploy": DEFAULTS})

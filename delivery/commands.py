@@ -137,6 +137,20 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
 
 
+# -- ci -------------------------------------------------------------------------------------------
+def ci(section: Mapping[str, Any], tests: str = "unit") -> dict[str, Any]:
+    """What CI runs on each push: the tests, then build-deps (a no-op unless its inputs changed), then build-app."""
+    if tests != "none":
+        paths = ["tests/unit"] if tests == "unit" else []
+        say(f"running the {'unit' if paths else 'whole'} test suite")
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], cwd=ROOT)
+        if result.returncode != 0:
+            raise DeliveryError("tests failed: nothing was built or pushed; fix them and push again")
+    deps = build_deps(section)
+    app = build_app(section)
+    return {"deps": deps, "app": app}
+
+
 # -- deploy ----------------------------------------------------------------------------------------
 def hosts_from(config: DeployConfig, hosts: Iterable[str]) -> list[Host]:
     return [parse_host(h) for h in (list(hosts) or list(config.hosts))]
