@@ -6,11 +6,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import yaml
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
+from testbed import REPO_ROOT
 
 POLL_INTERVAL = 0.2
 HEALTHZ_TIMEOUT = 30.0
@@ -37,6 +40,30 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
                   "cap_eff": status["CapEff"]})
 print(json.dumps(found))
 """
+
+
+@dataclass(frozen=True)
+class ComposeHardening:
+    """The run options of docker-compose.yml's `app` service that change what the container may do."""
+
+    init: bool
+    read_only: bool
+    tmpfs: tuple[str, ...]
+    cap_drop: tuple[str, ...]
+    cap_add: tuple[str, ...]
+    security_opt: tuple[str, ...]
+
+    @classmethod
+    def from_compose(cls, compose_file: Path = REPO_ROOT / "docker-compose.yml") -> "ComposeHardening":
+        service = yaml.safe_load(compose_file.read_text())["services"]["app"]
+        return cls(
+            init=bool(service.get("init", False)),
+            read_only=bool(service.get("read_only", False)),
+            tmpfs=tuple(service.get("tmpfs", ())),
+            cap_drop=tuple(service.get("cap_drop", ())),
+            cap_add=tuple(service.get("cap_add", ())),
+            security_opt=tuple(service.get("security_opt", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,11 +104,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_app(docker: DockerClient, image: str, *, role: str = "all", site_name: str | None = None) -> AppContainer:
-    """Run `image` like docker-compose.yml: init, a data volume, SITE_NAME, every-minute cron.
+def start_app(
+    docker: DockerClient, image: str, network: str, *, role: str = "all", site_name: str | None = None
+) -> AppContainer:
+    """Run `image` like docker-compose.yml: its init, read-only root, tmpfs, capabilities and
+    security options, a data volume, SITE_NAME, and cron every minute.
+
+    On `network`, a bridge of its own like compose's project network (not docker0).
 
     No restart policy, so a container that exits stays exited for the test to inspect.
     """
+    hardening = ComposeHardening.from_compose()
     suffix = uuid.uuid4().hex[:12]
     site_name = site_name or f"site-{suffix}"
     volume = docker.volume.create(f"pc-test-data-{suffix}").name
@@ -94,10 +127,16 @@ def start_app(docker: DockerClient, image: str, *, role: str = "all", site_name:
                 [role],
                 name=name,
                 detach=True,
-                init=True,
+                init=hardening.init,
+                read_only=hardening.read_only,
+                tmpfs=hardening.tmpfs,
+                cap_drop=hardening.cap_drop,
+                cap_add=hardening.cap_add,
+                security_options=hardening.security_opt,
                 publish=[(f"127.0.0.1:{port}", 8000)],
                 envs={"SITE_NAME": site_name, "CRON_SCHEDULE": "* * * * *"},
                 volumes=[(volume, "/data")],
+                networks=[network],
                 labels={"production-control.test": "docker"},
             )
         except DockerException as error:  # the port was taken between free_port() and run

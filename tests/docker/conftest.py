@@ -53,13 +53,23 @@ def images(docker: DockerClient, testbed: Testbed) -> Iterator[BuiltImages]:
         docker.image.remove([ref for ref in (runtime_ref, deps_ref) if docker.image.exists(ref)], force=True)
 
 
+@pytest.fixture(scope="session")
+def app_network(docker: DockerClient) -> Iterator[str]:
+    """A bridge network for the app containers, as compose gives each project."""
+    network = docker.network.create(f"pc-test-{uuid.uuid4().hex[:12]}", labels={"production-control.test": "docker"})
+    yield network.name
+    docker.network.remove(network)
+
+
 @pytest.fixture
-def app_factory(docker: DockerClient, images: BuiltImages) -> Iterator[Callable[..., AppContainer]]:
+def app_factory(
+    docker: DockerClient, images: BuiltImages, app_network: str
+) -> Iterator[Callable[..., AppContainer]]:
     """Start runtime containers (`start(role="all", site_name=None)`); all are removed afterwards."""
     started: list[AppContainer] = []
 
     def start(role: str = "all", site_name: str | None = None) -> AppContainer:
-        app = start_app(docker, images.runtime_ref, role=role, site_name=site_name)
+        app = start_app(docker, images.runtime_ref, app_network, role=role, site_name=site_name)
         started.append(app)
         return app
 
@@ -69,12 +79,12 @@ def app_factory(docker: DockerClient, images: BuiltImages) -> Iterator[Callable[
 
 
 @pytest.fixture(scope="session")
-def shared_app(docker: DockerClient, images: BuiltImages) -> Iterator[AppContainer]:
+def shared_app(docker: DockerClient, images: BuiltImages, app_network: str) -> Iterator[AppContainer]:
     """One `all`-role container for the tests that only look at it, started at first use.
 
     Started early in the session so that, by the cron test (last in the file), cron
     has usually passed a minute boundary already.
     """
-    app = start_app(docker, images.runtime_ref, site_name=f"site-{uuid.uuid4().hex[:12]}")
+    app = start_app(docker, images.runtime_ref, app_network, site_name=f"site-{uuid.uuid4().hex[:12]}")
     yield app
     remove_app(docker, app)
