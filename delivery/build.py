@@ -4,14 +4,15 @@
 build args, secrets) and are tested without Docker. `run_build` is the one
 place that builds, through BuildKit, and pushes.
 
-Reproducibility: every build passes SOURCE_DATE_EPOCH (0 for the deps image,
-whose tag is a content hash; the commit time for the app image) and asks the
-image exporter to rewrite file timestamps to it, without provenance
-attestations, so the same inputs give the same image digest on any clean builder.
+Reproducibility: the build context is staged with normalized file times and
+modes, every build passes SOURCE_DATE_EPOCH=0 and asks the exporter to rewrite
+file timestamps to it, without provenance attestations, so the same inputs give
+the same image digest on any builder, warm or clean.
 """
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 import shutil
 import subprocess
 import sys
@@ -29,8 +30,12 @@ from delivery.project import Project
 from delivery.registry import Registry
 from delivery.source import SourceState
 
-DEPS_SOURCE_DATE_EPOCH = 0  # the deps image is named by its content, not by when it was built
-STAGED_MTIME = 0  # file times in the build context; older than any SOURCE_DATE_EPOCH, so kept as is
+# Every file time in every layer is this epoch, for both images (as ko and Jib do):
+# a layer's bytes then depend on its files only, so the entrypoint or crontab
+# layer of a code-only release is the very same blob as in the previous release.
+# The commit time is recorded in the org.opencontainers.image.created label instead.
+SOURCE_DATE_EPOCH = 0
+STAGED_MTIME = SOURCE_DATE_EPOCH  # file times in the staged build context
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def build_secrets(config: DeployConfig) -> tuple[str, ...]:
 
 def deps_plan(project: Project, config: DeployConfig) -> BuildPlan:
     tag = deps_tag_for(project, config)
-    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(DEPS_SOURCE_DATE_EPOCH)}
+    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
     if config.python_image:
         args["PYTHON_IMAGE"] = config.python_image
     return BuildPlan(
@@ -119,11 +124,12 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
         build_args={
             "DEPS_IMAGE": deps_image,
             "GIT_COMMIT": source.commit,
-            "SOURCE_DATE_EPOCH": str(source.commit_time),
+            "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
         },
         labels={
             "org.opencontainers.image.version": project.app_version,
             "org.opencontainers.image.revision": source.commit,
+            "org.opencontainers.image.created": datetime.fromtimestamp(source.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "org.opencontainers.image.base.name": deps_image,
         },
     )
