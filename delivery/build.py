@@ -63,9 +63,25 @@ def python_image(project: Project, config: DeployConfig) -> str:
     return config.python_image or tags.dockerfile_arg_default(text, "PYTHON_IMAGE") or ""
 
 
+def source_files(root: Path, *paths: str) -> list[Path]:
+    """The files git would ship (tracked, and untracked but not ignored), optionally under `paths`.
+
+    Outside a git work tree: every file under `paths` (or `root`), caches left out.
+    """
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
+        cwd=root, capture_output=True,
+    )
+    if listing.returncode == 0:
+        files = (root / name for name in listing.stdout.decode().split("\0") if name)
+    else:
+        files = (f for base in ([root / p for p in paths] or [root]) for f in base.rglob("*") if "__pycache__" not in f.parts)
+    return sorted(p for p in files if p.is_file() and not p.is_symlink())
+
+
 def deps_inputs(project: Project) -> bytes:
     """Every file the deps stages copy: the lock and deps/ (layer groups, install script), name-prefixed."""
-    files = [project.lock_path, *sorted(p for p in (project.root / "deps").rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
+    files = [project.lock_path, *source_files(project.root, "deps")]
     return b"".join(
         f"{p.relative_to(project.root)}\0{p.stat().st_size}\0".encode() + p.read_bytes() for p in files
     )
@@ -144,16 +160,9 @@ def stage_context(root: Path, destination: Path) -> Path:
     holds (the cache matches files by content, not time).
     """
     epoch = STAGED_MTIME
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root, capture_output=True, check=True,
-    ).stdout.decode()
     dirs: set[Path] = {destination}
-    for name in filter(None, listing.split("\0")):
-        source = root / name
-        if not source.is_file() or source.is_symlink():
-            continue  # deleted in the work tree, or a link the image never needs
-        target = destination / name
+    for source in source_files(root):  # a deleted file or a link never reaches the image
+        target = destination / source.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         target.chmod(0o755 if source.stat().st_mode & 0o111 else 0o644)

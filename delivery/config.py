@@ -87,7 +87,9 @@ def _defaults() -> dict[str, Any]:
     plain: dict[str, Any] = {}
     for field in fields(DeployConfig):
         value = field.default
-        plain[field.name] = list(value) if isinstance(value, tuple) else value
+        # invoke casts an INVOKE_DEPLOY_* variable to the default's type: hosts is
+        # therefore a comma-separated string, which env vars can express.
+        plain[field.name] = ",".join(value) if isinstance(value, tuple) else value
     return plain
 
 

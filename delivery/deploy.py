@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 import socket
 import tempfile
 import time
@@ -31,6 +32,7 @@ from delivery.pullreport import PullPlan, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 
 SERVICE = "app"
+_HISTORY_TAG = re.compile(r"(?P<time>[0-9]{8}T[0-9]{12}Z)-(?P<kind>deploy|rollback|restore)-(?P<tag>.+)")
 Say = Callable[[str], None]
 
 
@@ -76,10 +78,10 @@ class HistoryEntry:
 
     @classmethod
     def parse(cls, history_tag: str, image_id: str) -> "HistoryEntry | None":
-        parts = history_tag.split("-", 2)
-        if len(parts) != 3 or not parts[0].endswith("Z"):
+        match = _HISTORY_TAG.fullmatch(history_tag)
+        if match is None:
             return None
-        return cls(time=parts[0], kind=parts[1], tag=parts[2], image_id=image_id)
+        return cls(time=match["time"], kind=match["kind"], tag=match["tag"], image_id=image_id)
 
 
 @dataclass

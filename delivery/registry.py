@@ -7,6 +7,7 @@ host downloads), and to start a local registry on demand for new developers.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -50,8 +51,11 @@ class Manifest:
 
 
 def is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
-    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+    if address.startswith("["):
+        host = address[1:].partition("]")[0]  # [::1] or [::1]:5000
+    else:
+        host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class Registry:
@@ -181,7 +185,7 @@ class Registry:
             raise DeliveryError(
                 f"registry {self.address} served {repository}:{reference} as '{content_type}', not an image manifest"
             )
-        digest = headers.get("docker-content-digest") or ""
+        digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
         return parse_manifest(document, digest=digest, size=len(body))
 
     def config(self, repository: str, manifest: Manifest) -> dict[str, Any]:
@@ -234,7 +238,8 @@ def start_local_registry(address: str, docker_client: Any = None) -> str:
     """
     if not is_loopback(address):
         raise DeliveryError(f"registry {address} is unreachable, and only a loopback registry can be started for you")
-    port = address.rsplit(":", 1)[1] if ":" in address else "80"
+    port = address.rpartition("]:")[2] if address.startswith("[") else address.rpartition(":")[2]
+    port = port if port.isdigit() else "80"
     if shutil.which("docker-registry"):
         LOCAL_REGISTRY_STATE.mkdir(parents=True, exist_ok=True)
         config = LOCAL_REGISTRY_STATE / "config.yml"

@@ -18,7 +18,7 @@ _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def normalize(name: str) -> str:
-    """PEP 503 name normalization: Jinja2 / jinja_2 -> jinja2."""
+    """PEP 503 name normalization: Jinja2 -> jinja2, typing_extensions -> typing-extensions."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 

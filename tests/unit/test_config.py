@@ -32,7 +32,7 @@ def test_defaults() -> None:
 
 
 def test_defaults_dict_loads_to_the_defaults() -> None:
-    assert DEFAULTS["hosts"] == ["local"]
+    assert DEFAULTS["hosts"] == "local"
     assert load_config(DEFAULTS) == DeployConfig()
 
 

@@ -1,0 +1,366 @@
+"""Tier 2: the invoke tasks, run through invoke's own CLI program with `delivery.commands` faked.
+
+Checks that flags reach the commands, that configuration comes from invoke.yaml and
+INVOKE_DEPLOY_* in that order, that a DeliveryError is one line and exit code 1,
+and the text the tasks print (format_report, format_status).
+"""
+
+import inspect
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+from invoke import Program
+
+from delivery import commands
+from delivery.commands import DeployFailed
+from delivery.config import DEFAULTS
+from delivery.errors import DeliveryError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TAG = "1.0.0-abcdef123456"
+
+# What tasks receive as c.config.deploy: the repository's invoke.yaml over the collection defaults.
+REPO_SECTION = {**DEFAULTS, **yaml.safe_load((REPO_ROOT / "invoke.yaml").read_text())["deploy"]}
+DRY_REPORT = {
+    "host": "a",
+    "image": f"localhost:5000/production-control:{TAG}",
+    "digest": "sha256:abc",
+    "store": "overlay2",
+    "total_layers": 9,
+    "pulled_layers": 2,
+    "total_bytes": 60_000_000,
+    "pulled_bytes": 1_234_567,
+    "pulled_digests": ["sha256:l8", "sha256:l9"],
+    "dry_run": True,
+}
+FULL_REPORT = {
+    "host": "local",
+    "image": f"localhost:5000/production-control:{TAG}",
+    "version": TAG,
+    "digest": "sha256:abc",
+    "store": "containerd",
+    "previous": "1.0.0-0123456789ab",
+    "pulled_layers": 1,
+    "total_layers": 9,
+    "pulled_bytes": 4096,
+    "total_bytes": 60_000_000,
+    "pull_seconds": 1.5,
+    "seconds_to_healthy": 3.25,
+    "healthy": True,
+    "rolled_back": False,
+    "error": None,
+}
+CI_RESULT = {
+    "deps": {"image": "localhost:5000/production-control-deps:deps-1.0.0-abcdef123456", "digest": "sha256:deps", "built": False},
+    "app": {"image": f"localhost:5000/production-control:{TAG}", "digest": "sha256:app"},
+}
+
+
+class Recorder:
+    """Replaces commands.<name>; records each call's arguments bound to the real signature's names."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def fake(self, name: str, result: Any = None, raises: Exception | None = None) -> None:
+        real = getattr(commands, name)
+
+        def stand_in(*args: Any, **kwargs: Any) -> Any:
+            bound = inspect.signature(real).bind(*args, **kwargs)  # a call the real function would refuse fails here
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            if "section" in arguments:
+                arguments["section"] = dict(arguments["section"])
+            self.calls.append((name, arguments))
+            if raises is not None:
+                raise raises
+            return result
+
+        self.monkeypatch.setattr(commands, name, stand_in)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    return Recorder(monkeypatch)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No INVOKE_* variables or user-level invoke config from the machine running the tests."""
+    for key in list(os.environ):
+        if key.startswith("INVOKE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # invoke's loader imports tasks.py as `tasks` and may put its folder on sys.path: undo both.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    if "tasks" in sys.modules:
+        monkeypatch.setitem(sys.modules, "tasks", sys.modules["tasks"])
+    else:
+        monkeypatch.setitem(sys.modules, "tasks", None)
+        monkeypatch.delitem(sys.modules, "tasks")
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def invoke(clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run `invoke ARGS` as the CLI does: find tasks.py from the working directory, load its invoke.yaml."""
+
+    def run(*argv: str, cwd: Path = REPO_ROOT) -> tuple[int, str, str]:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            Program(name="Invoke", binary="inv[oke]", binary_names=["invoke", "inv"], version="test").run(["invoke", *argv])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+# -- flags reach the commands ------------------------------------------------------------------------------
+def test_deploy_passes_hosts_version_and_dry_run(invoke: Run, recorder: Recorder) -> None:
+    recorder.fake("deploy", [DRY_REPORT, {**DRY_REPORT, "host": "b"}])
+    code, out, err = invoke("deploy", "--host", "a", "--host", "b", "--version", TAG, "--dry-run")
+    assert (code, err) == (0, "")
+    assert recorder.calls == [
+        ("deploy", {"section": REPO_SECTION, "hosts": ["a", "b"], "version": TAG, "dry_run": True}),
+    ]
+    line = f"localhost:5000/production-control:{TAG} would pull 2/9 layers, 1.2 MB of 60.0 MB (overlay2 store)"
+    assert out == f"a: {line}\n\nb: {line}\n"
+
+
+def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
+    recorder.fake("deploy", [FULL_REPORT])
+    code, out, _ = invoke("deploy", "--json")
+    assert code == 0
+    assert recorder.calls == [("deploy", {"section": REPO_SECTION, "hosts": [], "version": None, "dry_run": False})]
+    assert json.loads(out) == FULL_REPORT  # one host: the report itself, not {"hosts": [...]}
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "result", "arguments"),
+    [
+        pytest.param(["build-deps"], "build_deps", {"image": "i", "digest": "d", "built": False},
+                     {"section": REPO_SECTION, "force": False, "use_cache": True}, id="build-deps-defaults"),
+        pytest.param(["build-deps", "--force", "--no-cache"], "build_deps", {"image": "i", "digest": "d", "built": True},
+                     {"section": REPO_SECTION, "force": True, "use_cache": False}, id="build-deps-force-no-cache"),
+        pytest.param(["build-app", "--no-cache"], "build_app", {"image": "i", "digest": "d"},
+                     {"section": REPO_SECTION, "use_cache": False}, id="build-app-no-cache"),
+        pytest.param(["rollback", "--host", "ssh://deploy@plant-a", "--to", TAG], "rollback", [{"host": "plant-a", "version": TAG}],
+                     {"section": REPO_SECTION, "hosts": ["ssh://deploy@plant-a"], "to": TAG}, id="rollback-to"),
+        pytest.param(["unlock", "--host", "tcp://10.0.0.5:2376"], "unlock", ["10.0.0.5:2376: no deploy lock was held"],
+                     {"section": REPO_SECTION, "hosts": ["tcp://10.0.0.5:2376"]}, id="unlock-host"),
+        pytest.param(["bump", "minor", "--deps"], "bump", ("1.0.0", "1.1.0"), {"part": "minor", "deps": True}, id="bump-deps-minor"),
+        pytest.param(["bump", "patch"], "bump", ("1.0.0", "1.0.1"), {"part": "patch", "deps": False}, id="bump-app-patch"),
+        pytest.param(["lock"], "lock", "updated", {}, id="lock"),
+        pytest.param(["ci"], "ci", CI_RESULT, {"section": REPO_SECTION, "tests": "unit"}, id="ci-defaults"),
+        pytest.param(["ci", "--tests", "none"], "ci", CI_RESULT, {"section": REPO_SECTION, "tests": "none"}, id="ci-no-tests"),
+        pytest.param(["registry"], "registry_up", "registry localhost:5000 is running", {"section": REPO_SECTION}, id="registry"),
+    ],
+)
+def test_task_flags_reach_the_command(invoke: Run, recorder: Recorder, argv: list[str], name: str, result: Any,
+                                      arguments: dict[str, Any]) -> None:
+    recorder.fake(name, result)
+    code, _, err = invoke(*argv)
+    assert (code, err) == (0, "")
+    assert recorder.calls == [(name, arguments)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "result", "out"),
+    [
+        pytest.param(["build-deps"], "build_deps", {"image": "r/i:t", "digest": "sha256:d", "built": False}, "r/i:t\nsha256:d\n", id="build-deps"),
+        pytest.param(["rollback"], "rollback", [{"host": "a", "version": TAG}, {"host": "b", "version": TAG}],
+                     f"a: now running {TAG}\nb: now running {TAG}\n", id="rollback-two-hosts"),
+        pytest.param(["ci", "--tests", "all"], "ci", CI_RESULT,
+                     "deps localhost:5000/production-control-deps:deps-1.0.0-abcdef123456 (unchanged)\n"
+                     f"app  localhost:5000/production-control:{TAG}\n     sha256:app\n", id="ci"),
+        pytest.param(["bump", "major"], "bump", ("1.4.2", "2.0.0"), "app version 1.4.2 -> 2.0.0\n", id="bump"),
+        pytest.param(["bump", "patch", "--deps"], "bump", ("1.0.0", "1.0.1"), "deps version 1.0.0 -> 1.0.1\n", id="bump-deps"),
+        pytest.param(["unlock"], "unlock", ["a: removed a stale deploy lock", "b: no deploy lock was held"],
+                     "a: removed a stale deploy lock\nb: no deploy lock was held\n", id="unlock"),
+    ],
+)
+def test_task_output(invoke: Run, recorder: Recorder, argv: list[str], name: str, result: Any, out: str) -> None:
+    recorder.fake(name, result)
+    assert invoke(*argv) == (0, out, "")
+
+
+# -- configuration precedence -------------------------------------------------------------------------------
+def test_the_repository_invoke_yaml_is_the_deploy_section(invoke: Run, recorder: Recorder) -> None:
+    recorder.fake("registry_up", "ok")
+    invoke("registry")
+    section = recorder.calls[0][1]["section"]
+    assert section == REPO_SECTION
+    assert section["registry"] == "localhost:5000"
+    assert set(section) == set(DEFAULTS)  # invoke.yaml sets no key that load_config would refuse
+
+
+def test_an_environment_variable_overrides_invoke_yaml(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOKE_DEPLOY_REGISTRY", "registry.example.com:5000")
+    monkeypatch.setenv("INVOKE_DEPLOY_HTTP_PORT", "8080")
+    recorder.fake("deploy", [DRY_REPORT])
+    invoke("deploy", "--dry-run")
+    assert recorder.calls[0][1]["section"] == {**REPO_SECTION, "registry": "registry.example.com:5000", "http_port": 8080}
+
+
+@pytest.mark.parametrize(
+    ("yaml_registry", "env_registry", "expected"),
+    [
+        pytest.param(None, None, "localhost:5000", id="collection-default"),
+        pytest.param("yaml.example.com:5000", None, "yaml.example.com:5000", id="invoke-yaml-over-default"),
+        pytest.param("yaml.example.com:5000", "env.example.com", "env.example.com", id="env-over-invoke-yaml"),
+        pytest.param(None, "env.example.com", "env.example.com", id="env-over-default"),
+    ],
+)
+def test_config_precedence(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                           yaml_registry: str | None, env_registry: str | None, expected: str) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO_ROOT / "tasks.py", project / "tasks.py")
+    if yaml_registry:
+        (project / "invoke.yaml").write_text(f"deploy:\n  registry: {yaml_registry}\n")
+    if env_registry:
+        monkeypatch.setenv("INVOKE_DEPLOY_REGISTRY", env_registry)
+    recorder.fake("registry_up", "ok")
+    assert invoke("registry", cwd=project) == (0, "ok\n", "")
+    assert recorder.calls[0][1]["section"]["registry"] == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a", id="hosts-list"),
+        pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", id="health-timeout-int-in-yaml"),
+    ],
+)
+def test_documented_env_overrides_work(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
+                                       variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    recorder.fake("status", [])
+    assert invoke("status")[0] == 0
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+def test_a_delivery_error_is_one_line_and_exit_1(invoke: Run, recorder: Recorder) -> None:
+    message = "registry localhost:5000 is unreachable (connection refused): start it (`invoke registry`)"
+    recorder.fake("build_app", raises=DeliveryError(message))
+    assert invoke("build-app") == (1, "", f"error: {message}\n")
+
+
+def test_ci_refuses_an_unknown_tests_choice_before_running_anything(invoke: Run, recorder: Recorder) -> None:
+    recorder.fake("ci", CI_RESULT)
+    assert invoke("ci", "--tests", "integration") == (1, "", "error: --tests 'integration': use unit, all or none\n")
+    assert recorder.calls == []
+
+
+def test_a_failed_deploy_with_json_prints_the_report_then_the_error(invoke: Run, recorder: Recorder) -> None:
+    report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "it exited with code 3"}
+    recorder.fake("deploy", raises=DeployFailed("it exited with code 3", [report]))
+    code, out, err = invoke("deploy", "--json")
+    assert (code, err) == (1, "error: it exited with code 3\n")
+    assert json.loads(out) == report
+
+
+def test_a_failed_deploy_without_json_prints_only_the_error(invoke: Run, recorder: Recorder) -> None:
+    recorder.fake("deploy", raises=DeployFailed("boom on b", [FULL_REPORT, FULL_REPORT]))
+    assert invoke("deploy") == (1, "", "error: boom on b\n")
+
+
+def test_other_exceptions_are_not_swallowed(invoke: Run, recorder: Recorder) -> None:
+    recorder.fake("status", raises=RuntimeError("programming error"))
+    with pytest.raises(RuntimeError, match="programming error"):
+        invoke("status")
+
+
+# -- --list ----------------------------------------------------------------------------------------------------
+def test_list_shows_every_task_with_its_first_docstring_line(invoke: Run) -> None:
+    import tasks
+
+    code, out, _ = invoke("--list")
+    assert code == 0
+    listed = {line.split()[0] for line in out.splitlines()[2:] if line.startswith("  ") and not line.startswith("   ")}
+    assert listed == set(tasks.ns.task_names)
+    assert {"build-app", "build-deps", "bump", "ci", "deploy", "lock", "registry", "rollback", "status", "unlock"} <= listed
+    flat = " ".join(out.split())  # --list wraps long help lines
+    for name, task in tasks.ns.tasks.items():
+        first_line = task.body.__doc__.strip().splitlines()[0]
+        assert f"{name} {first_line}" in flat
+
+
+# -- what the tasks print ---------------------------------------------------------------------------------------------
+def test_format_report_dry_run() -> None:
+    assert commands.format_report(DRY_REPORT) == (
+        f"a: localhost:5000/production-control:{TAG} would pull 2/9 layers, 1.2 MB of 60.0 MB (overlay2 store)"
+    )
+
+
+def test_format_report_healthy() -> None:
+    assert commands.format_report(FULL_REPORT) == "\n".join([
+        "host            local (containerd image store)",
+        f"image           localhost:5000/production-control:{TAG}",
+        "digest          sha256:abc",
+        "previous        1.0.0-0123456789ab",
+        "layers pulled   1/9",
+        "bytes pulled    4.1 kB of 60.0 MB",
+        "pull time       1.50s",
+        "healthy after   3.25s",
+    ])
+
+
+def test_format_report_failed_and_rolled_back() -> None:
+    report = {**FULL_REPORT, "previous": None, "healthy": False, "rolled_back": True, "error": "its healthcheck failed"}
+    lines = commands.format_report(report).splitlines()
+    assert lines[3] == "previous        none"
+    assert lines[-2:] == ["healthy         no (its healthcheck failed)", "rolled back     yes"]
+
+
+def test_format_status_running_with_history_and_lock() -> None:
+    entry = {
+        "host": "plant-a",
+        "engine": "26.1.5",
+        "image_store": "overlay2",
+        "running": {"tag": TAG, "state": "running", "health": "healthy", "started_at": "2026-11-27T17:58:38+00:00",
+                    "digest": "sha256:abc"},
+        "lock": "held by ci@builder pid 42 since 2026-11-27T17:58:00Z",
+        "history": [
+            {"time": "20261127T175838316172Z", "kind": "deploy", "tag": TAG},
+            {"time": "20261126T090000000000Z", "kind": "rollback", "tag": "1.0.0-0123456789ab"},
+        ],
+    }
+    assert commands.format_status(entry) == "\n".join([
+        "plant-a  engine 26.1.5, overlay2 image store",
+        f"  running   {TAG}  running/healthy  since 2026-11-27T17:58:38+00:00",
+        "  digest    sha256:abc",
+        "  lock      held by ci@builder pid 42 since 2026-11-27T17:58:00Z",
+        "  history (newest first):",
+        f"    20261127T175838316172Z  deploy   {TAG}",
+        "    20261126T090000000000Z  rollback 1.0.0-0123456789ab",
+    ])
+
+
+def test_format_status_of_a_fresh_host() -> None:
+    entry = {"host": "local", "engine": "28.0.1", "image_store": "containerd", "running": None, "lock": None, "history": []}
+    assert commands.format_status(entry) == "\n".join([
+        "local  engine 28.0.1, containerd image store",
+        "  running   nothing (first deploy: `invoke deploy`)",
+        "  history (newest first):",
+        "    (none)",
+    ])
+
+
+def test_format_status_shows_at_most_ten_history_entries() -> None:
+    history = [{"time": f"2026112{i}T000000000000Z", "kind": "deploy", "tag": TAG} for i in range(12)]
+    entry = {"host": "local", "engine": "28", "image_store": "overlay2", "running": None, "lock": None, "history": history}
+    assert len(commands.format_status(entry).splitlines()) == 3 + 10
