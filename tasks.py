@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
+from pathlib import Path
 
 from invoke import Collection, Exit, task
 
 from delivery import commands
 from delivery.commands import DeployFailed, emit
-from delivery.config import DEFAULTS
+from delivery.config import DEFAULTS, check_config_file
 from delivery.errors import DeliveryError
+
+try:  # invoke reads invoke.yaml after importing this file; a broken one would end in a traceback
+    check_config_file(Path(__file__).with_name("invoke.yaml"))
+except DeliveryError as exc:
+    sys.exit(f"error: {exc}")
 
 
 def user_errors(fn):

@@ -236,3 +236,22 @@ def _env_name(value: Any) -> str:
             " holding the password (e.g. REGISTRY_PASSWORD), never the password itself"
         )
     return value
+
+
+def check_config_file(path: Path) -> None:
+    """Fail with one line when invoke.yaml is not valid YAML (invoke itself would print a traceback)."""
+    import yaml
+
+    if not path.exists():
+        return
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "it is not valid YAML"
+        raise DeliveryError(f"{path.name} is not valid YAML{where} ({problem}): fix it, or remove it to use the defaults") from exc
+    if data is not None and not isinstance(data, dict):
+        raise DeliveryError(f"{path.name} must be a mapping with a `deploy:` section, not a {type(data).__name__}")
+    if isinstance(data, dict) and data.get("deploy") is not None and not isinstance(data["deploy"], dict):
+        raise DeliveryError(f"{path.name}: `deploy` must be a mapping of settings (see the comments in invoke.yaml)")

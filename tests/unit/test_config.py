@@ -1,5 +1,6 @@
 """The deploy configuration: defaults, validation with one-line errors, and host parsing."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from invoke.config import Config
 
-from delivery.config import DEFAULTS, DeployConfig, Host, load_config, parse_host
+from delivery.config import DEFAULTS, DeployConfig, Host, check_config_file, load_config, parse_host
 from delivery.errors import DeliveryError
 
 HOST_FORMS = "use unix:///path, ssh://user@host, tcp://host:port or a docker context name"
@@ -224,3 +225,23 @@ def test_parse_host_raises_only_delivery_error(value: str) -> None:
     else:
         assert host.kind in {"local", "unix", "ssh", "tcp", "context"}
         assert host.label
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("deploy:\n  registry: [oops\n", "invoke.yaml is not valid YAML at line 3", id="unclosed-list"),
+        pytest.param("- a\n", "must be a mapping with a `deploy:` section, not a list", id="top-level-list"),
+        pytest.param("deploy: 3\n", "`deploy` must be a mapping", id="deploy-scalar"),
+    ],
+)
+def test_check_config_file_rejects_broken_files(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "invoke.yaml"
+    path.write_text(text)
+    with pytest.raises(DeliveryError, match=re.escape(message)):
+        check_config_file(path)
+
+
+def test_check_config_file_accepts_the_repo_file_and_a_missing_one(tmp_path) -> None:
+    check_config_file(Path(__file__).resolve().parents[2] / "invoke.yaml")
+    check_config_file(tmp_path / "absent.yaml")
