@@ -18,7 +18,8 @@ def testbed() -> Testbed:
     try:
         return read_testbed()
     except TestbedUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+        message = str(error)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,8 @@ def docker(testbed: Testbed) -> DockerClient:
     try:
         return connect_engine(testbed)
     except TestbedUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+        message = str(error)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -90,11 +90,13 @@ def read_testbed(environ: Mapping[str, str] = os.environ) -> Testbed:
     try:
         result = subprocess.run([str(script), "env"], capture_output=True, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError) as error:
-        raise TestbedUnavailable(f"cannot read the test bed settings from `{script} env` ({error}): {START_HINT}")
+        raise TestbedUnavailable(
+            f"cannot read the test bed settings from `{script} env` ({error}): {START_HINT}"
+        ) from None
     try:
         return Testbed.from_env({**parse_env_script(result.stdout), **environ})
     except KeyError as missing:
-        raise TestbedUnavailable(f"`{script} env` did not print {missing}: {START_HINT}")
+        raise TestbedUnavailable(f"`{script} env` did not print {missing}: {START_HINT}") from None
 
 
 def connect_engine(testbed: Testbed) -> DockerClient:
@@ -102,8 +104,11 @@ def connect_engine(testbed: Testbed) -> DockerClient:
     docker = DockerClient()
     try:
         docker.system.info()
-    except (DockerException, OSError) as error:
-        raise TestbedUnavailable(f"the builder Docker engine is not reachable ({error}): {START_HINT}")
+    except DockerException as error:
+        reason = (error.stderr or "").strip().splitlines() or [f"exit code {error.return_code}"]
+        raise TestbedUnavailable(f"the builder Docker engine is not reachable ({reason[0]}): {START_HINT}") from None
+    except OSError as error:  # no docker CLI at all
+        raise TestbedUnavailable(f"the docker CLI cannot run ({error}): {START_HINT}") from None
     if not docker.image.exists(testbed.python_image):
         raise TestbedUnavailable(f"the offline base image {testbed.python_image} is missing: {START_HINT}")
     return docker
