@@ -6,6 +6,7 @@ stdout (as JSON with --json), so scripts can read them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from delivery import build, tags
 from delivery.config import DeployConfig, Host, load_config, parse_host
@@ -160,28 +161,41 @@ def current_version(project: Project) -> str:
     return build.app_tag_for(project, read_source_state(ROOT))
 
 
+@contextlib.contextmanager
+def opened(host: Host, config: DeployConfig) -> Iterator[Target]:
+    target = Target(host, config, ROOT / "docker-compose.yml")
+    try:
+        yield target
+    finally:
+        target.close()
+
+
+def each_host(config: DeployConfig, hosts: list[Host], action: Callable[[Target], Any], what: str) -> list[dict[str, Any]]:
+    """Run `action` on each host in turn; stop at the first unhealthy DeployReport."""
+    results: list[dict[str, Any]] = []
+    for host in hosts:
+        with opened(host, config) as target:
+            result = action(target)
+        if isinstance(result, DeployReport):
+            results.append(result.as_dict())
+            if not result.healthy:
+                raise DeployFailed(result.error or f"{what} failed", results)
+        else:
+            results.append(result)
+    return results
+
+
 def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
     """Deploy to each host in turn; stop at the first failure (its report says whether it rolled back)."""
     config, project = settings(section)
-    targets = hosts_from(config, hosts)
-    registry = registry_for(config)
-    release = resolve_release(registry, config, version or current_version(project))
-    reports: list[dict[str, Any]] = []
-    for host in targets:
-        target = Target(host, config, ROOT / "docker-compose.yml")
-        try:
-            if dry_run:
-                plan = predict_pull(target, release)
-                reports.append({"host": host.label, **plan.as_dict(), "dry_run": True})
-                say(f"{host.label}: would download {plan.pulled_layers}/{plan.total_layers} layers, {human_bytes(plan.pulled_bytes)} ({plan.store} store)")
-                continue
-            report = deploying.deploy(target, release, say)
-        finally:
-            target.close()
-        reports.append(report.as_dict())
-        if not report.healthy:
-            raise DeployFailed(report.error or "deploy failed", reports)
-    return reports
+    targets = hosts_from(config, hosts)  # validate every host before touching any
+    release = resolve_release(registry_for(config), config, version or current_version(project))
+
+    def predict(target: Target) -> dict[str, Any]:
+        return {"host": target.host.label, **predict_pull(target, release).as_dict(), "dry_run": True}
+
+    action = predict if dry_run else (lambda target: deploying.deploy(target, release, say))
+    return each_host(config, targets, action, "deploy")
 
 
 class DeployFailed(DeliveryError):
@@ -212,30 +226,13 @@ def format_report(report: Mapping[str, Any]) -> str:
 
 
 def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | None = None) -> list[dict[str, Any]]:
-    config, _ = load_config(section), None
-    reports = []
-    for host in hosts_from(config, hosts):
-        target = Target(host, config, ROOT / "docker-compose.yml")
-        try:
-            report = deploying.rollback(target, say, to)
-        finally:
-            target.close()
-        reports.append(report.as_dict())
-        if not report.healthy:
-            raise DeployFailed(report.error or "rollback failed", reports)
-    return reports
+    config = load_config(section)
+    return each_host(config, hosts_from(config, hosts), lambda target: deploying.rollback(target, say, to), "rollback")
 
 
 def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     config = load_config(section)
-    result = []
-    for host in hosts_from(config, hosts):
-        target = Target(host, config, ROOT / "docker-compose.yml")
-        try:
-            result.append(deploying.status(target))
-        finally:
-            target.close()
-    return result
+    return each_host(config, hosts_from(config, hosts), deploying.status, "status")
 
 
 def format_status(entry: Mapping[str, Any]) -> str:
