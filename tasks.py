@@ -32,7 +32,7 @@ def user_errors(fn):
             return fn(c, *args, **kwargs)
         except DeployFailed as exc:
             if kwargs.get("json"):
-                print(json.dumps(exc.reports[-1] if len(exc.reports) == 1 else {"hosts": exc.reports}, indent=2))
+                print(json.dumps(exc.reports[-1] if len(exc.reports) == 1 else {"hosts": exc.reports}, indent=2, sort_keys=True))
             raise Exit(f"error: {exc}", code=1) from None
         except DeliveryError as exc:
             raise Exit(f"error: {exc}", code=1) from None

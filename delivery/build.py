@@ -11,7 +11,6 @@ the same image digest on any builder, warm or clean.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 import shutil
 import subprocess
@@ -35,7 +34,6 @@ from delivery.source import SourceState
 # layer of a code-only release is the very same blob as in the previous release.
 # The commit time is recorded in the org.opencontainers.image.created label instead.
 SOURCE_DATE_EPOCH = 0
-STAGED_MTIME = SOURCE_DATE_EPOCH  # file times in the staged build context
 
 
 @dataclass(frozen=True)
@@ -152,25 +150,23 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
 
 
 def stage_context(root: Path, destination: Path) -> Path:
-    """Copy the source files (tracked and untracked, not ignored) with normalized metadata.
+    """Copy the source files (tracked and untracked, not ignored) with normalized modes.
 
-    A checkout's file times and modes depend on when and how it was cloned; the
-    staged copy has every time set to STAGED_MTIME and modes 0644/0755, so the
-    same sources give the same layers on any machine, whatever its build cache
-    holds (the cache matches files by content, not time).
+    A checkout's modes depend on the umask it was cloned with; the staged copy has
+    0644/0755, so the same sources give the same layers on any machine. File
+    times are left fresh on purpose: BuildKit sends only context files whose size
+    or time changed, so a same-size edit with an unchanged time would be missed.
+    The exporter clamps every time in the layers to SOURCE_DATE_EPOCH anyway.
     """
-    epoch = STAGED_MTIME
     dirs: set[Path] = {destination}
     for source in source_files(root):  # a deleted file or a link never reaches the image
         target = destination / source.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         target.chmod(0o755 if source.stat().st_mode & 0o111 else 0o644)
-        os.utime(target, (epoch, epoch))
         dirs.update(target.parents)
-    for directory in sorted(d for d in dirs if d == destination or destination in d.parents):
+    for directory in (d for d in dirs if d == destination or destination in d.parents):
         directory.chmod(0o755)
-        os.utime(directory, (epoch, epoch))
     return destination
 
 

@@ -97,9 +97,10 @@ class Registry:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
             raise DeliveryError(
-                f"registry {self.address} is unreachable ({reason}): start it (`invoke registry`) "
-                "or set deploy.registry / INVOKE_DEPLOY_REGISTRY"
+                f"registry {self.address} is unreachable ({reason}): {what_to_do} "
+                "set deploy.registry / INVOKE_DEPLOY_REGISTRY"
             ) from exc
 
     def push_layout(self, layout: Path, repository: str, tag: str, mount_from: tuple[str, ...] = (),

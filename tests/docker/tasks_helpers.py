@@ -1,0 +1,346 @@
+"""Driving the invoke tasks as a user does: in a git clone of the repository, through the `invoke` CLI.
+
+The clone holds the work tree as it is (uncommitted changes included), committed, so the
+tasks see a clean tree; its tasks.py and delivery package are what run. The server engine,
+the registry's access log and the compose project a test module deploys are looked at here.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from testbed import CA_BUNDLE, REPO_ROOT, Testbed, copy_worktree
+
+from delivery.pullreport import Access, parse_access_log
+
+# What the tasks call the registry by default (invoke.yaml deploy.registry); the test bed's
+# registry listens on 127.0.0.1:5000, which the engines reach as localhost:5000 too.
+REGISTRY = "localhost:5000"
+APP_REPOSITORY = "production-control"
+DEPS_REPOSITORY = "production-control-deps"
+GIT_IDENTITY = ("-c", "user.name=test_tasks", "-c", "user.email=test_tasks@example.invalid", "-c", "commit.gpgsign=false")
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+# User agent of the server engine's pulls; the tasks' own registry client is Python-urllib.
+ENGINE_USER_AGENT = '"docker/'
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One finished `invoke` command."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.stdout)
+        except ValueError as error:
+            raise AssertionError(f"`{self.command}` printed no JSON ({error}):\n{self.describe()}") from None
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr_lines if line.startswith("error:")]
+
+    def describe(self) -> str:
+        return f"$ {self.command}\nexit {self.returncode} after {self.seconds:.1f}s\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def invoke_executable() -> Path:
+    """The `invoke` of the environment running the tests (the project's .venv)."""
+    for candidate in (Path(sys.executable).parent / "invoke", REPO_ROOT / ".venv" / "bin" / "invoke"):
+        if candidate.is_file():
+            return candidate
+    raise AssertionError(f"no invoke next to {sys.executable} nor in {REPO_ROOT / '.venv'}: run `scripts/setup`")
+
+
+def task_environment(testbed: Testbed, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment without any INVOKE_* setting, plus the test bed's and `overrides`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INVOKE_")}
+    env["INVOKE_DEPLOY_PYTHON_IMAGE"] = testbed.python_image  # no Docker Hub: the offline base image
+    ca_bundle = os.environ.get("INVOKE_DEPLOY_CA_BUNDLE") or (str(CA_BUNDLE) if CA_BUNDLE.is_file() else None)
+    if ca_bundle:
+        env["INVOKE_DEPLOY_CA_BUNDLE"] = ca_bundle  # PyPI goes through a TLS-inspecting proxy
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Clone:
+    """A git clone of the repository holding its current work tree, committed; tasks run here."""
+
+    path: Path
+    testbed: Testbed
+    env: dict[str, str] = field(default_factory=dict)  # INVOKE_DEPLOY_* settings of every run
+
+    @classmethod
+    def create(cls, destination: Path, testbed: Testbed) -> "Clone":
+        git(None, "clone", "--quiet", str(REPO_ROOT), str(destination))
+        for relative in git(REPO_ROOT, "ls-files", "-z", "--deleted").split("\0"):
+            if relative:
+                (destination / relative).unlink(missing_ok=True)
+        copy_worktree(destination)
+        clone = cls(destination, testbed)
+        clone.commit("the work tree under test")
+        return clone
+
+    def invoke(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300) -> TaskRun:
+        argv = (str(invoke_executable()), *args)
+        started = time.monotonic()
+        result = subprocess.run(
+            argv,
+            cwd=self.path,
+            env=task_environment(self.testbed, {**self.env, **(env or {})}),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return TaskRun(("invoke", *args), result.returncode, result.stdout, result.stderr, time.monotonic() - started)
+
+    def commit(self, message: str) -> str:
+        git(self.path, "add", "-A")
+        git(self.path, *GIT_IDENTITY, "commit", "--quiet", "--allow-empty", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return git(self.path, "rev-parse", "HEAD").strip()
+
+    def is_clean(self) -> bool:
+        return git(self.path, "status", "--porcelain").strip() == ""
+
+    def reset_to(self, commit: str) -> None:
+        git(self.path, "reset", "--quiet", "--hard", commit)
+
+    def discard_changes(self) -> None:
+        """Back to HEAD: modified files restored, untracked (not ignored) files removed."""
+        git(self.path, "checkout", "--quiet", "--", ".")
+        git(self.path, "clean", "--quiet", "-fd")
+
+    def replace_text(self, relative: str, old: str, new: str) -> None:
+        path = self.path / relative
+        text = path.read_text()
+        assert text.count(old) == 1, f"{relative} does not contain {old!r} exactly once"
+        path.write_text(text.replace(old, new))
+
+    def pyproject(self) -> dict[str, Any]:
+        with (self.path / "pyproject.toml").open("rb") as f:
+            return tomllib.load(f)
+
+    @property
+    def app_version(self) -> str:
+        return str(self.pyproject()["project"]["version"])
+
+    @property
+    def deps_version(self) -> str:
+        return str(self.pyproject()["tool"]["production-control"]["deps"]["version"])
+
+
+def git(cwd: Path | None, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (on all addresses, as compose publishes)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2) -> Any:
+    """The first truthy result of `probe`; fail after `timeout` seconds with the last error."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except (httpx.HTTPError, OSError, DockerException) as error:
+            last = error
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:.0f}s (last: {last!r})")
+        time.sleep(interval)
+
+
+def get_json(port: int, path: str) -> dict[str, Any]:
+    """GET http://127.0.0.1:<port><path>, asserting 200 and a JSON object."""
+
+    def fetch() -> dict[str, Any] | None:
+        response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5.0)
+        return response.json() if response.status_code == 200 else None
+
+    return wait_for(f"{path} on port {port} answered 200", fetch)
+
+
+# -- the registry: what a release is made of, and what it served -----------------------------
+@dataclass(frozen=True)
+class ReleaseBlobs:
+    """A release's manifest digest, config blob and layer blobs, as the registry holds them."""
+
+    digest: str
+    config: tuple[str, int]
+    layers: tuple[tuple[str, int], ...]
+
+    @property
+    def blob_digests(self) -> frozenset[str]:
+        return frozenset([self.config[0], *(digest for digest, _ in self.layers)])
+
+
+def release_blobs(registry: str, repository: str, reference: str) -> ReleaseBlobs:
+    """Read the linux/amd64 image manifest of repository:reference straight from the registry API."""
+    base = f"http://{registry}/v2/{repository}"
+    response = httpx.get(f"{base}/manifests/{reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)}, timeout=10)
+    assert response.status_code == 200, f"{repository}:{reference} is not in {registry} (HTTP {response.status_code})"
+    document = response.json()
+    if "manifests" in document:  # an index: take the amd64 image
+        entry = next(m for m in document["manifests"] if (m.get("platform") or {}).get("architecture") == "amd64")
+        return release_blobs(registry, repository, entry["digest"])
+    return ReleaseBlobs(
+        digest=response.headers["docker-content-digest"],
+        config=(document["config"]["digest"], int(document["config"]["size"])),
+        layers=tuple((layer["digest"], int(layer["size"])) for layer in document["layers"]),
+    )
+
+
+def log_size(log: Path) -> int:
+    return log.stat().st_size
+
+
+def accesses_between(log: Path, start: int, end: int, *, only: str | None = None) -> list[Access]:
+    """The registry's accesses logged between byte offsets `start` and `end`; with `only`, from lines containing it."""
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read(max(0, end - start)).decode(errors="replace")
+    lines = [line for line in text.splitlines() if only is None or only in line]
+    return parse_access_log("\n".join(lines))
+
+
+def blob_gets(accesses: Iterable[Access], repository: str, digests: Iterable[str]) -> list[Access]:
+    """The blob GETs of `repository` that fetched one of `digests`."""
+    wanted = set(digests)
+    prefix = f"/v2/{repository}/blobs/"
+    return [
+        a for a in accesses
+        if a.method == "GET" and a.path.startswith(prefix) and a.path[len(prefix):].split("?")[0] in wanted
+    ]  # fmt: skip
+
+
+# -- the server engine: the deployed compose project --------------------------------------------
+def project_filter(project: str) -> list[tuple[str, str]]:
+    return [("label", f"com.docker.compose.project={project}")]
+
+
+def app_container(server: DockerClient, project: str):
+    containers = server.container.list(all=True, filters=project_filter(project))
+    assert len(containers) == 1, f"expected one container of project {project}, found {[c.name for c in containers]}"
+    return containers[0]
+
+
+def remove_project(server: DockerClient, project: str, release_tags: Iterable[str]) -> None:
+    """Everything a deploy of `project` leaves on the server: containers, volume, networks,
+    the deploy lock, the history tags, and the release tags pulled for it."""
+    with suppress(DockerException):
+        containers = server.container.list(all=True, filters=project_filter(project))
+        if containers:
+            server.container.remove(containers, force=True, volumes=True)
+    with suppress(DockerException):
+        networks = server.network.list(filters=project_filter(project))
+        if networks:
+            server.network.remove(networks)
+    with suppress(DockerException):
+        if server.network.exists(f"{project}-deploy-lock"):
+            server.network.remove(f"{project}-deploy-lock")
+    with suppress(DockerException):
+        volumes = server.volume.list(filters=project_filter(project))
+        if volumes:
+            server.volume.remove(volumes)
+    history = f"{project}-history"
+    refs = [ref for image in _images(server, history) for ref in image.repo_tags or [] if ref.startswith(f"{history}:")]
+    refs += [f"{REGISTRY}/{APP_REPOSITORY}:{tag}" for tag in release_tags]
+    for ref in refs:  # untag only: layers other projects use stay
+        with suppress(DockerException):
+            server.image.remove(ref)
+
+
+def _images(server: DockerClient, repository: str) -> list:
+    try:
+        return server.image.list(repository)
+    except DockerException:
+        return []
+
+
+# -- a registry the tasks start on demand ---------------------------------------------------------
+def listening_pids(port: int) -> list[int]:
+    """Processes with a TCP socket listening on `port` (any address), from /proc."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                cols = row.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "0A":  # 0A: LISTEN
+                    inodes.add(f"socket:[{cols[9]}]")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+    return pids
+
+
+def command_line(pid: int) -> list[str]:
+    with suppress(OSError):
+        return [arg.decode() for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if arg]
+    return []
+
+
+def stop_process(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM `pid` and wait until it is gone (or a zombie: its parent may never reap it)."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, 15)
+    wait_for(f"process {pid} exited", lambda: _state(pid) in ("", "Z"), timeout=timeout)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
