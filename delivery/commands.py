@@ -128,7 +128,7 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     registry = ensure_registry(config)
     deps_image = build.deps_ref(project, config)
     if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
-        raise DeliveryError(f"{deps_image} is not in the registry (the lock or deps stages changed): run `invoke build-deps` first")
+        raise DeliveryError(f"{deps_image} is not in the registry (the deps inputs changed, or the registry is new): run `invoke build-deps` first")
     source = read_source_state(ROOT)
     plan = build.app_plan(project, config, source, deps_image)
     if source.dirty_fingerprint:

@@ -27,7 +27,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 INDEX_TYPES = MANIFEST_TYPES[:2]
-LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")
+LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")  # + "-<port>"
 
 
 @dataclass(frozen=True)
@@ -242,16 +242,17 @@ def start_local_registry(address: str, docker_client: Any = None) -> str:
     port = address.rpartition("]:")[2] if address.startswith("[") else address.rpartition(":")[2]
     port = port if port.isdigit() else "80"
     if shutil.which("docker-registry"):
-        LOCAL_REGISTRY_STATE.mkdir(parents=True, exist_ok=True)
-        config = LOCAL_REGISTRY_STATE / "config.yml"
+        state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
+        state.mkdir(parents=True, exist_ok=True)
+        config = state / "config.yml"
         config.write_text(
             "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {LOCAL_REGISTRY_STATE / 'data'}\n  delete:\n    enabled: true\n"
+            f"    rootdirectory: {state / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{port}\n"
         )
-        log = open(LOCAL_REGISTRY_STATE / "registry.log", "ab")
+        log = open(state / "registry.log", "ab")
         subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log, start_new_session=True)
-        how = f"docker-registry (data in {LOCAL_REGISTRY_STATE})"
+        how = f"docker-registry in the background (data and log in {state})"
     elif docker_client is not None:
         docker_client.run(
             "registry:2", detach=True, name="production-control-registry", restart="unless-stopped",

@@ -484,7 +484,7 @@ def test_build_app_starts_a_stopped_loopback_registry_on_demand(clone: Clone) ->
     The registry outlives the task; the test stops it.
     """
     port = free_port()
-    state_existed = LOCAL_REGISTRY_STATE.exists()
+    state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
     try:
         run = clone.invoke("build-app", env={"INVOKE_DEPLOY_REGISTRY": f"127.0.0.1:{port}"})
         assert run.returncode == 1 and "Traceback" not in run.stderr, run.describe()
@@ -493,9 +493,9 @@ def test_build_app_starts_a_stopped_loopback_registry_on_demand(clone: Clone) ->
         assert f"127.0.0.1:{port}/{DEPS_REPOSITORY}:deps-" in run.error_lines[0]
         assert "`invoke build-deps`" in run.error_lines[0]
         assert httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=5).status_code == 200
+        assert (state / "config.yml").exists(), "the on-demand registry keeps its data per port"
     finally:
         for pid in listening_pids(port):
             if any("docker-registry" in arg for arg in command_line(pid)[:1]):
                 stop_process(pid)
-        if not state_existed:
-            remove_tree(LOCAL_REGISTRY_STATE)
+        remove_tree(state)
