@@ -293,8 +293,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
         say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
         t0 = time.monotonic()
         with docker_errors(f"pulling {release.image} on {target.host.label}", "the running release is untouched; retry when the registry is back"):
-            for line in target.compose(release.tag).compose.pull(stream_logs=True):
-                say(f"  {line.strip()}") if "Pull" in line or "Download" in line else None
+            for _, output in target.compose(release.tag).compose.pull(stream_logs=True):
+                say(f"  {output.decode(errors='replace').strip()}")
         report.pull_seconds = round(time.monotonic() - t0, 2)
         say(f"{target.host.label}: starting {release.tag} (previous: {previous or 'none'})")
         healthy, why, seconds, container = start(target, release.tag, say)
