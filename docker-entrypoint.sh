@@ -18,7 +18,9 @@ LOCK_DIR=$RUN_DIR/locks
 WEB_LOG=/var/log/webapp.log
 CRON_LOG=/var/log/cron.log
 CRON_FILE=/etc/cron.d/production-control
-STOP_WAIT_FOR_JOBS=${STOP_WAIT_FOR_JOBS:-7}
+# uvicorn gets 5 s to finish requests, then a running job up to this many: both
+# within compose's 10 s stop grace period.
+STOP_WAIT_FOR_JOBS=${STOP_WAIT_FOR_JOBS:-4}
 
 say() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { say "error: $*" >&2; exit 1; }
@@ -70,6 +72,9 @@ install_crontab() {
 
 run_job() { # run one cron job as the app user, with the container environment, never overlapping
   local name=${1:?usage: docker-entrypoint.sh job NAME}
+  if [ "$(id -u)" = 0 ]; then  # by hand (docker compose exec app docker-entrypoint.sh job NAME)
+    exec setpriv --reuid="$APP_USER" --regid="$APP_USER" --init-groups --inh-caps=-all -- "$0" job "$name"
+  fi
   # shellcheck disable=SC1090
   [ -r "$ENV_FILE" ] && . "$ENV_FILE"
   exec >>"$CRON_LOG" 2>&1
