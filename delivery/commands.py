@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from python_on_whales.exceptions import DockerException
+
 from delivery import build, tags
 from delivery.config import DeployConfig, Host, load_config, parse_host
 from delivery.deploy import DeployReport, Target, predict_pull, release_lock, resolve_release
@@ -62,20 +64,18 @@ def ensure_registry(config: DeployConfig) -> Registry:
 
 
 def login(config: DeployConfig, docker) -> None:
-    """Log the docker CLI in when the registry needs credentials (the password never reaches argv or output)."""
+    """Log the docker CLI in when the registry needs credentials (the password goes by stdin, never argv or output)."""
     if not config.registry_user:
         return
     password = os.environ.get(config.registry_password_env)
     if not password:
         raise DeliveryError(f"deploy.registry_user is set but ${config.registry_password_env} is empty: export the registry password")
-    subprocess.run(
-        ["docker", "login", config.registry, "--username", config.registry_user, "--password-stdin"],
-        input=password.encode(), check=False, capture_output=True,
-    ).returncode == 0 or _login_failed(config)
-
-
-def _login_failed(config: DeployConfig) -> None:
-    raise DeliveryError(f"docker login to {config.registry} as {config.registry_user} failed: check ${config.registry_password_env}")
+    try:
+        docker.login(server=config.registry, username=config.registry_user, password=password)
+    except DockerException as exc:
+        raise DeliveryError(
+            f"docker login to {config.registry} as {config.registry_user} failed: check ${config.registry_password_env}"
+        ) from exc
 
 
 def builder(config: DeployConfig):
@@ -194,8 +194,11 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
     def predict(target: Target) -> dict[str, Any]:
         return {"host": target.host.label, **predict_pull(target, release).as_dict(), "dry_run": True}
 
-    action = predict if dry_run else (lambda target: deploying.deploy(target, release, say))
-    return each_host(config, targets, action, "deploy")
+    def deploy_one(target: Target) -> DeployReport:
+        login(config, target.docker)  # the host pulls with the credentials of this machine's docker CLI
+        return deploying.deploy(target, release, say)
+
+    return each_host(config, targets, predict if dry_run else deploy_one, "deploy")
 
 
 class DeployFailed(DeliveryError):
