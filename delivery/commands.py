@@ -22,7 +22,7 @@ from delivery import build, tags
 from delivery.config import DeployConfig, Host, load_config, parse_host
 from delivery.deploy import DeployReport, Target, predict_pull, release_lock, resolve_release
 from delivery import deploy as deploying
-from delivery.engine import check_engine, connect
+from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery.project import Project, load_project
 from delivery.pullreport import human_bytes
@@ -125,6 +125,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
+    docker = builder(config)  # missing CLI, plugin or engine: say so before anything else
     registry = ensure_registry(config)
     deps_image = build.deps_ref(project, config)
     if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
@@ -134,7 +135,7 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     if source.dirty_fingerprint:
         say("the work tree has uncommitted changes: tagging the build as -dirty-")
     say(f"building app image {plan.image} FROM {deps_image}")
-    digest = build.run_build(builder(config), registry, plan, say, use_cache=use_cache)
+    digest = build.run_build(docker, registry, plan, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
 
 
@@ -189,6 +190,7 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
     """Deploy to each host in turn; stop at the first failure (its report says whether it rolled back)."""
     config, project = settings(section)
     targets = hosts_from(config, hosts)  # validate every host before touching any
+    require_cli()
     release = resolve_release(registry_for(config), config, version or current_version(project))
 
     def predict(target: Target) -> dict[str, Any]:

@@ -38,8 +38,7 @@ def connect(
     compose_project: str | None = None,
 ) -> DockerClient:
     """A client for `host`, optionally set up for the project's compose file."""
-    if shutil.which("docker") is None:
-        raise DeliveryError("the docker CLI is not on PATH: install Docker (or run `sudo scripts/testbed install`)")
+    require_cli()
     return DockerClient(
         host=host.url,
         context=host.context,
@@ -47,6 +46,11 @@ def connect(
         compose_env_files=[compose_env_file] if compose_env_file else [],
         compose_project_name=compose_project,
     )
+
+
+def require_cli() -> None:
+    if shutil.which("docker") is None:
+        raise DeliveryError("the docker CLI is not on PATH: install Docker (or run `sudo scripts/testbed install`)")
 
 
 def last_line(exc: DockerException) -> str:
