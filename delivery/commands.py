@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run
 
 from delivery import build, tags
 from delivery.config import DeployConfig, Host, load_config, parse_host
@@ -26,7 +27,7 @@ from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery.project import Project, load_project
 from delivery.pullreport import human_bytes
-from delivery.registry import Registry, is_loopback, start_local_registry
+from delivery.registry import Registry, RegistryUnreachable, is_loopback, start_local_registry
 from delivery.source import read_source_state
 from delivery.versioning import bump_pyproject
 
@@ -55,7 +56,7 @@ def ensure_registry(config: DeployConfig) -> Registry:
     registry = registry_for(config)
     try:
         registry.ping()
-    except DeliveryError:
+    except RegistryUnreachable:
         if not is_loopback(config.registry):
             raise
         say(f"registry {config.registry} is not running: starting a local one")
@@ -70,8 +71,9 @@ def login(config: DeployConfig, docker) -> None:
     password = os.environ.get(config.registry_password_env)
     if not password:
         raise DeliveryError(f"deploy.registry_user is set but ${config.registry_password_env} is empty: export the registry password")
-    try:
-        docker.login(server=config.registry, username=config.registry_user, password=password)
+    try:  # python-on-whales' docker.login lets "Login Succeeded" reach stdout, which --json needs clean
+        run(docker.docker_cmd + ["login", config.registry, "--username", config.registry_user, "--password-stdin"],
+            input=password.encode())
     except DockerException as exc:
         raise DeliveryError(
             f"docker login to {config.registry} as {config.registry_user} failed: check ${config.registry_password_env}"
@@ -278,5 +280,5 @@ def registry_up(section: Mapping[str, Any]) -> str:
     try:
         registry.ping()
         return f"registry {config.registry} is running"
-    except DeliveryError:
+    except RegistryUnreachable:
         return f"started {start_local_registry(config.registry)} at {config.registry}"

@@ -252,10 +252,11 @@ def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: S
         health = state.health.status if state.health else None
         if health == "healthy":
             return True, "healthy"
-        if health == "unhealthy":
-            return False, "its healthcheck failed"
+        # Before the health status: the engine also marks a container that exited unhealthy.
         if state.status in ("exited", "dead") or (state.restarting and state.exit_code):
             return False, f"it exited with code {state.exit_code}"
+        if health == "unhealthy":
+            return False, "its healthcheck failed"
         if health != last:
             say(f"  waiting for health ({health or state.status})")
             last = health or ""
@@ -266,6 +267,20 @@ def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: S
 def image_digests(docker: DockerClient, image_id: str) -> list[str]:
     with docker_errors("inspecting the running image"):
         return [ref.rsplit("@", 1)[-1] for ref in (docker.image.inspect(image_id).repo_digests or [])]
+
+
+def pull_hint(reason: str) -> str:
+    """What to do after a failed pull (nothing was stopped yet, so the running release is untouched)."""
+    lowered = reason.lower()
+    if "no space left on device" in lowered:
+        todo = "free disk space on the host, e.g. `docker image prune`, then retry"
+    elif "no basic auth credentials" in lowered or "unauthorized" in lowered:
+        todo = "log the docker CLI in to the registry (deploy.registry_user and its password variable), then retry"
+    elif "cannot connect to the docker daemon" in lowered:
+        todo = "is the engine running? start it (`sudo scripts/testbed up`) or check --host"
+    else:
+        todo = "retry when the registry is back"
+    return f"the running release is untouched; {todo}"
 
 
 def start(target: Target, release_tag: str, say: Say) -> tuple[bool, str, float, Any]:
@@ -292,9 +307,12 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
         report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
         say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
         t0 = time.monotonic()
-        with docker_errors(f"pulling {release.image} on {target.host.label}", "the running release is untouched; retry when the registry is back"):
+        try:
             for _, output in target.compose(release.tag).compose.pull(stream_logs=True):
                 say(f"  {output.decode(errors='replace').strip()}")
+        except DockerException as exc:
+            reason = last_line(exc)
+            raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})") from exc
         report.pull_seconds = round(time.monotonic() - t0, 2)
         say(f"{target.host.label}: starting {release.tag} (previous: {previous or 'none'})")
         healthy, why, seconds, container = start(target, release.tag, say)

@@ -30,6 +30,10 @@ INDEX_TYPES = MANIFEST_TYPES[:2]
 LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")  # + "-<port>"
 
 
+class RegistryUnreachable(DeliveryError):
+    """Nothing answers at the registry's address (as opposed to an answer we do not like)."""
+
+
 @dataclass(frozen=True)
 class Blob:
     digest: str
@@ -98,7 +102,7 @@ class Registry:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
-            raise DeliveryError(
+            raise RegistryUnreachable(
                 f"registry {self.address} is unreachable ({reason}): {what_to_do} "
                 "set deploy.registry / INVOKE_DEPLOY_REGISTRY"
             ) from exc

@@ -1,0 +1,692 @@
+"""A test bed of the fault and security tests' own, and the faults they inject into it.
+
+Stopping the test bed's registry or restarting its server engines would break whatever
+else runs on them at the same time (other test modules, benchmarks). So these tests bring
+their own pieces, started exactly like scripts/testbed starts the shared ones:
+
+- `RegistryServer`: a `docker-registry serve CONFIG` process (same binary and config shape as
+  scripts/testbed's start_registry) on a free loopback port, with its own storage and access
+  log, and optionally htpasswd basic auth. It is stopped, killed and started again by its pid
+  file, always with the same command line.
+- `ScratchEngine`: a dockerd like the test bed's overlay2 server engine, on a bridge of its own
+  (pcfault0, 10.213.21.1/24; never `--bridge none`), leaving iptables alone, with its data root
+  on a tmpfs of its own: a disk the tests can fill. It is restarted with the same command line.
+- `FaultBed`: those two, a git clone of the repository whose tasks build into that registry
+  and deploy to that engine under a compose project and loopback port of their own, and the
+  releases built from the clone (a good one, one that crashes, one whose /healthz answers 500...).
+
+One FaultBed serves the whole session (both test modules): `fault_bed(config)` builds it on
+first use and registers its removal (engine stopped, tmpfs unmounted, bridge deleted, registry
+stopped, files deleted) with pytest's config cleanup, so it runs whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from python_on_whales import Container, DockerClient
+from python_on_whales.exceptions import DockerException
+from tasks_helpers import Clone, TaskRun, free_port, invoke_executable, project_filter, task_environment, wait_for
+from testbed import CA_BUNDLE, START_HINT, Testbed
+
+APP_REPOSITORY = "production-control"
+DEPS_REPOSITORY = "production-control-deps"
+BRIDGE, BRIDGE_CIDR = "pcfault0", "10.213.21.1/24"  # next to pctb0/pctb1 (7, 8) and the benchmarks' (9, 10)
+ENGINE_DISK = "1536m"  # the scratch engine's tmpfs: the app image (~350 MB unpacked) a few times over
+DEPS_BUILD_TIMEOUT = 1200  # a deps build that misses the cache installs every locked package from PyPI
+HEALTHZ_OK = '    db.count_runs(conn)\n    return {"status": "ok"'
+HEALTHZ_500 = '    return JSONResponse({"status": "broken"}, status_code=500)\n    return {"status": "ok"'
+WEB_IMPORTS = "from production_control.settings import Settings\n"
+
+
+class FaultBedUnavailable(Exception):
+    """A piece of the fault test bed could not be started; the message says what to do."""
+
+
+# -- processes ---------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _signal_and_wait(pid: int, sig: int, timeout: float) -> bool:
+    """Send `sig` to `pid`; True once it is gone (or a zombie) within `timeout` seconds."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True)
+
+
+# -- a registry of our own ---------------------------------------------------------------------------
+@dataclass
+class RegistryServer:
+    """`docker-registry serve CONFIG` on 127.0.0.1:<port>, as scripts/testbed runs the shared one."""
+
+    root: Path
+    port: int
+    htpasswd: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "registry.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / "pid"
+
+    @property
+    def argv(self) -> list[str]:
+        return ["docker-registry", "serve", str(self.config_path)]
+
+    def write_config(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if self.htpasswd is not None:
+            auth = f"auth:\n  htpasswd:\n    realm: production-control-test\n    path: {self.htpasswd}\n"
+        self.config_path.write_text(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
+            f"{auth}http:\n  addr: {self.address}\n"
+        )
+
+    def start(self) -> None:
+        """Start it (a no-op when it runs) and wait until /v2/ answers."""
+        if self.running():
+            return
+        if not self.config_path.exists():
+            self.write_config()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.pid_path.write_text(f"{self.process.pid}\n")
+        deadline = time.monotonic() + 30
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                raise FaultBedUnavailable(f"docker-registry on {self.address} did not start: {tail} ({START_HINT})")
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop it by its pid file (SIGKILL: as if it crashed, cutting pulls in flight)."""
+        if self.pid_path.exists():
+            pid = int(self.pid_path.read_text())
+            if not _signal_and_wait(pid, sig, 15):
+                _signal_and_wait(pid, signal.SIGKILL, 5)
+            self.pid_path.unlink()
+        if self.process is not None:
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)  # reap it
+            self.process = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def running(self) -> bool:
+        return self.pid_path.exists() and _alive(int(self.pid_path.read_text()))
+
+    def answers(self) -> bool:
+        """/v2/ answers (200, or 401 when it wants credentials)."""
+        try:
+            return httpx.get(f"http://{self.address}/v2/", timeout=2).status_code in (200, 401)
+        except httpx.HTTPError:
+            return False
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def wait_for_access(self, offset: int, *needles: str, timeout: float) -> str:
+        """The first access log line after `offset` containing every needle (polled every 20 ms)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_since(offset).splitlines():
+                if all(needle in line for needle in needles):
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no access log line with {needles} within {timeout:.0f}s")
+
+
+# -- an engine of our own ----------------------------------------------------------------------------
+@dataclass
+class ScratchEngine:
+    """A dockerd like the test bed's overlay2 server, its data root on a tmpfs, on its own bridge."""
+
+    root: Path  # short: the containerd socket below exec/ must fit in 107 bytes
+    disk_size: str = ENGINE_DISK
+    created_bridge: bool = field(default=False, init=False)
+    mounted: bool = field(default=False, init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / "docker.pid"
+
+    @property
+    def argv(self) -> list[str]:
+        return [
+            "dockerd", "--data-root", str(self.data_root), "--exec-root", str(self.root / "exec"),
+            "-H", self.host, "--pidfile", str(self.pid_path), "--bridge", BRIDGE,
+            "--config-file", str(self.root / "daemon.json"),
+            # Other engines share this machine's iptables: leave them alone (ports go through docker-proxy).
+            "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+        ]  # fmt: skip
+
+    @property
+    def client(self) -> DockerClient:
+        return DockerClient(host=self.host)
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "daemon.json").write_text(
+            json.dumps({"storage-driver": "overlay2", "features": {"containerd-snapshotter": False}})
+        )
+        if not self.mounted:
+            self.data_root.mkdir(exist_ok=True)
+            result = _run("mount", "-t", "tmpfs", "-o", f"size={self.disk_size}", "tmpfs", str(self.data_root))
+            if result.returncode != 0:
+                raise FaultBedUnavailable(f"mounting a tmpfs for the scratch engine failed: {result.stderr.strip()} (needs root)")
+            self.mounted = True
+        if _run("ip", "link", "show", BRIDGE).returncode != 0:
+            for argv in (("link", "add", BRIDGE, "type", "bridge"), ("addr", "add", BRIDGE_CIDR, "dev", BRIDGE)):
+                result = _run("ip", *argv)
+                if result.returncode != 0:
+                    raise FaultBedUnavailable(f"`ip {' '.join(argv)}` failed: {result.stderr.strip()} (needs root)")
+                self.created_bridge = True
+        _run("ip", "link", "set", BRIDGE, "up")
+        self._start_dockerd()
+
+    def _start_dockerd(self) -> None:
+        with (self.root / "dockerd.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.client.system.info()
+                return
+            except DockerException:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.root / "dockerd.log").read_text(errors="replace").strip().splitlines()[-3:]
+                    raise FaultBedUnavailable(f"the scratch dockerd did not start: {tail}") from None
+                time.sleep(0.2)
+
+    def stop_dockerd(self, timeout: float = 60) -> None:
+        """SIGTERM, as an init system stops it: running containers are stopped first."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> float:
+        """Stop the engine and start it again with the same command line; the seconds it was down."""
+        started = time.monotonic()
+        self.stop_dockerd()
+        self._start_dockerd()
+        return time.monotonic() - started
+
+    def free_bytes(self) -> int:
+        stats = os.statvfs(self.data_root)
+        return stats.f_bavail * stats.f_frsize
+
+    @contextmanager
+    def disk_filled(self, leave: int) -> Iterator[Path]:
+        """Fill the engine's disk with one file, leaving about `leave` bytes free; removed afterwards."""
+        filler = self.data_root / f"filler-{uuid.uuid4().hex[:8]}"
+        try:
+            size = self.free_bytes() - leave
+            with filler.open("wb") as f:
+                os.posix_fallocate(f.fileno(), 0, size)
+            yield filler
+        finally:
+            filler.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Everything start() made: containers stopped with the engine, tmpfs unmounted, bridge deleted."""
+        with suppress(DockerException):
+            if self.process is not None:
+                containers = self.client.container.list(all=True)
+                if containers:
+                    self.client.container.remove(containers, force=True, volumes=True)
+        self.stop_dockerd()
+        if self.mounted:
+            for _ in range(20):
+                if _run("umount", str(self.data_root)).returncode == 0:
+                    break
+                time.sleep(0.5)
+            else:
+                _run("umount", "-l", str(self.data_root))
+            self.mounted = False
+        if self.created_bridge:
+            _run("ip", "link", "delete", BRIDGE)
+            self.created_bridge = False
+
+
+# -- watching /healthz during a deploy -----------------------------------------------------------------
+class HealthPoller:
+    """GET /healthz every `interval` seconds in a thread; how long it did not answer 200."""
+
+    def __init__(self, url: str, interval: float = 0.1):
+        self.url, self.interval = url, interval
+        self.samples: list[tuple[float, bool, str]] = []  # (monotonic time, answered 200, commit)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "HealthPoller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        with httpx.Client(timeout=1.0) as client:
+            while not self._stop.is_set():
+                ok, commit = False, ""
+                try:
+                    response = client.get(self.url)
+                    ok = response.status_code == 200
+                    commit = str(response.json().get("commit", "")) if ok else ""
+                except (httpx.HTTPError, ValueError):
+                    pass
+                self.samples.append((time.monotonic(), ok, commit))
+                self._stop.wait(self.interval)
+
+    def outages(self) -> list[float]:
+        """The length of every stretch of failed probes, from the last success before to the first after."""
+        found, down_since, last_ok = [], None, None
+        for moment, ok, _ in self.samples:
+            if ok:
+                if down_since is not None:
+                    found.append(moment - down_since)
+                    down_since = None
+                last_ok = moment
+            elif down_since is None:
+                down_since = last_ok if last_ok is not None else moment
+        if down_since is not None:
+            found.append(self.samples[-1][0] - down_since)
+        return found
+
+    @property
+    def longest_outage(self) -> float:
+        return max(self.outages(), default=0.0)
+
+    @property
+    def commits(self) -> list[str]:
+        """The commits /healthz named, in order, each once per stretch."""
+        seen: list[str] = []
+        for _, ok, commit in self.samples:
+            if ok and (not seen or seen[-1] != commit):
+                seen.append(commit)
+        return seen
+
+
+# -- a running `invoke` ------------------------------------------------------------------------------
+class RunningTask:
+    """An `invoke` command in the background; its stderr lines as they come."""
+
+    def __init__(self, clone: Clone, args: tuple[str, ...], env: Mapping[str, str]):
+        self.argv = ("invoke", *args)
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            (str(invoke_executable()), *args), cwd=clone.path, env=task_environment(clone.testbed, {**clone.env, **env}),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.stderr_lines: list[str] = []
+        self._stdout: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr_lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stdout, self._stdout), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    def wait_for_stderr(self, text: str, timeout: float) -> str:
+        """The first stderr line containing `text`; fails if the task ends or the time runs out first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.stderr_lines):
+                if text in line:
+                    return line
+            if self.process.poll() is not None:
+                time.sleep(0.2)  # let the readers catch up
+                if any(text in line for line in self.stderr_lines):
+                    continue
+                raise AssertionError(f"`{self.command}` ended before printing {text!r}:\n{self.finish().describe()}")
+            time.sleep(0.05)
+        raise AssertionError(f"`{self.command}` did not print {text!r} within {timeout:.0f}s:\n{''.join(self.stderr_lines)}")
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    def finish(self, timeout: float = 300) -> TaskRun:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return TaskRun(self.argv, self.process.returncode, "".join(self._stdout), "".join(self.stderr_lines),
+                       time.monotonic() - self.started)  # fmt: skip
+
+
+# -- the bed -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Release:
+    name: str
+    tag: str
+    digest: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class Markers:
+    """Unique strings inside the build secrets; none may reach an image layer."""
+
+    ca_bundle: str  # a comment line of the CA bundle secret
+    index_password: str  # the password in the pip_index_url secret
+    env_file: str  # in .env files of the work tree (git-ignored, as developers keep them)
+
+    @classmethod
+    def new(cls) -> "Markers":
+        return cls(*(f"{kind}-marker-{secrets.token_hex(16)}" for kind in ("ca", "index", "dotenv")))
+
+    def all(self) -> tuple[str, ...]:
+        return (self.ca_bundle, self.index_password, self.env_file)
+
+
+def _after_web_imports(repo: Path, code: str) -> None:
+    path = repo / "production_control/web.py"
+    text = path.read_text()
+    assert text.count(WEB_IMPORTS) == 1, "web.py changed: update WEB_IMPORTS"
+    path.write_text(text.replace(WEB_IMPORTS, WEB_IMPORTS + code))
+
+
+def _crash_at_import(repo: Path) -> None:
+    _after_web_imports(repo, 'raise RuntimeError("fault test: this release cannot start")\n')
+
+
+def _healthz_500(repo: Path) -> None:
+    path = repo / "production_control/web.py"
+    text = path.read_text()
+    assert text.count(HEALTHZ_OK) == 1, "web.py changed: update HEALTHZ_OK"
+    path.write_text(text.replace(HEALTHZ_OK, HEALTHZ_500))
+
+
+def _slow_start(repo: Path) -> None:
+    _after_web_imports(repo, "import time\ntime.sleep(8)  # fault test: slow to become healthy\n")
+
+
+def _code_change(repo: Path) -> None:
+    with (repo / "production_control/jobs.py").open("a") as f:
+        f.write(f"# fault test: a code-only release {uuid.uuid4().hex}\n")
+
+
+def _ballast(megabytes: int) -> Callable[[Path], None]:
+    """A release with one large new layer: random (incompressible) bytes in the code."""
+
+    def change(repo: Path) -> None:
+        (repo / "production_control" / f"ballast-{megabytes}m.bin").write_bytes(os.urandom(megabytes << 20))
+
+    return change
+
+
+RELEASES: dict[str, Callable[[Path], None]] = {
+    "good": lambda repo: None,  # the clone as it is
+    "second": _code_change,
+    "crash": _crash_at_import,
+    "healthz500": _healthz_500,
+    "slow": _slow_start,
+    "big": _ballast(160),  # pulled for a few seconds: long enough to kill the registry in the middle
+    "medium": _ballast(24),  # more than a full disk has left
+}
+
+
+@dataclass
+class FaultBed:
+    testbed: Testbed
+    tmp: Path
+    registry: RegistryServer
+    engine: ScratchEngine
+    markers: Markers
+    clone: Clone | None = None
+    project: str = field(default_factory=lambda: f"pcfault-{uuid.uuid4().hex[:8]}")
+    port: int = field(default_factory=free_port)
+    base_commit: str = ""
+    deps_build: TaskRun | None = None
+    releases: dict[str, Release] = field(default_factory=dict)
+
+    # -- setting up ----------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, testbed: Testbed) -> "FaultBed":
+        tmp = Path(tempfile.mkdtemp(prefix="pcf-", dir="/tmp"))  # short: socket paths are limited
+        bed = cls(testbed, tmp, RegistryServer(tmp / "registry", free_port()), ScratchEngine(tmp / "engine"), Markers.new())
+        try:
+            bed.registry.start()
+            bed.engine.start()
+            bed.clone = Clone.create(tmp / "repo", testbed)
+            for env_file in (bed.clone.path / ".env", bed.clone.path / "production_control" / ".env"):
+                env_file.write_text(f"DATABASE_PASSWORD={bed.markers.env_file}\n")
+            assert bed.clone.is_clean(), ".env is not git-ignored"
+            # A lock of our own (one comment more): the dependency stages miss the build cache, so
+            # pip runs with the marked secrets, without --no-cache (which rebuilds everything).
+            with (bed.clone.path / "requirements.lock").open("a") as f:
+                f.write(f"# fault tests {uuid.uuid4().hex}\n")
+            bed.base_commit = bed.clone.commit("fault tests: a deps image of their own")
+            bed.clone.env.update(bed.task_env())
+        except BaseException:
+            bed.close()
+            raise
+        return bed
+
+    def task_env(self) -> dict[str, str]:
+        """INVOKE_DEPLOY_* of every task: our registry, project and port; the build secrets with markers."""
+        ca = self.tmp / "ca-bundle.pem"
+        ca.write_text(CA_BUNDLE.read_text() + f"\n# {self.markers.ca_bundle}\n")
+        index = self.tmp / "pip-index-url"
+        index.write_text(f"https://fault-test:{self.markers.index_password}@pypi.org/simple\n")
+        return {
+            "INVOKE_DEPLOY_REGISTRY": self.registry.address,
+            "INVOKE_DEPLOY_COMPOSE_PROJECT": self.project,
+            "INVOKE_DEPLOY_HTTP_PORT": str(self.port),
+            "INVOKE_DEPLOY_HEALTH_TIMEOUT": "30",
+            "INVOKE_DEPLOY_CA_BUNDLE": str(ca),
+            "INVOKE_DEPLOY_PIP_INDEX_URL_FILE": str(index),
+            "HTTP_BIND": "127.0.0.1",  # compose publishes the app on loopback only
+        }
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.engine.close()
+        with suppress(Exception):
+            self.registry.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- tasks -----------------------------------------------------------------------------------------
+    @property
+    def repo(self) -> Clone:
+        assert self.clone is not None
+        return self.clone
+
+    def invoke(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300) -> TaskRun:
+        return self.repo.invoke(*args, env=env, timeout=timeout)
+
+    def start_invoke(self, *args: str, env: Mapping[str, str] | None = None) -> RunningTask:
+        return RunningTask(self.repo, args, env or {})
+
+    def deploy_args(self, release: Release, *flags: str) -> tuple[str, ...]:
+        return ("deploy", "--host", self.engine.host, "--version", release.tag, *flags)
+
+    def deploy(self, release: Release, *flags: str, env: Mapping[str, str] | None = None) -> TaskRun:
+        return self.invoke(*self.deploy_args(release, *flags), env=env)
+
+    def build_deps(self) -> TaskRun:
+        """The session's one deps build: its lock is new to the builder, so pip runs with the marked secrets."""
+        if self.deps_build is None:
+            run = self.invoke("build-deps", "--json", timeout=DEPS_BUILD_TIMEOUT)
+            assert run.returncode == 0, run.describe()
+            assert "building deps image" in run.stderr, run.describe()
+            self.deps_build = run
+        return self.deps_build
+
+    def release(self, name: str) -> Release:
+        """The release `name` of RELEASES, built from the base commit plus its change (once)."""
+        if name not in self.releases:
+            self.build_deps()
+            change = RELEASES[name]
+            try:
+                change(self.repo.path)
+                commit = self.repo.commit(f"fault test release: {name}")
+                run = self.invoke("build-app", "--json")
+                assert run.returncode == 0, run.describe()
+                result = run.json()
+            finally:
+                self.repo.reset_to(self.base_commit)
+            self.releases[name] = Release(name, result["tag"], result["digest"], commit)
+        return self.releases[name]
+
+    # -- the deployed site -------------------------------------------------------------------------
+    @property
+    def server(self) -> DockerClient:
+        return self.engine.client
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthz(self) -> dict[str, Any] | None:
+        try:
+            response = httpx.get(f"{self.url}/healthz", timeout=2)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def serving_commit(self, timeout: float = 30) -> str:
+        """The commit of the release answering /healthz (waits for an answer)."""
+        return str(wait_for(f"/healthz on {self.url} answered 200", self.healthz, timeout=timeout)["commit"])
+
+    def runs_total(self) -> int:
+        def fetch() -> int | None:
+            response = httpx.get(f"{self.url}/runs", timeout=5)
+            return int(response.json()["total"]) if response.status_code == 200 else None
+
+        return int(wait_for(f"/runs on {self.url} answered 200", fetch, timeout=30))
+
+    def container(self) -> Container:
+        containers = self.server.container.list(all=True, filters=project_filter(self.project))
+        assert len(containers) == 1, f"expected one container of {self.project}, found {[c.name for c in containers]}"
+        return containers[0]
+
+    def record_run(self) -> None:
+        """One row, written as cron writes it: the job role of the entrypoint, as user app."""
+        self.server.container.execute(self.container(), ["/usr/local/bin/docker-entrypoint.sh", "job", "record-run"], user="app")
+
+    def ensure_serving(self, release: Release) -> int:
+        """`release` deployed and healthy, with at least one more job run recorded; the runs total."""
+        if (self.healthz() or {}).get("commit") != release.commit:
+            run = self.deploy(release)
+            assert run.returncode == 0, run.describe()
+        assert self.serving_commit() == release.commit
+        self.record_run()
+        return self.runs_total()
+
+    def history(self) -> list[dict[str, Any]]:
+        run = self.invoke("status", "--host", self.engine.host, "--json")
+        assert run.returncode == 0, run.describe()
+        return list(run.json()["history"])
+
+    def status(self) -> dict[str, Any]:
+        run = self.invoke("status", "--host", self.engine.host, "--json")
+        assert run.returncode == 0, run.describe()
+        return dict(run.json())
+
+
+_BED: FaultBed | None = None
+_BED_ERROR: str | None = None
+
+
+def fault_bed(config: Any, testbed: Testbed) -> FaultBed:
+    """The session's FaultBed, created on first use; removed when pytest ends (config cleanup)."""
+    global _BED, _BED_ERROR
+    if _BED_ERROR is not None:
+        raise FaultBedUnavailable(_BED_ERROR)
+    if _BED is None:
+        try:
+            _BED = FaultBed.create(testbed)
+        except FaultBedUnavailable as error:
+            _BED_ERROR = str(error)
+            raise
+
+        def close() -> None:
+            global _BED
+            if _BED is not None:
+                _BED.close()
+                _BED = None
+
+        config.add_cleanup(close)
+    return _BED

@@ -1,0 +1,291 @@
+"""Faults during a deploy and in a running container: the previous release keeps serving, no row is lost.
+
+Each test starts from a known good release serving on the fault bed's own engine (see
+faults_helpers: its own registry, engine and compose project, so the faults injected here, a
+registry killed, an engine restarted, a full disk, touch nothing else on this machine), with at
+least one job run recorded, injects one fault, and checks what a user sees: the task's exit
+code and its one `error:` line, /healthz afterwards, and GET /runs total, which never drops.
+
+The tests run in this order and share the bed; each one ends with a release serving.
+"""
+
+import json
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+from appcontainer import processes
+from faults_helpers import FaultBed, FaultBedUnavailable, HealthPoller, Release, fault_bed
+from python_on_whales import DockerClient
+from tasks_helpers import TaskRun, wait_for
+from testbed import Testbed
+
+pytestmark = pytest.mark.docker
+
+# Unavailability during a failed deploy: the old container stops, the new one fails (at once
+# when it crashes, after the health timeout when it answers 500), the previous one starts again.
+MAX_OUTAGE_SECONDS = 60
+FAILING_HEALTH_TIMEOUT = "8"  # a /healthz that answers 500 is given this long
+MID_PULL_DEPLOY_TIMEOUT = 240  # the engine retries a broken download 5 times (5+10+15+20 s apart)
+
+
+@pytest.fixture(scope="session")
+def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> FaultBed:
+    try:
+        return fault_bed(request.config, testbed)
+    except FaultBedUnavailable as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture
+def good(bed: FaultBed) -> Release:
+    return bed.release("good")
+
+
+@pytest.fixture
+def runs_before(bed: FaultBed, good: Release) -> int:
+    """The good release serving, with a job run just recorded: the GET /runs total."""
+    total = bed.ensure_serving(good)
+    assert total >= 1
+    return total
+
+
+def report(capsys: pytest.CaptureFixture[str], message: str) -> None:
+    with capsys.disabled():
+        print(f"\n[faults] {message}", flush=True)
+
+
+def one_error_line(run: TaskRun) -> str:
+    """A failed task: exit 1, no traceback, and exactly one `error:` line, the last one."""
+    assert run.returncode == 1, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
+    return run.error_lines[0]
+
+
+def assert_still_serving(bed: FaultBed, release: Release, runs_before: int) -> None:
+    assert bed.serving_commit() == release.commit, f"{release.name} is not the release serving"
+    assert bed.runs_total() >= runs_before, "the data volume lost job runs"
+
+
+# -- a new release that fails its health check ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "health_timeout", "why"),
+    [("crash", "30", "it exited with code"), ("healthz500", FAILING_HEALTH_TIMEOUT, "it was not healthy within")],
+    ids=["crashes-at-import", "healthz-answers-500"],
+)
+def test_a_release_failing_its_health_check_is_rolled_back(
+    bed: FaultBed, good: Release, runs_before: int, capsys: pytest.CaptureFixture[str], name: str, health_timeout: str, why: str
+) -> None:
+    broken = bed.release(name)
+    with HealthPoller(f"{bed.url}/healthz") as poller:
+        run = bed.deploy(broken, env={"INVOKE_DEPLOY_HEALTH_TIMEOUT": health_timeout})
+        time.sleep(0.5)  # a few probes of the restored release
+    line = one_error_line(run)
+    assert f"{broken.tag} failed" in line and why in line, line
+    assert f"rolled back to {good.tag}, which is serving" in line, line
+    assert_still_serving(bed, good, runs_before)
+
+    outage = poller.longest_outage
+    report(capsys, f"{name}: /healthz unavailable for {outage:.1f}s (deploy took {run.seconds:.1f}s)")
+    assert poller.commits == [good.commit], f"/healthz named {poller.commits}"
+    assert outage < MAX_OUTAGE_SECONDS, f"/healthz was unavailable for {outage:.1f}s"
+    assert bed.history()[0]["kind"] == "restore"
+
+
+# -- the registry is down before the pull ----------------------------------------------------------
+def test_a_deploy_with_the_registry_down_changes_nothing_and_a_retry_succeeds(
+    bed: FaultBed, good: Release, runs_before: int
+) -> None:
+    second = bed.release("second")
+    container = bed.container().id
+    try:
+        bed.registry.stop()
+        line = one_error_line(bed.deploy(second))
+        assert f"registry {bed.registry.address} is unreachable" in line, line
+        assert bed.container().id == container, "the deploy touched the running container"
+        assert_still_serving(bed, good, runs_before)
+    finally:
+        bed.registry.start()
+    run = bed.deploy(second)
+    assert run.returncode == 0, run.describe()
+    assert bed.serving_commit() == second.commit
+    assert bed.runs_total() >= runs_before
+
+
+# -- the host's disk is full --------------------------------------------------------------------------
+def test_a_pull_onto_a_full_disk_fails_in_one_line_and_stops_nothing(
+    bed: FaultBed, good: Release, runs_before: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = bed.release("big")  # one new 160 MB layer, not on the engine yet: this test runs before the mid-pull one
+    container = bed.container().id
+    with bed.engine.disk_filled(leave=1 << 20):
+        report(capsys, f"disk full: {bed.engine.free_bytes() >> 10} KiB left on the engine's data root")
+        line = one_error_line(bed.deploy(big))
+        assert f"pulling {bed.registry.address}/production-control:{big.tag}" in line, line
+        assert "no space left on device" in line and "the running release is untouched" in line, line
+        assert "free disk space" in line, line
+        assert bed.container().id == container, "the deploy touched the running container"
+        assert bed.serving_commit() == good.commit
+    assert_still_serving(bed, good, runs_before)
+    assert bed.status()["lock"] is None
+
+
+# -- the registry dies in the middle of a pull -------------------------------------------------------
+def test_a_registry_killed_mid_pull_leaves_the_running_release_and_a_retry_succeeds(
+    bed: FaultBed, good: Release, runs_before: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = bed.release("big")
+    container = bed.container().id
+    try:
+        offset = bed.registry.log_size()
+        task = bed.start_invoke(*bed.deploy_args(big))
+        # The engine's first finished blob GET (the config); the 160 MB layer is then in flight.
+        bed.registry.wait_for_access(offset, "GET /v2/production-control/blobs/", '"docker/', timeout=60)
+        bed.registry.kill()
+        killed_at = time.monotonic()
+        run = task.finish(timeout=MID_PULL_DEPLOY_TIMEOUT)
+        report(capsys, f"registry killed mid-pull: the deploy failed {time.monotonic() - killed_at:.1f}s later (engine retries)")
+        line = one_error_line(run)
+        assert line.startswith(f"error: pulling {bed.registry.address}/production-control:{big.tag}"), line
+        assert "the running release is untouched; retry when the registry is back" in line, line
+        assert "starting" not in run.stderr, run.describe()
+        assert bed.container().id == container, "the deploy touched the running container"
+        assert_still_serving(bed, good, runs_before)
+    finally:
+        bed.registry.start()
+    retry = bed.deploy(big)
+    assert retry.returncode == 0, retry.describe()
+    assert bed.serving_commit() == big.commit
+    assert bed.runs_total() >= runs_before
+
+
+# -- the engine restarts while a deploy waits for health ----------------------------------------------
+def test_an_engine_restart_during_the_health_wait_ends_serving(
+    bed: FaultBed, good: Release, runs_before: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slow = bed.release("slow")  # sleeps 8 s at import: healthy after about 10 s
+    task = bed.start_invoke(*bed.deploy_args(slow), env={"INVOKE_DEPLOY_HEALTH_TIMEOUT": "60"})
+    task.wait_for_stderr("waiting for health", timeout=120)
+    down = bed.engine.restart()
+    run = task.finish(timeout=240)
+    report(capsys, f"engine restarted ({down:.1f}s down) during the health wait: deploy exit {run.returncode}")
+    assert "Traceback" not in run.stderr, run.describe()
+    if run.returncode == 0:
+        expected = slow
+    else:
+        assert f"rolled back to {good.tag}, which is serving" in one_error_line(run), run.describe()
+        expected = good
+    commit = wait_for("/healthz answering after the engine restart", bed.healthz, timeout=60)["commit"]
+    assert commit == expected.commit, run.describe()
+    assert bed.runs_total() >= runs_before
+    bed.record_run()  # the volume is still writable by the app
+    assert bed.runs_total() > runs_before
+    status = bed.status()
+    assert status["lock"] is None, "the deploy left its lock behind"
+    assert (status["running"]["tag"], status["running"]["health"]) == (expected.tag, "healthy")
+
+
+# -- two deploys at once --------------------------------------------------------------------------------
+def test_two_deploys_at_once_one_runs_the_other_refuses(bed: FaultBed, good: Release, runs_before: int) -> None:
+    second = bed.release("second")
+    history_before = bed.history()
+    tasks = [bed.start_invoke(*bed.deploy_args(second)) for _ in range(2)]
+    runs = [task.finish(timeout=240) for task in tasks]
+    won = [run for run in runs if run.returncode == 0]
+    lost = [run for run in runs if run.returncode != 0]
+    assert len(won) == 1 and len(lost) == 1, "\n\n".join(run.describe() for run in runs)
+    line = one_error_line(lost[0])
+    assert f"another deploy to {bed.engine.host.split('://', 1)[1]} is running (held by " in line, line
+    assert "pulling" not in lost[0].stderr, "the refused deploy did something on the host"
+    assert bed.serving_commit() == second.commit
+    history = bed.history()
+    assert len(history) == len(history_before) + 1, f"history: {history}"
+    assert (history[0]["kind"], history[0]["tag"]) == ("deploy", second.tag)
+    assert bed.status()["lock"] is None
+    assert bed.runs_total() >= runs_before
+
+
+# -- SIGTERM while cron jobs run --------------------------------------------------------------------------
+INTEGRITY = """
+import json, sqlite3
+conn = sqlite3.connect("/data/production_control.db")
+rows = conn.execute("SELECT id, finished_at, status FROM job_runs").fetchall()
+print(json.dumps({
+    "integrity": conn.execute("PRAGMA integrity_check").fetchall(),
+    "rows": len(rows),
+    "partial": [row for row in rows if not row[1] or not row[2]],
+}))
+"""
+
+
+def test_a_stop_during_cron_jobs_leaves_a_sound_database(bed: FaultBed, good: Release, runs_before: int) -> None:
+    container = bed.container()
+    # Jobs back to back, as fast as they go, in two loops (the job lock makes one of two skip).
+    loop = "while :; do /usr/local/bin/docker-entrypoint.sh job record-run; done"
+    loops = [
+        subprocess.Popen(
+            ["docker", "-H", bed.engine.host, "exec", "-u", "app", container.id, "sh", "-c", loop],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        wait_for("jobs writing rows", lambda: bed.runs_total() >= runs_before + 3, timeout=30)
+        started = time.monotonic()
+        bed.server.container.stop(container)
+        stop_seconds = time.monotonic() - started
+    finally:
+        for process in loops:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    state = bed.server.container.inspect(container).state
+    assert (state.status, state.exit_code) == ("exited", 0), f"the entrypoint did not stop cleanly: {state.exit_code}"
+    assert stop_seconds < 15, f"docker stop took {stop_seconds:.1f}s"
+
+    volume = next(mount.name for mount in bed.server.container.inspect(container).mounts if mount.destination == "/data")
+    checked = bed.server.run(
+        container.config.image, ["-c", INTEGRITY], entrypoint="python3", user="app", remove=True,
+        volumes=[(volume, "/data")],
+    )  # fmt: skip
+    result = json.loads(str(checked))
+    assert result["integrity"] == [["ok"]], result
+    assert result["partial"] == [], f"rows without finished_at or status: {result['partial']}"
+    assert result["rows"] >= runs_before + 3
+
+    bed.server.container.start(container)
+    assert bed.serving_commit() == good.commit
+    assert bed.runs_total() == result["rows"]
+
+
+# -- the web process dies ----------------------------------------------------------------------------------
+def test_a_killed_web_process_is_restarted_by_the_restart_policy(bed: FaultBed, good: Release, runs_before: int) -> None:
+    container = bed.container()
+    restarts = bed.server.container.inspect(container).restart_count
+    web = [p for p in processes(bed.server, container) if p.is_web_app]
+    assert len(web) == 1, f"web processes: {web}"
+    since = datetime.now(timezone.utc)
+    kill = f"import os; os.kill({web[0].pid}, {int(signal.SIGKILL)})"
+    bed.server.container.execute(container, ["python3", "-c", kill], user="app")
+
+    def exit_codes() -> list[int] | None:
+        events = bed.server.system.events(
+            since=since, until=datetime.now(timezone.utc), filters={"container": container.id, "event": "die"}
+        )
+        codes = [int(event.actor.attributes["exitCode"]) for event in events]
+        return codes or None
+
+    assert all(code != 0 for code in wait_for("the container exiting", exit_codes, timeout=30))
+    def restarted() -> bool:
+        return bed.server.container.inspect(container).restart_count > restarts
+
+    wait_for("the restart policy restarting it", restarted, timeout=30)
+    assert bed.serving_commit() == good.commit
+    assert any(p.is_cron for p in processes(bed.server, container)), "cron is not running after the restart"
+    bed.record_run()
+    assert bed.runs_total() > runs_before

@@ -1,0 +1,254 @@
+"""What a deployed release may do, what its images hold, and a registry that wants credentials.
+
+On the fault bed (faults_helpers): its deps image was built from a lock of its own (so every
+dependency stage really ran pip) out of a work tree holding .env files, with build secrets that
+carry unique markers (a comment line in the CA bundle, the password in the private index URL).
+"""
+
+import base64
+import gzip
+import io
+import json
+import secrets
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from appcontainer import ComposeHardening, processes
+from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, FaultBedUnavailable, RegistryServer, Release, fault_bed
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, wait_for
+from testbed import Testbed
+
+from delivery.registry import LOCAL_REGISTRY_STATE
+
+pytestmark = pytest.mark.docker
+
+REGISTRY_USER = "deployer"
+
+
+@pytest.fixture(scope="session")
+def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> FaultBed:
+    try:
+        return fault_bed(request.config, testbed)
+    except FaultBedUnavailable as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture
+def good(bed: FaultBed) -> Release:
+    release = bed.release("good")
+    bed.ensure_serving(release)
+    return release
+
+
+def one_error_line(run: TaskRun) -> str:
+    assert run.returncode == 1, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    assert len(run.stderr_lines) == 1 and run.stderr_lines[0].startswith("error: "), run.describe()
+    return run.stderr_lines[0]
+
+
+# -- the deployed container ----------------------------------------------------------------------
+def capabilities(names: list[str] | None) -> set[str]:
+    return {name.upper().removeprefix("CAP_") for name in names or []}
+
+
+def test_the_deployed_container_runs_hardened_as_compose_says(bed: FaultBed, good: Release) -> None:
+    container = bed.container()
+    host_config = bed.server.container.inspect(container).host_config
+    wanted = ComposeHardening.from_compose(bed.repo.path / "docker-compose.yml")
+    assert host_config.readonly_rootfs is True
+    assert capabilities(host_config.cap_drop) == capabilities(list(wanted.cap_drop)) == {"ALL"}
+    assert capabilities(host_config.cap_add) == capabilities(list(wanted.cap_add)) == {"CHOWN", "SETUID", "SETGID", "KILL"}
+    assert "no-new-privileges:true" in (host_config.security_opt or [])
+
+    web = [p for p in processes(bed.server, container) if p.is_web_app]
+    assert len(web) == 1, f"web processes: {web}"
+    assert 0 not in web[0].uids, f"the web app runs with uids {web[0].uids}"
+    assert int(web[0].cap_eff, 16) == 0, f"the web app has capabilities {web[0].cap_eff}"
+
+    for user in ("root", "app"):
+        with pytest.raises(DockerException) as refused:
+            bed.server.container.execute(container, ["touch", "/app/written-at-run-time"], user=user)
+        assert "Read-only file system" in str(refused.value), f"{user}: {refused.value}"
+    bed.record_run()  # while the data volume stays writable
+
+
+# -- no secret in any layer ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerEntry:
+    image: str
+    layer: str
+    path: str
+
+
+def image_blobs(registry: str, repository: str, tag: str) -> tuple[str, list[str]]:
+    """(config digest, layer digests) of repository:tag, straight from the registry API."""
+    accept = {"Accept": ", ".join(MANIFEST_TYPES)}
+    response = httpx.get(f"http://{registry}/v2/{repository}/manifests/{tag}", headers=accept, timeout=10)
+    assert response.status_code == 200, f"{repository}:{tag}: HTTP {response.status_code}"
+    document = response.json()
+    assert "layers" in document, f"{repository}:{tag} is not a single image manifest"
+    return document["config"]["digest"], [layer["digest"] for layer in document["layers"]]
+
+
+def blob(registry: str, repository: str, digest: str) -> bytes:
+    response = httpx.get(f"http://{registry}/v2/{repository}/blobs/{digest}", timeout=60, follow_redirects=True)
+    assert response.status_code == 200, f"{repository}@{digest}: HTTP {response.status_code}"
+    return response.content
+
+
+def scan(registry: str, repository: str, tag: str, markers: tuple[str, ...]) -> tuple[list[str], list[LayerEntry]]:
+    """Every marker found (where), and every entry of every layer, of repository:tag."""
+    found: list[str] = []
+    entries: list[LayerEntry] = []
+    config, layers = image_blobs(registry, repository, tag)
+    image = f"{repository}:{tag}"
+    text = blob(registry, repository, config)
+    found += [f"{image} config: {m}" for m in markers if m.encode() in text]
+    for digest in layers:
+        data = blob(registry, repository, digest)
+        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        # The whole tar stream: file contents, names, link targets and pax headers alike.
+        found += [f"{image} layer {digest[:19]}: {m}" for m in markers if m.encode() in raw]
+        with tarfile.open(fileobj=io.BytesIO(raw)) as layer:
+            entries += [LayerEntry(image, digest, member.name.removeprefix("./")) for member in layer]
+    return found, entries
+
+
+def test_no_build_secret_dotenv_or_git_reaches_any_layer(bed: FaultBed, good: Release) -> None:
+    deps_image = bed.build_deps().json()["image"]
+    assert "building deps image" in bed.build_deps().stderr, "the deps image was not built here: the secrets were not used"
+    found, entries = [], []
+    for repository, tag in ((DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]), (APP_REPOSITORY, good.tag)):
+        more_found, more_entries = scan(bed.registry.address, repository, tag, bed.markers.all())
+        found += more_found
+        entries += more_entries
+    assert found == [], f"build secrets or .env contents in the images: {found}"
+    assert any(e.path.startswith("opt/venv/lib/") for e in entries), "the scan saw no installed package"
+    assert any(e.path == "app/production_control/web.py" for e in entries), "the scan saw no app code"
+    leaked = [e for e in entries if {".env", ".git"} & set(Path(e.path).parts)]
+    assert leaked == [], f".env or .git in a layer: {leaked[:5]}"
+
+
+# -- a registry that wants credentials --------------------------------------------------------
+@dataclass
+class AuthRegistry:
+    server: RegistryServer
+    password: str
+    docker_config: Path  # the CLI config of "this machine": docker login writes here, not to ~/.docker
+    port: int  # where its deploys serve
+
+    def env(self, password: str | None = None, docker_config: Path | None = None) -> dict[str, str]:
+        return {
+            "INVOKE_DEPLOY_REGISTRY": self.server.address,
+            "INVOKE_DEPLOY_REGISTRY_USER": REGISTRY_USER,
+            "REGISTRY_PASSWORD": self.password if password is None else password,
+            "DOCKER_CONFIG": str(docker_config or self.docker_config),
+            "INVOKE_DEPLOY_HTTP_PORT": str(self.port),
+        }
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password, base64.b64encode(f"{REGISTRY_USER}:{self.password}".encode()).decode())
+
+
+@pytest.fixture(scope="module")
+def auth_registry(bed: FaultBed) -> Iterator[AuthRegistry]:
+    root = bed.tmp / "auth-registry"
+    root.mkdir(exist_ok=True)
+    password = f"pw-{secrets.token_hex(12)}"
+    htpasswd = root / "htpasswd"
+    created = subprocess.run(["htpasswd", "-Bbn", REGISTRY_USER, password], capture_output=True, text=True)
+    assert created.returncode == 0, f"htpasswd failed: {created.stderr} (`sudo scripts/testbed up` installs apache2-utils)"
+    htpasswd.write_text(created.stdout)
+    server = RegistryServer(root, free_port(), htpasswd=htpasswd)
+    docker_config = bed.tmp / "docker-config"
+    docker_config.mkdir(exist_ok=True)
+    server.start()
+    try:
+        yield AuthRegistry(server, password, docker_config, free_port())
+    finally:
+        server.stop()
+
+
+def no_secret_in(runs: list[TaskRun], registry: AuthRegistry) -> None:
+    for run in runs:
+        for secret in registry.secrets():
+            assert secret not in run.stdout + run.stderr, f"the registry password is in the output of `{run.command}`"
+
+
+@pytest.fixture(scope="module")
+def auth_builds(bed: FaultBed, auth_registry: AuthRegistry) -> list[TaskRun]:
+    """build-deps (pushing the deps image there) and build-app of the clone's HEAD, through the registry with auth."""
+    runs = [bed.invoke("build-deps", "--json", env=auth_registry.env())]
+    runs.append(bed.invoke("build-app", "--json", env=auth_registry.env()))
+    assert all(run.returncode == 0 for run in runs), "\n\n".join(run.describe() for run in runs)
+    return runs
+
+
+def head_tag(bed: FaultBed) -> str:
+    """The app tag build-app gives the clone's HEAD."""
+    return f"{bed.repo.app_version}-{bed.repo.head()[:12]}"
+
+
+def test_build_and_deploy_through_a_registry_that_requires_credentials(
+    bed: FaultBed, auth_registry: AuthRegistry, auth_builds: list[TaskRun]
+) -> None:
+    assert httpx.get(f"http://{auth_registry.server.address}/v2/", timeout=5).status_code == 401
+    env = {**auth_registry.env(), "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth"}
+    deploy = bed.invoke("deploy", "--host", bed.engine.host, "--version", head_tag(bed), "--json", env=env)
+    assert deploy.returncode == 0, deploy.describe()
+    no_secret_in([*auth_builds, deploy], auth_registry)
+    # --json prints JSON only, also when the tasks log the docker CLI in.
+    deps, app, report = (run.json() for run in (*auth_builds, deploy))
+    assert deps["image"].startswith(f"{auth_registry.server.address}/{DEPS_REPOSITORY}:")
+    assert (app["tag"], report["version"], report["healthy"]) == (head_tag(bed), head_tag(bed), True)
+    health = wait_for("/healthz of the release from the registry with auth", lambda: httpx.get(
+        f"http://127.0.0.1:{auth_registry.port}/healthz", timeout=2).json(), timeout=30)
+    assert health["commit"] == bed.repo.head()
+
+
+def assert_about_credentials(line: str, registry: AuthRegistry) -> None:
+    assert registry.server.address in line, line
+    assert "credentials" in line or "$REGISTRY_PASSWORD" in line, line
+
+
+def test_a_wrong_registry_password_fails_deploy_in_one_line(bed: FaultBed, auth_registry: AuthRegistry) -> None:
+    env = {**auth_registry.env(password="not-the-password"), "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth"}
+    line = one_error_line(bed.invoke("deploy", "--host", bed.engine.host, "--version", bed.release("good").tag, env=env))
+    assert_about_credentials(line, auth_registry)
+
+
+def test_a_wrong_registry_password_fails_build_in_one_line(bed: FaultBed, auth_registry: AuthRegistry) -> None:
+    """A registry that refuses the credentials is running: build tasks must not try to start one."""
+    state_existed = LOCAL_REGISTRY_STATE.exists()
+    try:
+        run = bed.invoke("build-app", env=auth_registry.env(password="not-the-password"))
+    finally:
+        if not state_existed:
+            shutil.rmtree(LOCAL_REGISTRY_STATE, ignore_errors=True)
+    line = one_error_line(run)
+    assert_about_credentials(line, auth_registry)
+    assert run.seconds < 10, f"build-app took {run.seconds:.0f}s to refuse"
+
+
+def test_deploy_logs_in_on_a_machine_that_never_did(
+    bed: FaultBed, auth_registry: AuthRegistry, auth_builds: list[TaskRun]
+) -> None:
+    """An operator (or a CI deploy job) that did not build: deploy must log the docker CLI in itself."""
+    fresh = bed.tmp / "docker-config-never-logged-in"
+    fresh.mkdir(exist_ok=True)
+    env = {**auth_registry.env(docker_config=fresh), "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth2",
+           "INVOKE_DEPLOY_HTTP_PORT": str(free_port())}  # fmt: skip
+    run = bed.invoke("deploy", "--host", bed.engine.host, "--version", head_tag(bed), env=env)
+    assert run.returncode == 0, run.describe()
+    no_secret_in([run], auth_registry)
+    assert json.loads((fresh / "config.json").read_text())["auths"], "deploy did not log in"
