@@ -1,0 +1,105 @@
+"""Measuring a pull: the registry's access log is the ground truth of what a server downloaded.
+
+`measured_pull` wraps an ordinary pull (python-on-whales, on the server's
+engine): it notes where the registry's log ends, pulls, and reads the accesses
+appended meanwhile. Only GET 200 blob downloads of the pulled image's own blobs
+(its config and layers) count, each once, so another client pulling something
+else at the same moment does not add to the figure. The prediction of
+delivery.pullreport (from what the server held before) is kept next to it as a
+cross-check.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from delivery import tags
+from delivery.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
+from delivery.registry import Manifest, Registry
+from benchmarks.servers import Server
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """An image as the registry holds it."""
+
+    ref: str
+    repository: str
+    tag: str
+    manifest: Manifest
+    diff_ids: tuple[str, ...]
+    history: tuple[str, ...]  # created_by of each non-empty layer, bottom to top
+
+    @property
+    def total_bytes(self) -> int:
+        """Compressed size: every layer plus the config, as a pull from nothing downloads it."""
+        return self.manifest.layer_bytes + self.manifest.config.size
+
+    @property
+    def blobs(self) -> dict[str, int]:
+        return {self.manifest.config.digest: self.manifest.config.size, **{b.digest: b.size for b in self.manifest.layers}}
+
+
+@dataclass(frozen=True)
+class Pull:
+    store: str
+    bytes: int  # blob bytes served (GET 200), config included
+    layer_bytes: int  # of which layers
+    layers: int  # layer blobs downloaded
+    total_layers: int
+    seconds: float
+    predicted_bytes: int  # delivery.pullreport's prediction, for the cross-check
+
+
+def image_facts(registry: Registry, ref: str) -> ImageFacts:
+    _, repository, tag, _ = tags.split_image_ref(ref)
+    manifest = registry.manifest(repository, tag)
+    config = registry.config(repository, manifest)
+    history = tuple(
+        (h.get("created_by") or "").strip() for h in config.get("history", []) if not h.get("empty_layer")
+    )
+    return ImageFacts(ref, repository, tag, manifest, tuple(config.get("rootfs", {}).get("diff_ids", [])), history)
+
+
+def added_layers(image: ImageFacts, below: ImageFacts) -> int:
+    """Compressed bytes of the layers `image` has that `below` (the image it was built FROM) lacks."""
+    present = {layer.digest for layer in below.manifest.layers}
+    return sum(layer.size for layer in image.manifest.layers if layer.digest not in present)
+
+
+def served(log_text: str, image: ImageFacts) -> dict[str, int]:
+    """Pure: {digest: bytes} of this image's blobs the registry served with GET 200 (each digest once)."""
+    wanted = image.blobs
+    result: dict[str, int] = {}
+    for access in parse_access_log(log_text):
+        digest = access.path.rsplit("/", 1)[-1]
+        is_download = served_blob_bytes([access], image.repository)[0] == 1  # a GET 200 of a blob of this repository
+        if digest in wanted and digest not in result and is_download:
+            result[digest] = access.size
+    return result
+
+
+def measured_pull(server: Server, image: ImageFacts, log_path: Path) -> Pull:
+    images = server.docker.image.list()
+    before = host_layers(server.store, ((i.id, i.repo_digests or [], i.root_fs.layers or []) for i in images))
+    predicted = plan_pull(image.ref, image.manifest, image.diff_ids, before)
+    offset = log_path.stat().st_size
+    start = time.monotonic()
+    server.docker.image.pull(image.ref, quiet=True)
+    seconds = time.monotonic() - start
+    time.sleep(0.2)  # the registry logs a download when its response completes
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    downloads = served(text, image)
+    config = image.manifest.config.digest
+    return Pull(
+        store=server.store,
+        bytes=sum(downloads.values()),
+        layer_bytes=sum(size for digest, size in downloads.items() if digest != config),
+        layers=sum(1 for digest in downloads if digest != config),
+        total_layers=len(image.manifest.layers),
+        seconds=round(seconds, 2),
+        predicted_bytes=predicted.pulled_bytes,
+    )

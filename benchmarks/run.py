@@ -1,0 +1,262 @@
+"""Run the layer-economics benchmark on the Docker test bed.
+
+    .venv/bin/python -m benchmarks.run             full run: 6 scenarios x 2 designs x 2 image stores
+    .venv/bin/python -m benchmarks.run --quick     smoke run: first deploy + code-only, overlay2 store
+    .venv/bin/python -m benchmarks.run --publish   full run, then copy the JSON and chart into docs/
+    .venv/bin/python -m benchmarks.run --render benchmarks/results/latest.json   redraw a saved run
+
+Needs the test bed (`sudo scripts/testbed up`) and root (it starts throwaway
+server engines). Reads TESTBED_* and INVOKE_DEPLOY_* from the environment, or
+from `scripts/testbed env` when they are unset. Writes benchmarks/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from benchmarks import designs, report, scenarios, servers
+from benchmarks.measure import added_layers, image_facts, measured_pull
+from benchmarks.workspace import BenchmarkError, Clone, git
+from delivery.errors import DeliveryError
+from delivery.pullreport import human_bytes
+from delivery.registry import Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: first deploy and code-only release, overlay2 store only")
+    parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(s.key for s in scenarios.SCENARIOS)} "
+                        "(run as one chain in that order, always after the first deploy)")
+    parser.add_argument("--stores", help="comma-separated subset of overlay2,containerd")
+    parser.add_argument("--servers", choices=("scratch", "testbed"), default="scratch",
+                        help="scratch: throwaway engines per chain (default); testbed: the test bed's servers, emptied first")
+    parser.add_argument("--publish", action="store_true", help="also copy the JSON and chart to docs/")
+    parser.add_argument("--render", metavar="JSON", type=Path,
+                        help="run nothing: print the table and targets of a saved results file and redraw its chart")
+    return parser.parse_args(argv)
+
+
+def testbed_environment() -> dict[str, str]:
+    """TESTBED_* and INVOKE_DEPLOY_* from the environment, completed from `scripts/testbed env`."""
+    env = dict(os.environ)
+    if "TESTBED_REGISTRY_LOG" not in env:
+        output = subprocess.run([str(ROOT / "scripts" / "testbed"), "env"], capture_output=True, text=True).stdout
+        for line in output.splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line[len("export "):].partition("=")
+                env.setdefault(key, value)
+    missing = [k for k in ("TESTBED_REGISTRY", "TESTBED_REGISTRY_LOG", "TESTBED_PYTHON_IMAGE") if not env.get(k)]
+    if missing:
+        raise BenchmarkError(f"{', '.join(missing)} not set: `eval \"$(scripts/testbed env)\"`")
+    return env
+
+
+def machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), "0")
+    engine = subprocess.run(["dockerd", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpus": str(os.cpu_count()), "cpu": cpu, "memory": f"{int(memory) / 1024 / 1024:.0f} GiB",
+            "kernel": platform.release(), "engine": engine}
+
+
+def measure(args: argparse.Namespace) -> tuple[dict, Path]:
+    """Run the scenario chains; return the results document and the run's directory."""
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    env = testbed_environment()
+    keys = scenarios.QUICK if args.quick else (tuple(args.scenarios.split(",")) if args.scenarios else None)
+    chosen = scenarios.select(keys)
+    stores = ("overlay2",) if args.quick else (tuple(args.stores.split(",")) if args.stores else servers.STORES)
+    if any(s not in servers.STORES for s in stores):
+        raise BenchmarkError(f"unknown store in {stores}: use {', '.join(servers.STORES)}")
+    stamp = datetime.now(timezone.utc)
+    run_id = stamp.strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    settings = designs.Settings(
+        registry=env["TESTBED_REGISTRY"],
+        python_image=env.get("INVOKE_DEPLOY_PYTHON_IMAGE") or env["TESTBED_PYTHON_IMAGE"],
+        ca_bundle=env.get("INVOKE_DEPLOY_CA_BUNDLE") or None,
+        invoke=ROOT / ".venv" / "bin" / "invoke",
+        log_dir=out,
+    )
+    bench = Bench(
+        run_id=run_id, settings=settings, registry=Registry(settings.registry), builder=DockerClient(),
+        registry_log=Path(env["TESTBED_REGISTRY_LOG"]), servers=args.servers, stores=stores,
+        testbed_hosts={"overlay2": env.get("TESTBED_SERVER_HOST", ""),
+                       "containerd": env.get("TESTBED_SERVER_CONTAINERD_HOST", "")},
+    )
+    bench.registry.ping()
+
+    say(f"benchmark {run_id}: {len(chosen)} scenario(s) x {len(report.DESIGNS)} designs x {len(stores)} store(s), "
+        f"{args.servers} servers; logs in {out}")
+    changed_base = any(s.change == "base" for s in chosen)
+    say("preparing base images: the python:3.12 stand-in" + (", the changed base of this run" if changed_base else ""))
+    with designs.prepared_bases(bench.builder, settings, run_id, changed_base) as bases:
+        rows, layers_of_ours = run_chains(bench, chosen, bases)
+    rows.sort(key=lambda r: ([s.key for s in scenarios.SCENARIOS].index(r["scenario"]),
+                             report.DESIGNS.index(r["design"]), servers.STORES.index(r["store"])))
+    document = {
+        "date": stamp.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "servers": args.servers,
+        "source": {"commit": git(ROOT, "rev-parse", "HEAD").strip(),
+                   "uncommitted_changes": bool(git(ROOT, "status", "--porcelain", "--untracked-files=no").strip())},
+        # Build and pull seconds depend on what else the machine does: the load average says how busy it was.
+        "machine": {**machine(), "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
+        "duration_seconds": round(time.monotonic() - started, 1),
+        "scenarios": {s.key: s.title for s in chosen},
+        "changes": {"patch_package": scenarios.PATCH_PACKAGE, "new_package": scenarios.NEW_PACKAGE,
+                    "base_extra_package": scenarios.BASE_EXTRA_PACKAGE},
+        "ours_layers": layers_of_ours,
+        "results": rows,
+        "targets": [t.as_dict() for t in report.targets(rows)],
+    }
+    return document, out
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every chain of a run uses, set up once."""
+
+    run_id: str
+    settings: designs.Settings
+    registry: Registry
+    builder: DockerClient
+    registry_log: Path
+    servers: str  # "scratch" or "testbed"
+    stores: tuple[str, ...]
+    testbed_hosts: dict[str, str]
+
+    def empty_servers(self):
+        if self.servers == "scratch":
+            return servers.scratch(self.stores)
+        return servers.testbed(self.testbed_hosts, self.stores)
+
+
+def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: designs.Bases) -> tuple[list[dict], list[dict]]:
+    """For each design: empty servers, a fresh clone, then each scenario: change, build, pull on every store."""
+    settings, registry = bench.settings, bench.registry
+    rows: list[dict] = []
+    layers_of_ours: list[dict] = []
+    for design in report.DESIGNS:
+        uv = ROOT / ".venv" / "bin" / "uv"
+        loaded: list[str] = []  # baseline releases in the builder's store, removed after the chain
+        with bench.empty_servers() as hosts, Clone(ROOT, bench.run_id, uv, settings.ca_bundle) as clone, \
+                contextlib.ExitStack() as cleanup:
+            cleanup.callback(designs.remove_local, bench.builder, loaded)
+            base = bases.original
+            for scenario in chosen:
+                change = clone.apply(scenario)
+                if scenario.change == "base":
+                    base = bases.changed
+                say(f"[{design}] {scenario.title}: {change}; building")
+                if design == "ours":
+                    build = designs.build_ours(clone, scenario, base, settings)
+                else:
+                    build = designs.build_baseline(bench.builder, clone, scenario, bases.standin[base], settings)
+                    loaded.append(build.image)
+                image = image_facts(registry, build.image)
+                code_bytes = added_layers(image, image_facts(registry, build.deps_image)) if build.deps_image else None
+                if design == "ours" and scenario.key == "first":
+                    layers_of_ours = layer_listing(image)
+                say(f"[{design}] built {build.image} in {build.seconds:.1f}s ({human_bytes(image.total_bytes)}, "
+                    f"{len(image.manifest.layers)} layers); pulling")
+                for server in hosts:
+                    pull = measured_pull(server, image, bench.registry_log)
+                    say(f"[{design}] {server.store:<10} pulled {human_bytes(pull.bytes)} "
+                        f"({pull.layers}/{pull.total_layers} layers) in {pull.seconds:.2f}s")
+                    rows.append({
+                        "scenario": scenario.key, "design": design, "store": server.store,
+                        "bytes": pull.bytes, "layer_bytes": pull.layer_bytes, "layers": pull.layers,
+                        "total_layers": pull.total_layers, "pull_seconds": pull.seconds,
+                        "build_seconds": build.seconds, "build_steps": build.steps, "clean_build": scenario.clean_build,
+                        "image": build.image, "digest": image.manifest.digest, "image_bytes": image.total_bytes,
+                        "code_layer_bytes": code_bytes, "predicted_bytes": pull.predicted_bytes, "change": change,
+                    })
+    return rows, layers_of_ours
+
+
+def outputs(document: dict, json_path: Path, publish: bool) -> int:
+    """Draw the chart next to the JSON (same name, .png), print the table and the targets; optionally publish."""
+    rows = document["results"]
+    titles = {**{s.key: s.title for s in scenarios.SCENARIOS}, **document.get("scenarios", {})}
+    checks = report.targets(rows)
+    chart = json_path.with_suffix(".png")
+    m = document["machine"]
+    subtitle = f"{document['date'][:10]}, {m['cpus']} CPUs ({m['cpu']}), {m['engine'].split(',')[0]}"
+    report.write_chart(rows, titles, chart, subtitle)
+
+    print(report.table(rows, titles))
+    print()
+    print(report.target_lines(checks))
+    for line in report.mismatches(rows):
+        say(f"note: {line} (another client pulling the same blobs meanwhile, or a prediction gap)")
+    if publish:
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(json_path, DOCS / "benchmark-results.json")
+        shutil.copyfile(chart, DOCS / "benchmark.png")
+        say(f"published {DOCS / 'benchmark-results.json'} and {DOCS / 'benchmark.png'}")
+    print(f"\nresults: {json_path}, chart: {chart}; the run took {document['duration_seconds']:.0f}s")
+    return 0 if all(t.passed for t in checks) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.render:
+        try:
+            document = json.loads(args.render.read_text())
+        except (OSError, ValueError) as exc:
+            raise BenchmarkError(f"cannot read {args.render}: {exc}") from exc
+        return outputs(document, args.render, args.publish)
+    document, out = measure(args)
+    text = json.dumps(document, indent=2) + "\n"
+    (out / "results.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    status = outputs(document, out / "results.json", args.publish)
+    shutil.copyfile(out / "results.png", RESULTS / "latest.png")
+    return status
+
+
+def layer_listing(image) -> list[dict]:
+    """Our image's layers, bottom to top: compressed size and the build step that made each."""
+    history = list(image.history) if len(image.history) == len(image.manifest.layers) else [""] * len(image.manifest.layers)
+    return [{"bytes": layer.size, "created_by": step[:160]} for layer, step in zip(image.manifest.layers, history)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (BenchmarkError, DeliveryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DockerException as exc:
+        print(f"error: {' '.join(exc.docker_command[:3])}... failed: {(exc.stderr or '').strip().splitlines()[-1:]}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Unit tests of the benchmark's pure parts (no Docker): `.venv/bin/pytest benchmarks -q`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import designs, report, scenarios, servers
+from benchmarks.measure import ImageFacts, served
+from delivery.registry import Blob, Manifest
+
+BY_KEY = {s.key: s for s in scenarios.SCENARIOS}
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("first", [["build-deps", "--no-cache", "--force", "--json"], ["build-app", "--no-cache", "--json"]]),
+        ("code", [["build-deps", "--json"], ["build-app", "--json"]]),
+        ("rebuild", [["build-deps", "--no-cache", "--force", "--json"], ["build-app", "--no-cache", "--json"]]),
+        ("dep-patch", [["build-deps", "--force", "--json"], ["build-app", "--json"]]),
+        ("base", [["build-deps", "--force", "--json"], ["build-app", "--json"]]),
+    ],
+)
+def test_ours_steps(key, expected):
+    assert scenarios.ours_steps(BY_KEY[key]) == expected
+
+
+def test_select_keeps_chain_order_starts_from_first_and_rejects_unknown():
+    assert [s.key for s in scenarios.select(("code", "first"))] == ["first", "code"]
+    assert [s.key for s in scenarios.select(("base", "code"))] == ["first", "code", "base"]
+    with pytest.raises(ValueError, match="unknown scenario nope"):
+        scenarios.select(("nope",))
+
+
+@pytest.mark.parametrize("version, expected", [("3.0.4", "3.0.3"), ("0.16.1", "0.16.0")])
+def test_previous_patch(version, expected):
+    assert scenarios.previous_patch(version) == expected
+
+
+@pytest.mark.parametrize("version", ["3.0.0", "3.20", "1.0.0rc1"])
+def test_previous_patch_refuses(version):
+    with pytest.raises(ValueError):
+        scenarios.previous_patch(version)
+
+
+def test_locked_version():
+    lock = "jinja2==3.1.6 \\\n    --hash=sha256:aa\nmarkupsafe==3.0.4 \\\n    --hash=sha256:bb\n"
+    assert scenarios.locked_version(lock, "markupsafe") == "3.0.4"
+    with pytest.raises(ValueError):
+        scenarios.locked_version(lock, "idna")
+
+
+def test_add_dependency_appends_to_the_list():
+    text = '[project]\nname = "x"\ndependencies = [\n    "fastapi",\n    "jinja2",\n]\n\n[tool.x]\n'
+    assert scenarios.add_dependency(text, "itsdangerous") == (
+        '[project]\nname = "x"\ndependencies = [\n    "fastapi",\n    "jinja2",\n    "itsdangerous",\n]\n\n[tool.x]\n'
+    )
+
+
+@pytest.mark.parametrize("key, cache", [("first", False), ("code", True), ("rebuild", False), ("dep-patch", True)])
+def test_baseline_plan(key, cache):
+    settings = designs.Settings("127.0.0.1:5000", "base:1", "/ca.pem", Path("/venv/bin/invoke"), Path("/tmp/logs"))
+    plan = designs.baseline_plan(Path("/tmp/clone"), "0123456789abcdef", BY_KEY[key], "standin:1", settings)
+    assert plan == {
+        "context_path": Path("/tmp/clone"),
+        "file": designs.BASELINE_DIR / "Dockerfile",
+        "build_args": {"PYTHON_IMAGE": "standin:1"},
+        "secrets": ["id=ca_bundle,src=/ca.pem"],
+        "tags": ["127.0.0.1:5000/production-control-baseline:0123456789ab"],
+        "cache": cache,
+        "load": True,
+        "provenance": False,
+    }
+
+
+def test_scratch_engines_never_disable_the_bridge():
+    # dockerd --bridge none deletes the host's docker0, which the builder engine uses.
+    argv = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2")
+    assert argv[argv.index("--bridge") + 1] == "pcb-overlay2"
+    assert "--iptables=false" in argv
+
+
+def _image() -> ImageFacts:
+    manifest = Manifest("sha256:m", 100, Blob("sha256:cfg", 10), (Blob("sha256:l1", 1000), Blob("sha256:l2", 20)))
+    return ImageFacts("r/app:1", "app", "1", manifest, ("sha256:d1", "sha256:d2"), ())
+
+
+def _line(method: str, path: str, status: int, size: int) -> str:
+    return f'127.0.0.1 - - [27/Nov/2026:18:09:05 +0000] "{method} {path} HTTP/1.1" {status} {size} "" "docker/26.1.5"'
+
+
+def test_served_counts_only_this_images_blobs_once():
+    log = "\n".join([
+        _line("GET", "/v2/app/blobs/sha256:cfg", 200, 10),
+        _line("GET", "/v2/app/blobs/sha256:l2", 200, 20),
+        _line("GET", "/v2/app/blobs/sha256:l2", 200, 20),  # someone else, same blob: counted once
+        _line("GET", "/v2/app/blobs/sha256:other", 200, 5000),  # another image's blob
+        _line("HEAD", "/v2/app/blobs/sha256:l1", 200, 1000),  # not a download
+        _line("GET", "/v2/app/blobs/sha256:l1", 404, 0),
+        _line("GET", "/v2/other/blobs/sha256:l1", 200, 1000),  # another repository
+        'time="2026-11-27T18:09:05Z" level=info msg="response completed"',
+    ])
+    assert served(log, _image()) == {"sha256:cfg": 10, "sha256:l2": 20}
+
+
+def _rows(by_key: dict) -> list[dict]:
+    rows = []
+    for (scenario, design, store), values in by_key.items():
+        rows.append({"scenario": scenario, "design": design, "store": store, "layers": 1, "total_layers": 12,
+                     "pull_seconds": 0.1, "build_seconds": 1.0, "predicted_bytes": values["bytes"], **values})
+    return rows
+
+
+def test_targets_pass_and_fail():
+    rows = _rows({
+        ("first", "ours", "overlay2"): {"bytes": 90_000_000, "layer_bytes": 89_990_000, "image_bytes": 90_000_000},
+        ("first", "baseline", "overlay2"): {"bytes": 180_000_000, "layer_bytes": 1, "image_bytes": 180_000_000},
+        ("code", "ours", "overlay2"): {"bytes": 12_000, "layer_bytes": 7_000, "image_bytes": 1, "code_layer_bytes": 9_000},
+        ("rebuild", "ours", "overlay2"): {"bytes": 0, "layer_bytes": 0, "image_bytes": 1},
+        ("dep-patch", "ours", "overlay2"): {"bytes": 2_500_000, "layer_bytes": 1, "image_bytes": 100_000_000},
+    })
+    results = {t.name.split(" <")[0].split(" pulls")[0]: t.passed for t in report.targets(rows)}
+    # 12 kB > 1.2 x 9 kB; 2.5 MB <= 5% of 100 MB
+    assert results == {"code-only release": False, "same-commit clean rebuild": True,
+                       "small dependency patch bump": True, "first deploy": True}
+
+
+def test_table_and_markdown_list_every_row():
+    rows = _rows({("first", "ours", "overlay2"): {"bytes": 1_500_000, "layer_bytes": 0, "image_bytes": 1}})
+    assert "1.5 MB" in report.table(rows, {"first": "first deploy"})
+    assert "| first deploy | ours | overlay2 (classic) | 1.5 MB | 1/12 | 0.10 | 1.0 |" in report.markdown_table(rows, {"first": "first deploy"})
