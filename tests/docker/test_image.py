@@ -194,6 +194,24 @@ def test_code_only_change_rebuilds_only_the_runtime_code_layers(
     assert version_changed and min(version_changed) >= len(deps), "a version bump must replace only code layers"
 
 
+def test_overlapping_runs_of_a_job_do_not_pile_up(docker: DockerClient, shared_app: AppContainer) -> None:
+    """While a run of record-run holds its lock, a second run is skipped (and says so), not queued."""
+    container = shared_app.container
+    wait_for_healthz(docker, shared_app)
+    lock = "/run/production-control/locks/record-run.lock"
+    holder = docker.container.execute(container, ["flock", lock, "sleep", "6"], user="app", detach=True)
+    try:
+        time.sleep(0.5)
+        before = shared_app.get("/runs").json()["total"]
+        started = time.monotonic()
+        docker.container.execute(container, ["/usr/local/bin/docker-entrypoint.sh", "job", "record-run"])
+        assert time.monotonic() - started < 3, "the second run waited for the lock instead of skipping"
+        assert shared_app.get("/runs").json()["total"] == before, "the overlapping run wrote a row"
+        assert "job record-run skipped: the previous run is still going" in read_file(docker, container, "/var/log/cron.log")
+    finally:
+        del holder
+
+
 def test_cron_job_runs_with_the_container_environment(
     docker: DockerClient, shared_app: AppContainer, app_version: str
 ) -> None:
