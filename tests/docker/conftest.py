@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from appcontainer import AppContainer, remove_app, start_app
+from faults_helpers import FaultBed, FaultBedUnavailable, fault_bed
 from python_on_whales import DockerClient
 from testbed import REPO_ROOT, BuiltImages, Testbed, TestbedUnavailable, build_target, connect_engine, read_testbed
 
@@ -90,3 +91,13 @@ def shared_app(docker: DockerClient, images: BuiltImages, app_network: str) -> I
     app = start_app(docker, images.runtime_ref, app_network, site_name=f"site-{uuid.uuid4().hex[:12]}")
     yield app
     remove_app(docker, app)
+
+
+@pytest.fixture(scope="session")
+def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> FaultBed:
+    """The fault tests' own registry, server engine and releases (see faults_helpers)."""
+    try:
+        return fault_bed(request.config, testbed)
+    except FaultBedUnavailable as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)

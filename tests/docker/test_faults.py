@@ -17,10 +17,8 @@ from datetime import datetime, timezone
 
 import pytest
 from appcontainer import processes
-from faults_helpers import FaultBed, FaultBedUnavailable, HealthPoller, Release, fault_bed
-from python_on_whales import DockerClient
+from faults_helpers import FaultBed, HealthPoller, Release
 from tasks_helpers import TaskRun, wait_for
-from testbed import Testbed
 
 pytestmark = pytest.mark.docker
 
@@ -29,15 +27,6 @@ pytestmark = pytest.mark.docker
 MAX_OUTAGE_SECONDS = 60
 FAILING_HEALTH_TIMEOUT = "8"  # a /healthz that answers 500 is given this long
 MID_PULL_DEPLOY_TIMEOUT = 240  # the engine retries a broken download 5 times (5+10+15+20 s apart)
-
-
-@pytest.fixture(scope="session")
-def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> FaultBed:
-    try:
-        return fault_bed(request.config, testbed)
-    except FaultBedUnavailable as error:
-        message = str(error)
-    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ times and the location of the checkout must not reach the images.
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 from tasks_helpers import Clone, TaskRun

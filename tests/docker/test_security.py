@@ -20,26 +20,15 @@ from pathlib import Path
 import httpx
 import pytest
 from appcontainer import ComposeHardening, processes
-from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, FaultBedUnavailable, RegistryServer, Release, fault_bed
-from python_on_whales import DockerClient
+from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, RegistryServer, Release
 from python_on_whales.exceptions import DockerException
 from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, wait_for
-from testbed import Testbed
 
 from delivery.registry import LOCAL_REGISTRY_STATE
 
 pytestmark = pytest.mark.docker
 
 REGISTRY_USER = "deployer"
-
-
-@pytest.fixture(scope="session")
-def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> FaultBed:
-    try:
-        return fault_bed(request.config, testbed)
-    except FaultBedUnavailable as error:
-        message = str(error)
-    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture
