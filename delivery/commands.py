@@ -81,8 +81,10 @@ def login(config: DeployConfig, docker) -> None:
 
 
 def builder(config: DeployConfig):
-    docker = connect(Host(kind="local", url=None, context=None))
-    check_engine(docker, Host(kind="local", url=None, context=None), need_buildx=True)
+    """The local engine, checked for buildx and logged in to the registry: where images are built."""
+    local = parse_host("local")
+    docker = connect(local)
+    check_engine(docker, local, need_buildx=True)
     login(config, docker)
     return docker
 
