@@ -58,7 +58,7 @@ pytestmark = pytest.mark.docker
 # A healthy release answers in about 2 s; this only bounds a hang.
 HEALTH_TIMEOUT = "60"
 # A release whose /healthz answers 500 never becomes healthy; compose would call it
-# unhealthy only after start_period (30 s) plus 3 failed probes, so the timeout decides.
+# unhealthy after start_period (10 s) plus 3 failed probes 5 s apart; the timeout bounds it.
 FAILING_HEALTH_TIMEOUT = "20"
 DEPS_BUILD_TIMEOUT = 1200  # a real deps build installs the locked packages from PyPI
 NO_OP_SECONDS = 15  # a build-deps that finds its tag in the registry only asks the registry
