@@ -132,9 +132,11 @@ def served_blob_bytes(accesses: Iterable[Access], repository: str | None = None)
 
 def human_bytes(n: int) -> str:
     """1234567 -> '1.2 MB' (decimal units, as registries and docker print)."""
+    if n < 1000:
+        return f"{n} B"
     size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in ("kB", "MB", "GB"):
         size /= 1000
-    return f"{n} B"
+        if round(size, 1) < 1000 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"

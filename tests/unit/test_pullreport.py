@@ -248,6 +248,7 @@ def test_served_blob_bytes_counts_only_get_200_blobs(repository: str | None, exp
         pytest.param(999, "999 B", id="under-a-kB"),
         pytest.param(1000, "1.0 kB", id="one-kB-decimal"),
         pytest.param(1234567, "1.2 MB", id="MB"),
+        pytest.param(999_999, "1.0 MB", id="rounds-up-into-the-next-unit"),
         pytest.param(2040619, "2.0 MB", id="real-blob"),
         pytest.param(10**9, "1.0 GB", id="GB"),
         pytest.param(5 * 10**12, "5000.0 GB", id="GB-is-the-largest-unit"),
