@@ -220,8 +220,10 @@ def parse_manifest(document: dict[str, Any], *, digest: str, size: int) -> Manif
     try:
         config = Blob(document["config"]["digest"], int(document["config"]["size"]))
         layers = tuple(Blob(layer["digest"], int(layer["size"])) for layer in document["layers"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DeliveryError(f"malformed image manifest {digest or ''}: missing {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise DeliveryError(f"malformed image manifest {digest}: missing {exc}: is the registry serving images?") from exc
+    except ValueError as exc:
+        raise DeliveryError(f"malformed image manifest {digest}: a size is not a number ({exc})") from exc
     return Manifest(digest=digest, size=size, config=config, layers=layers)
 
 
