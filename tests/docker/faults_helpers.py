@@ -305,6 +305,8 @@ class ScratchEngine:
                 containers = self.client.container.list(all=True)
                 if containers:
                     self.client.container.remove(containers, force=True, volumes=True)
+                # A network's bridge would outlive the engine and use up the host's address pools.
+                self.client.network.prune()
         self.stop_dockerd()
         if self.mounted:
             for _ in range(20):
