@@ -23,6 +23,10 @@ except DeliveryError as exc:
     sys.exit(f"error: {exc}")
 
 
+def _one_or_many(reports):
+    return reports[0] if len(reports) == 1 else {"hosts": reports}
+
+
 def user_errors(fn):
     """One line and exit 1 for errors a user can fix (with --json, the reports so far on stdout)."""
 
@@ -32,16 +36,12 @@ def user_errors(fn):
             return fn(c, *args, **kwargs)
         except DeployFailed as exc:
             if kwargs.get("json"):
-                print(json.dumps(exc.reports[-1] if len(exc.reports) == 1 else {"hosts": exc.reports}, indent=2, sort_keys=True))
+                print(json.dumps(_one_or_many(exc.reports), indent=2, sort_keys=True))
             raise Exit(f"error: {exc}", code=1) from None
         except DeliveryError as exc:
             raise Exit(f"error: {exc}", code=1) from None
 
     return wrapper
-
-
-def _one_or_many(reports):
-    return reports[0] if len(reports) == 1 else {"hosts": reports}
 
 
 NO_CACHE = "Build without the builder's cache, as a fresh CI runner would (same digest: builds are reproducible)."
