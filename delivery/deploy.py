@@ -174,7 +174,7 @@ def deploy_lock(target: "Target") -> Iterator[None]:
         if "already exists" not in (exc.stderr or ""):
             raise DeliveryError(f"taking the deploy lock on {host_label} failed: {last_line(exc)}") from exc
         raise DeliveryError(
-            f"another deploy to {host_label} is running ({lock_holder(docker, name)}): wait for it to finish, "
+            f"another deploy to {host_label} is running ({lock_holder(docker, name) or 'holder unknown'}): wait for it to finish, "
             f"or if it died, `invoke unlock --host {target.host_arg}`"
         ) from exc
     try:
@@ -184,11 +184,12 @@ def deploy_lock(target: "Target") -> Iterator[None]:
             docker.network.remove(name)
 
 
-def lock_holder(docker: DockerClient, name: str) -> str:
+def lock_holder(docker: DockerClient, name: str) -> str | None:
+    """Who holds the lock `name` and since when; None when nobody does."""
     try:
         labels = docker.network.inspect(name).labels or {}
     except DockerException:
-        return "holder unknown"
+        return None
     return f"held by {labels.get('owner', '?')} since {labels.get('since', '?')}"
 
 
@@ -299,8 +300,9 @@ def start(target: Target, release_tag: str, say: Say) -> tuple[bool, str, float,
 def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     """Pull, start and verify `release` on one host; restore the previous release if it fails."""
     report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=release.digest)
+    compose = target.compose(release.tag)
     with deploy_lock(target):
-        previous = running_tag(running_container(target.compose(release.tag)))
+        previous = running_tag(running_container(compose))
         report.previous = previous
         plan = predict_pull(target, release)
         report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
@@ -308,7 +310,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
         say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
         t0 = time.monotonic()
         try:
-            for _, output in target.compose(release.tag).compose.pull(stream_logs=True):
+            for _, output in compose.compose.pull(stream_logs=True):
                 say(f"  {output.decode(errors='replace').strip()}")
         except DockerException as exc:
             reason = last_line(exc)
@@ -341,7 +343,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
                 report.error += f"; restoring {previous} failed too: {why_back}"
         else:
             with contextlib.suppress(DockerException):
-                target.compose(release.tag).compose.stop()
+                compose.compose.stop()
             report.error += "; there was no previous release to restore, so it was stopped"
         return report
 
@@ -388,16 +390,11 @@ def status(target: Target) -> dict[str, Any]:
             "started_at": state.started_at.isoformat() if state.started_at else None,
             "digest": (image_digests(target.docker, container.image) or [None])[0],
         }
-    lock = None
-    with contextlib.suppress(DockerException):
-        name = lock_name(target.config.compose_project)
-        target.docker.network.inspect(name)
-        lock = lock_holder(target.docker, name)
     return {
         "host": target.host.label,
         "image_store": target.info.image_store,
         "engine": target.info.server_version,
         "running": running,
-        "lock": lock,
+        "lock": lock_holder(target.docker, lock_name(target.config.compose_project)),
         "history": [asdict(e) for e in history(target)],
     }
