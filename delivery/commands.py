@@ -21,10 +21,11 @@ from python_on_whales.utils import run
 
 from delivery import build, tags
 from delivery.config import DeployConfig, Host, load_config, parse_host
-from delivery.deploy import DeployReport, Target, predict_pull, release_lock, resolve_release
+from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
 from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
+from delivery.lock import release_lock
 from delivery.project import Project, load_project
 from delivery.pullreport import human_bytes
 from delivery.registry import Registry, RegistryUnreachable, is_loopback, start_local_registry

@@ -1,25 +1,17 @@
 """Deploying a release to Docker hosts with compose: lock, pull (measured), up, health, verify, or roll back.
 
-Host-side state, so every operator's machine sees the same thing:
-- the deploy lock is a Docker network named <compose project>-deploy-lock (creating a
-  network whose name exists fails, so exactly one deploy holds it); its labels say who and since when;
-- the deploy history is a set of image tags <compose project>-history:<UTC time>-<kind>-<app tag>
-  on the host, each pointing at the image that was deployed. They also keep the
-  previous release's image on the host, so a rollback needs no pull.
+Host-side state (the deploy lock, delivery/lock.py; the deploy history, delivery/history.py)
+lives on each host, so every operator's machine sees the same thing.
 """
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import re
-import socket
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -28,11 +20,12 @@ from delivery import tags
 from delivery.config import DeployConfig, Host
 from delivery.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
+from delivery.history import history, record
+from delivery.lock import deploy_lock, lock_holder
 from delivery.pullreport import PullPlan, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 
 SERVICE = "app"
-_HISTORY_TAG = re.compile(r"(?P<time>[0-9]{8}T[0-9]{12}Z)-(?P<kind>deploy|rollback|restore)-(?P<tag>.+)")
 Say = Callable[[str], None]
 
 
@@ -67,21 +60,6 @@ class DeployReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    time: str
-    kind: str  # deploy | rollback (asked for) | restore (automatic, after a failed deploy)
-    tag: str
-    image_id: str
-
-    @classmethod
-    def parse(cls, history_tag: str, image_id: str) -> "HistoryEntry | None":
-        match = _HISTORY_TAG.fullmatch(history_tag)
-        if match is None:
-            return None
-        return cls(time=match["time"], kind=match["kind"], tag=match["tag"], image_id=image_id)
 
 
 @dataclass
@@ -151,77 +129,6 @@ def predict_pull(target: Target, release: Release) -> PullPlan:
         ((img.id, img.repo_digests or [], img.root_fs.layers or []) for img in images),
     )
     return plan_pull(release.image, release.manifest, release.diff_ids, layers)
-
-
-# -- host-side lock and history ----------------------------------------------------------------
-def lock_name(project: str) -> str:
-    return f"{project}-deploy-lock"
-
-
-def history_repository(project: str) -> str:
-    return f"{project}-history"
-
-
-@contextlib.contextmanager
-def deploy_lock(target: "Target") -> Iterator[None]:
-    """Hold the host's deploy lock for the project; refuse with who holds it when another deploy runs."""
-    docker, host_label, name = target.docker, target.host.label, lock_name(target.config.compose_project)
-    owner = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
-    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        docker.network.create(name, labels={"owner": owner, "since": since})
-    except DockerException as exc:
-        if "already exists" not in (exc.stderr or ""):
-            raise DeliveryError(f"taking the deploy lock on {host_label} failed: {last_line(exc)}") from exc
-        raise DeliveryError(
-            f"another deploy to {host_label} is running ({lock_holder(docker, name) or 'holder unknown'}): wait for it to finish, "
-            f"or if it died, `invoke unlock --host {target.host_arg}`"
-        ) from exc
-    try:
-        yield
-    finally:
-        with contextlib.suppress(DockerException):
-            docker.network.remove(name)
-
-
-def lock_holder(docker: DockerClient, name: str) -> str | None:
-    """Who holds the lock `name` and since when; None when nobody does."""
-    try:
-        labels = docker.network.inspect(name).labels or {}
-    except DockerException:
-        return None
-    return f"held by {labels.get('owner', '?')} since {labels.get('since', '?')}"
-
-
-def release_lock(docker: DockerClient, project: str) -> bool:
-    """Remove a stale lock; True if there was one."""
-    try:
-        docker.network.remove(lock_name(project))
-        return True
-    except DockerException:
-        return False
-
-
-def record(target: "Target", kind: str, release_tag: str, image_id: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    with docker_errors("recording the deploy history"):
-        target.docker.image.tag(image_id, f"{history_repository(target.config.compose_project)}:{stamp}-{kind}-{release_tag}")
-
-
-def history(target: "Target") -> list[HistoryEntry]:
-    """The host's deploy history for the project, newest first."""
-    repository = history_repository(target.config.compose_project)
-    with docker_errors("reading the deploy history"):
-        images = target.docker.image.list(repository)
-    entries = []
-    for image in images:
-        for ref in image.repo_tags or []:
-            repo, _, history_tag = ref.rpartition(":")
-            if repo == repository:
-                entry = HistoryEntry.parse(history_tag, image.id)
-                if entry:
-                    entries.append(entry)
-    return sorted(entries, key=lambda e: e.time, reverse=True)
 
 
 # -- running, health, verification ------------------------------------------------------------
@@ -301,7 +208,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     """Pull, start and verify `release` on one host; restore the previous release if it fails."""
     report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=release.digest)
     compose = target.compose(release.tag)
-    with deploy_lock(target):
+    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
         previous = running_tag(running_container(compose))
         report.previous = previous
         plan = predict_pull(target, release)
@@ -324,7 +231,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
                 healthy, why = False, f"it runs image digest {', '.join(digests) or 'unknown'}, not {release.digest}"
         if healthy:
             report.healthy, report.seconds_to_healthy = True, round(seconds, 2)
-            record(target, "deploy", release.tag, container.image)
+            record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is healthy after {seconds:.1f}s")
             return report
         report.error = f"{release.tag} failed on {target.host.label}: {why}"
@@ -337,7 +244,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
             ok, why_back, _, back = start(target, previous, say)
             report.rolled_back = ok
             if ok:
-                record(target, "restore", previous, back.image)
+                record(target.docker, target.config.compose_project, "restore", previous, back.image)
                 report.error += f"; rolled back to {previous}, which is serving"
             else:
                 report.error += f"; restoring {previous} failed too: {why_back}"
@@ -350,8 +257,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
     """Go back to the previously deployed release (or `to`), using the image already on the host."""
-    with deploy_lock(target):
-        entries = history(target)
+    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+        entries = history(target.docker, target.config.compose_project)
         current = running_tag(running_container(target.compose("current"))) or (entries[0].tag if entries else None)
         candidates = [e for e in entries if e.tag != current and (to is None or e.tag == to)]
         if not candidates:
@@ -371,7 +278,7 @@ def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
         if not healthy:
             report.error = f"rollback to {entry.tag} on {target.host.label} is not healthy: {why}"
             return report
-        record(target, "rollback", entry.tag, container.image)
+        record(target.docker, target.config.compose_project, "rollback", entry.tag, container.image)
         report.rolled_back = True
         return report
 
@@ -395,6 +302,6 @@ def status(target: Target) -> dict[str, Any]:
         "image_store": target.info.image_store,
         "engine": target.info.server_version,
         "running": running,
-        "lock": lock_holder(target.docker, lock_name(target.config.compose_project)),
-        "history": [asdict(e) for e in history(target)],
+        "lock": lock_holder(target.docker, target.config.compose_project),
+        "history": [asdict(e) for e in history(target.docker, target.config.compose_project)],
     }

@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery import tags
-from delivery.deploy import DeployReport, HistoryEntry, history_repository, lock_name
+from delivery.deploy import DeployReport
+from delivery.history import HistoryEntry, history_repository
+from delivery.lock import lock_name
 
 IMAGE_ID = "sha256:" + "f" * 64
 STAMP = "20261127T175838316172Z"  # record() writes %Y%m%dT%H%M%S%fZ

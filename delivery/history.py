@@ -1,0 +1,57 @@
+"""The per-host deploy history: image tags <compose project>-history:<UTC time>-<kind>-<app tag>.
+
+Each tag points at the image that was deployed, so the history also keeps earlier
+releases' images on the host: a rollback needs no pull.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from python_on_whales import DockerClient
+
+from delivery.engine import docker_errors
+
+_HISTORY_TAG = re.compile(r"(?P<time>[0-9]{8}T[0-9]{12}Z)-(?P<kind>deploy|rollback|restore)-(?P<tag>.+)")
+
+
+def history_repository(project: str) -> str:
+    return f"{project}-history"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    time: str
+    kind: str  # deploy | rollback (asked for) | restore (automatic, after a failed deploy)
+    tag: str
+    image_id: str
+
+    @classmethod
+    def parse(cls, history_tag: str, image_id: str) -> "HistoryEntry | None":
+        match = _HISTORY_TAG.fullmatch(history_tag)
+        if match is None:
+            return None
+        return cls(time=match["time"], kind=match["kind"], tag=match["tag"], image_id=image_id)
+
+
+def record(docker: DockerClient, project: str, kind: str, release_tag: str, image_id: str) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    with docker_errors("recording the deploy history"):
+        docker.image.tag(image_id, f"{history_repository(project)}:{stamp}-{kind}-{release_tag}")
+
+
+def history(docker: DockerClient, project: str) -> list[HistoryEntry]:
+    """The host's deploy history for the project, newest first."""
+    repository = history_repository(project)
+    with docker_errors("reading the deploy history"):
+        images = docker.image.list(repository)
+    entries = []
+    for image in images:
+        for ref in image.repo_tags or []:
+            repo, _, history_tag = ref.rpartition(":")
+            if repo == repository:
+                entry = HistoryEntry.parse(history_tag, image.id)
+                if entry:
+                    entries.append(entry)
+    return sorted(entries, key=lambda e: e.time, reverse=True)
