@@ -177,18 +177,31 @@ def opened(host: Host, config: DeployConfig) -> Iterator[Target]:
 
 
 def each_host(config: DeployConfig, hosts: list[Host], action: Callable[[Target], Any], what: str) -> list[dict[str, Any]]:
-    """Run `action` on each host in turn; stop at the first unhealthy DeployReport."""
+    """Run `action` on each host in turn; stop at the first failure, keeping the reports of the hosts before it."""
     results: list[dict[str, Any]] = []
     for host in hosts:
-        with opened(host, config) as target:
-            result = action(target)
+        try:
+            with opened(host, config) as target:
+                result = action(target)
+        except DeliveryError as exc:
+            if not results:
+                raise
+            results.append({"host": host.label, "error": str(exc)})
+            raise DeployFailed(f"{what} on {host.label} failed: {exc} (hosts before it: {_outcomes(results[:-1])})", results) from exc
         if isinstance(result, DeployReport):
             results.append(result.as_dict())
             if not result.healthy:
-                raise DeployFailed(result.error or f"{what} failed", results)
+                message = result.error or f"{what} failed"
+                if len(results) > 1:
+                    message += f" (hosts before it: {_outcomes(results[:-1])})"
+                raise DeployFailed(message, results)
         else:
             results.append(result)
     return results
+
+
+def _outcomes(results: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['host']} {'runs ' + r['version'] if r.get('version') else 'done'}" for r in results)
 
 
 def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
@@ -228,10 +241,21 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"layers pulled   {report['pulled_layers']}/{report['total_layers']}",
         f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])}",
         f"pull time       {report['pull_seconds']:.2f}s",
-        f"healthy after   {report['seconds_to_healthy']}s" if report["healthy"] else f"healthy         no ({report['error']})",
+        f"healthy after   {report['seconds_to_healthy']}s (slot {report['slot']})" if report["healthy"] else f"healthy         no ({report['error']})",
     ]
-    if report["rolled_back"]:
-        lines.append("rolled back     yes")
+    if report.get("switch_seconds") is not None:
+        lines.append(f"switch          {report['switch_seconds']:.2f}s")
+    if report.get("monitor"):
+        watch = report["monitor"]
+        lines.append(f"watch window    {watch['seconds']:.0f}s: {watch['requests']} requests, {watch['errors']} failed"
+                     + (" (switched back)" if watch.get("switched_back") else ""))
+    if report.get("drain_seconds") is not None:
+        lines.append(f"drain           {report['drain_seconds']:.2f}s")
+    if report.get("proxy_restarts"):
+        lines.append("proxy           restarted during the deploy (its restart policy brought it back)")
+    if report["rolled_back"] and not report["healthy"]:
+        lines.append(f"still serving   {report['previous']}")
+    lines.append(f"deploy time     {report.get('seconds', 0):.1f}s")
     return "\n".join(lines)
 
 
@@ -249,10 +273,18 @@ def format_status(entry: Mapping[str, Any]) -> str:
     running = entry["running"]
     lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"]
     if running:
-        lines.append(f"  running   {running['tag']}  {running['state']}/{running['health']}  since {running['started_at']}")
+        where = f"slot {entry['live_slot']}" if entry.get("live_slot") else "single container"
+        lines.append(f"  live      {running['tag']}  {running['state']}/{running['health']}  {where}, since {running['started_at']}")
         lines.append(f"  digest    {running['digest']}")
     else:
-        lines.append("  running   nothing (first deploy: `invoke deploy`)")
+        lines.append("  live      nothing (first deploy: `invoke deploy`)")
+    for slot, info in (entry.get("slots") or {}).items():
+        if info and slot != entry.get("live_slot"):
+            lines.append(f"  {slot:<9} {info['tag']}  {info['state']}/{info['health']}  (not live: left by an interrupted deploy)")
+    cron = entry.get("cron")
+    lines.append(f"  cron      {cron['tag']}  {cron['state']}/{cron['health']}" if cron else "  cron      not running")
+    proxy = entry.get("proxy")
+    lines.append(f"  proxy     {proxy['image']}  {proxy['state']}  since {proxy['started_at']}" if proxy else "  proxy     not running")
     if entry["lock"]:
         lines.append(f"  lock      {entry['lock']}")
     lines.append("  history (newest first):")

@@ -71,6 +71,10 @@ class DeployConfig:
     hosts: tuple[str, ...] = ("local",)
     health_timeout: float = 90.0
     pull_timeout: float = 600.0
+    proxy_image: str | None = None  # None: docker-compose.yml's official haproxy image
+    drain_timeout: float = 30.0  # how long the old web container gets to finish requests in flight
+    monitor: float = 10.0  # the watch window after a switch (0: none)
+    max_error_rate: float = 0.02  # failed share of the new release's requests that switches back
     compose_project: str = "production-control"
     http_port: int = 8000
     site_name: str = "production"
@@ -110,12 +114,16 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
     base = DeployConfig()
     return DeployConfig(
         registry=_registry(values.get("registry", base.registry)),
-        python_image=_python_image(values.get("python_image")),
+        python_image=_image("python_image", values.get("python_image"), "python:3.12-slim-bookworm"),
         ca_bundle=_existing_file("ca_bundle", values.get("ca_bundle")),
         pip_index_url_file=_existing_file("pip_index_url_file", values.get("pip_index_url_file")),
         hosts=_hosts(values.get("hosts", base.hosts)),
         health_timeout=_positive("health_timeout", values.get("health_timeout", base.health_timeout)),
         pull_timeout=_positive("pull_timeout", values.get("pull_timeout", base.pull_timeout)),
+        proxy_image=_image("proxy_image", values.get("proxy_image"), "haproxy:3.0-bookworm"),
+        drain_timeout=_positive("drain_timeout", values.get("drain_timeout", base.drain_timeout)),
+        monitor=_positive("monitor", values.get("monitor", base.monitor), zero=True),
+        max_error_rate=_fraction("max_error_rate", values.get("max_error_rate", base.max_error_rate)),
         compose_project=_compose_project(values.get("compose_project", base.compose_project)),
         http_port=_port(values.get("http_port", base.http_port)),
         site_name=_site_name(values.get("site_name", base.site_name)),
@@ -133,7 +141,7 @@ def _registry(value: Any) -> str:
     return value
 
 
-def _python_image(value: Any) -> str | None:
+def _image(key: str, value: Any, example: str) -> str | None:
     if value is None:
         return None
     try:
@@ -141,9 +149,7 @@ def _python_image(value: Any) -> str | None:
             raise DeliveryError("empty")
         split_image_ref(value)
     except DeliveryError:
-        raise DeliveryError(
-            f"invalid deploy.python_image {value!r}: use an image reference like python:3.12-slim-bookworm"
-        ) from None
+        raise DeliveryError(f"invalid deploy.{key} {value!r}: use an image reference like {example}") from None
     return value
 
 
@@ -181,7 +187,7 @@ def _hosts(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _positive(key: str, value: Any) -> float:
+def _positive(key: str, value: Any, zero: bool = False) -> float:
     number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -190,8 +196,19 @@ def _positive(key: str, value: Any) -> float:
             number = float(value)
         except ValueError:
             number = None
-    if number is None or not math.isfinite(number) or number <= 0:
-        raise DeliveryError(f"invalid deploy.{key} {value!r}: use a positive number of seconds, e.g. 90")
+    if number is None or not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        kind = "a number of seconds, 0 or more" if zero else "a positive number of seconds"
+        raise DeliveryError(f"invalid deploy.{key} {value!r}: use {kind}, e.g. 90")
+    return number
+
+
+def _fraction(key: str, value: Any) -> float:
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 <= number < 1:
+        raise DeliveryError(f"invalid deploy.{key} {value!r}: use a fraction from 0 to below 1, e.g. 0.02 for 2 %")
     return number
 
 

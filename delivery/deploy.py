@@ -1,4 +1,6 @@
-"""Deploying a release to Docker hosts with compose: lock, pull (measured), up, health, verify, or roll back.
+"""Deploying a release to Docker hosts with compose, with zero downtime: pull, lock, start the new
+release beside the live one, switch the proxy to it once healthy, watch it, drain and stop the old
+one, replace cron. A release that never gets healthy never receives a request.
 
 Host-side state (the deploy lock, delivery/lock.py; the deploy history, delivery/history.py)
 lives on each host, so every operator's machine sees the same thing.
@@ -6,8 +8,12 @@ lives on each host, so every operator's machine sees the same thing.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import signal
+import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,12 +26,12 @@ from delivery import tags
 from delivery.config import DeployConfig, Host
 from delivery.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.history import history, record
+from delivery.history import HistoryEntry, history, record
 from delivery.lock import deploy_lock, lock_holder
+from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
 from delivery.pullreport import PullPlan, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 
-SERVICE = "app"
 Say = Callable[[str], None]
 
 
@@ -55,8 +61,14 @@ class DeployReport:
     pull_seconds: float = 0.0
     seconds_to_healthy: float | None = None
     healthy: bool = False
-    rolled_back: bool = False
+    rolled_back: bool = False  # a failed deploy: the previous release kept serving / a rollback that took over
     error: str | None = None
+    slot: str | None = None  # the web slot (blue, green) the release was started in
+    switch_seconds: float | None = None  # from the new container healthy to the proxy switched
+    drain_seconds: float | None = None  # the old container's in-flight requests finishing
+    monitor: dict[str, Any] | None = None  # the watch window: requests and errors the proxy counted
+    proxy_restarts: int = 0  # the proxy container restarted during the deploy (its restart policy acted)
+    seconds: float = 0.0  # wall time of the whole deploy on this host
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,19 +84,23 @@ class Target:
     docker: DockerClient = field(init=False)
     info: EngineInfo = field(init=False)
     _tmp: tempfile.TemporaryDirectory = field(init=False, repr=False)
+    _env_files: Any = field(init=False, repr=False, default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="production-control-")
         self.docker = connect(self.host)
         self.info = check_engine(self.docker, self.host, need_compose=True)
 
-    def compose(self, app_tag: str) -> DockerClient:
-        """A client whose compose commands run the project with APP_TAG=app_tag."""
-        env_file = Path(self._tmp.name) / f"{app_tag}.env"
-        env_file.write_text(
-            f"REGISTRY={self.config.registry}\nAPP_TAG={app_tag}\nHTTP_PORT={self.config.http_port}\n"
-            f"SITE_NAME={self.config.site_name}\n"
-        )
+    def compose(self, blue: str | None = None, green: str | None = None, cron: str | None = None) -> DockerClient:
+        """A client whose compose commands run the project with these releases in the web slots and cron."""
+        env_file = Path(self._tmp.name) / f"{next(self._env_files)}.env"
+        lines = [
+            f"REGISTRY={self.config.registry}", f"HTTP_PORT={self.config.http_port}", f"SITE_NAME={self.config.site_name}",
+            f"APP_TAG={cron or blue or green or 'none'}", f"BLUE_TAG={blue or ''}", f"GREEN_TAG={green or ''}",
+        ]
+        if self.config.proxy_image:
+            lines.append(f"PROXY_IMAGE={self.config.proxy_image}")
+        env_file.write_text("\n".join(lines) + "\n")
         return connect(
             self.host,
             compose_files=[self.compose_file],
@@ -131,14 +147,72 @@ def predict_pull(target: Target, release: Release) -> PullPlan:
     return plan_pull(release.image, release.manifest, release.diff_ids, layers)
 
 
+# -- what runs on a host ----------------------------------------------------------------------
+LEGACY_SERVICE = "app"  # the single-container layout of earlier releases (web + cron in one)
+CRON_SERVICE = "cron"
+
+
+@dataclass
+class Site:
+    """The project's containers on one host, as compose labels them."""
+
+    web: dict[str, Any]  # slot -> running container
+    cron: Any | None
+    proxy: Any | None
+    legacy: Any | None
+    live: str | None = None  # the slot the proxy sends requests to
+
+    def tag(self, slot: str | None) -> str | None:
+        return running_tag(self.web.get(slot)) if slot else None
+
+    @property
+    def live_tag(self) -> str | None:
+        if self.live:
+            return self.tag(self.live)
+        return running_tag(self.legacy) if self.legacy is not None else None
+
+    @property
+    def live_container(self) -> Any | None:
+        return self.web.get(self.live) if self.live else self.legacy
+
+
+def _running(container: Any) -> bool:
+    return container is not None and container.state.status in ("running", "restarting")
+
+
+def survey(target: Target) -> Site:
+    """What runs on the host now, and which web slot is live (asking the proxy when both run)."""
+    compose = target.compose()
+    with docker_errors(f"listing the project's containers on {target.host.label}"):
+        containers = compose.compose.ps(all=True)
+    by_service: dict[str, Any] = {}
+    for container in containers:
+        service = (container.config.labels or {}).get("com.docker.compose.service")
+        if service and _running(container):
+            by_service[service] = container
+    site = Site(
+        web={slot: by_service[service_of(slot)] for slot in SLOTS if service_of(slot) in by_service},
+        cron=by_service.get(CRON_SERVICE),
+        proxy=by_service.get(PROXY_SERVICE),
+        legacy=by_service.get(LEGACY_SERVICE),
+    )
+    if len(site.web) == 1:
+        site.live = next(iter(site.web))
+    elif len(site.web) == 2:  # a deploy was interrupted: the proxy knows which one is live
+        proxy = Proxy(target.docker, via=next(iter(site.web.values())).id)
+        oldest_first = sorted(SLOTS, key=lambda slot: site.web[slot].state.started_at)
+        try:
+            servers = proxy.stats()
+            # Switched: the new one has the live weight, the old one the fallback weight. Not yet
+            # switched: the new one is held (DRAIN). A restarted proxy forgot both: the older one was live.
+            site.live = max(oldest_first, key=lambda slot: (servers[slot].weight, servers[slot].status == "UP"))
+        except (DeliveryError, KeyError):
+            site.live = oldest_first[0]
+    return site
+
+
 # -- running, health, verification ------------------------------------------------------------
-def running_container(compose: DockerClient):
-    with docker_errors("listing the project's containers"):
-        containers = compose.compose.ps(services=[SERVICE], all=True)
-    return containers[0] if containers else None
-
-
-def running_tag(container) -> str | None:
+def running_tag(container: Any) -> str | None:
     """The app tag the container was started from (from its image reference)."""
     if container is None:
         return None
@@ -178,7 +252,7 @@ def image_digests(docker: DockerClient, image_id: str) -> list[str]:
 
 
 def pull_hint(reason: str) -> str:
-    """What to do after a failed pull (nothing was stopped yet, so the running release is untouched)."""
+    """What to do after a failed pull (nothing was touched yet, so the running release is untouched)."""
     lowered = reason.lower()
     if "no space left on device" in lowered:
         todo = "free disk space on the host, e.g. `docker image prune`, then retry"
@@ -186,122 +260,383 @@ def pull_hint(reason: str) -> str:
         todo = "log the docker CLI in to the registry (deploy.registry_user and its password variable), then retry"
     elif "cannot connect to the docker daemon" in lowered:
         todo = "is the engine running? start it (`sudo scripts/testbed up`) or check --host"
+    elif "deploy.pull_timeout" in lowered:
+        todo = "check the registry and the host's network, or raise deploy.pull_timeout"
     else:
         todo = "retry when the registry is back"
     return f"the running release is untouched; {todo}"
 
 
-def start(target: Target, release_tag: str, say: Say) -> tuple[bool, str, float, Any]:
-    """compose up the release (already on the host) and wait for health: (healthy, why, seconds, container)."""
-    compose = target.compose(release_tag)
+def pull(target: Target, release: Release, say: Say) -> float:
+    """Pull the release's image with compose (progress shown), within deploy.pull_timeout: seconds taken."""
+    compose = target.compose(blue=release.tag, green=release.tag, cron=release.tag)
+    argv = [str(part) for part in compose.client_config.docker_compose_cmd] + ["pull", service_of("blue")]
     started = time.monotonic()
-    with docker_errors(f"starting {release_tag} on {target.host.label}"):
-        compose.compose.up(detach=True, pull="never", quiet=True)
-    container = running_container(compose)
-    if container is None:
-        return False, "compose started no container", 0.0, None
-    healthy, why = wait_healthy(target.docker, container.id, target.config.health_timeout, say)
-    return healthy, why, time.monotonic() - started, container
+    timeout = target.config.pull_timeout
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {exc}") from exc
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line:
+                lines.append(line)
+                say(f"  {line}")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        reason = f"it did not finish within deploy.pull_timeout ({timeout:g}s)"
+        raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})") from None
+    reader.join(timeout=5)
+    if process.returncode != 0:
+        reason = next((line for line in reversed(lines) if line), f"exit code {process.returncode}")
+        raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})")
+    return time.monotonic() - started
+
+
+def _log_tail(target: Target, container_id: str, say: Say) -> None:
+    with contextlib.suppress(DockerException):
+        for line in target.docker.container.logs(container_id, tail=15).splitlines():
+            say(f"  | {line}")
+
+
+class HandoverFailed(DeliveryError):
+    """The new release did not take over; what was serving still is."""
+
+
+class CronFailed(DeliveryError):
+    """The web app switched to the new release, but its cron did not start (the old cron was put back)."""
+
+
+def _up(target: Target, service: str, tags_: dict[str, str | None], say: Say) -> Any:
+    """compose up one service (no dependencies, no pull) and return its container."""
+    compose = target.compose(**tags_)
+    with docker_errors(f"starting {service} on {target.host.label}"):
+        compose.compose.up([service], detach=True, pull="never", quiet=True, dependencies=False)
+        containers = compose.compose.ps(services=[service], all=True)
+    if not containers:
+        raise DeliveryError(f"compose started no {service} container on {target.host.label}")
+    return containers[0]
+
+
+def _remove(target: Target, service: str, tags_: dict[str, str | None]) -> None:
+    with docker_errors(f"removing {service} on {target.host.label}"):
+        target.compose(**tags_).compose.rm([service], stop=True)
+
+
+def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: Say) -> None:
+    """Start the proxy when it is not running (first deploy, or after it was removed)."""
+    if site.proxy is not None:
+        return
+    say(f"{target.host.label}: starting the proxy")
+    compose = target.compose(**tags_)
+    try:
+        compose.compose.up([PROXY_SERVICE], detach=True, pull="missing", quiet=True, dependencies=False)
+    except DockerException as exc:
+        reason = last_line(exc)
+        hint = ""
+        if "already allocated" in reason or "address already in use" in reason:
+            hint = f" (port {target.config.http_port} is taken on the host: free it or set deploy.http_port)"
+        raise DeliveryError(f"starting the proxy on {target.host.label} failed: {reason}{hint}") from exc
+    site.proxy = compose.compose.ps(services=[PROXY_SERVICE])[0]
+
+
+def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digest: str | None = None) -> Any:
+    """Start `tag` in the free web slot beside the live one, switch the proxy to it once healthy, watch it,
+    drain and stop the old slot, then replace cron. Whatever fails, what was serving keeps serving.
+
+    Returns the new web container. Raises HandoverFailed (or DeliveryError) after restoring.
+    """
+    config, label = target.config, target.host.label
+    old = site.live
+    new = other(old)
+    tags_: dict[str, str | None] = {"blue": site.tag("blue"), "green": site.tag("green"), "cron": running_tag(site.cron)}
+    tags_[new] = tag
+    tags_["cron"] = tags_["cron"] or site.live_tag or tag
+    report.slot = new
+    proxy = Proxy(target.docker, via=site.live_container.id if site.live_container is not None and site.legacy is None else None)
+    proxy_started = site.proxy.state.started_at if site.proxy is not None else None
+    if site.legacy is None:
+        ensure_proxy(target, site, tags_, say)
+        proxy_started = site.proxy.state.started_at
+    if new in site.web:  # left over by an interrupted deploy: it never became live
+        _remove(target, service_of(new), tags_)
+    if old and proxy.via:
+        proxy.set(hold_command(new))  # no requests to the new slot until it is switched in
+    container = None
+    switched = False
+    try:
+        say(f"{label}: starting {tag} in slot {new} (live: {old or 'none'}, {site.live_tag or 'nothing'})")
+        started = time.monotonic()
+        container = _up(target, service_of(new), tags_, say)
+        healthy, why = wait_healthy(target.docker, container.id, config.health_timeout, say)
+        if healthy and digest:
+            digests = image_digests(target.docker, container.image)
+            if digest not in digests:
+                healthy, why = False, f"it runs image digest {', '.join(digests) or 'unknown'}, not {digest}"
+        if not healthy:
+            say(f"{label}: {tag} is not healthy ({why}); last log lines:")
+            _log_tail(target, container.id, say)
+            raise HandoverFailed(f"{tag} failed on {label}: {why}")
+        ready_at = time.monotonic()
+        report.seconds_to_healthy = round(ready_at - started, 2)
+        proxy.via = container.id
+        if site.legacy is not None:  # the old single-container layout holds the port: swap it for the proxy
+            say(f"{label}: replacing the single-container layout ({LEGACY_SERVICE}) with the proxy")
+            with docker_errors(f"stopping the old {LEGACY_SERVICE} container"):
+                target.docker.container.stop(site.legacy.id)
+            ensure_proxy(target, site, tags_, say)
+            proxy_started = site.proxy.state.started_at
+        if not proxy.wait_passing(new, timeout=max(10.0, config.health_timeout / 3)):
+            raise HandoverFailed(f"{tag} failed on {label}: healthy in its container, but the proxy's check of slot {new} does not pass")
+        proxy.set(switch_command(new, old))
+        switched = True
+        report.switch_seconds = round(time.monotonic() - ready_at, 3)
+        say(f"{label}: proxy switched to {new} ({tag}) in {report.switch_seconds:.2f}s")
+        if old and config.monitor > 0:
+            observed = watch(proxy, new, config.monitor, say, label)
+            report.monitor = observed.as_dict() | {"switched_back": False}
+            if too_many_errors(observed, config.max_error_rate):
+                report.monitor["switched_back"] = True
+                raise HandoverFailed(
+                    f"{tag} failed on {label}: {observed.errors} of {observed.requests} requests failed in the "
+                    f"{config.monitor:g}s watch window (deploy.max_error_rate {config.max_error_rate:g}); switched back"
+                )
+        if old:
+            seconds, left = proxy.drain(old, config.drain_timeout)
+            report.drain_seconds = round(seconds, 2)
+            say(f"{label}: drained {old} in {seconds:.1f}s" + (f" ({left} requests still in flight, stopped anyway)" if left else ""))
+            _remove(target, service_of(old), tags_)
+        if site.legacy is not None:
+            with docker_errors(f"removing the old {LEGACY_SERVICE} container"):
+                target.docker.container.remove(site.legacy.id, force=True)
+        report.proxy_restarts = _proxy_restarts(target, proxy_started)
+    except BaseException as exc:
+        restore(target, site, proxy, old, new, tags_, switched, say)
+        if isinstance(exc, DeliveryError):
+            raise
+        if isinstance(exc, DockerException):
+            raise HandoverFailed(f"{tag} failed on {label}: {last_line(exc)}") from exc
+        raise
+    replace_cron(target, tags_, tag, say)
+    return container
+
+
+def _serving(site: Site, old: str | None) -> str:
+    return f"{site.live_tag} is serving" if old or site.legacy is not None else "nothing was serving before"
+
+
+def _proxy_restarts(target: Target, started_at: Any) -> int:
+    """1 when the proxy container (re)started since `started_at` (its restart policy brought it back)."""
+    try:
+        proxy = target.compose().compose.ps(services=[PROXY_SERVICE])
+    except DockerException:
+        return 0
+    return int(bool(proxy) and started_at is not None and proxy[0].state.started_at != started_at)
+
+
+def watch(proxy: Proxy, slot: str, seconds: float, say: Say, label: str) -> Window:
+    """The watch window: what the proxy counts for `slot` over `seconds` after the switch."""
+    say(f"{label}: watching {slot} for {seconds:g}s (old release kept behind it)")
+    started = time.monotonic()
+    first = proxy.server(slot)
+    last = first
+    while time.monotonic() - started < seconds:
+        time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - started))))
+        with contextlib.suppress(DeliveryError):
+            last = proxy.server(slot)
+    observed = window(first, last, time.monotonic() - started)
+    say(f"{label}: {observed.requests} requests, {observed.errors} failed ({observed.error_rate:.1%})")
+    return observed
+
+
+def restore(target: Target, site: Site, proxy: Proxy, old: str | None, new: str, tags_: dict[str, str | None],
+            switched: bool, say: Say) -> None:
+    """Put back what was serving: the old slot live (restarted if needed), the new slot removed."""
+    label = target.host.label
+    wait_for_engine(target)
+    with contextlib.suppress(DeliveryError, DockerException):
+        if site.legacy is not None:
+            target.docker.container.start(site.legacy.id)
+    if old:
+        old_container = site.web[old]
+        with contextlib.suppress(DockerException):
+            state = target.docker.container.inspect(old_container.id).state
+            if state.status != "running":
+                target.docker.container.start(old_container.id)
+        proxy.via = old_container.id
+        try:
+            proxy.wait(30, lambda: proxy.server(old).check_passes)
+            proxy.set(switch_command(old, None) + "; " + drain_command(new))
+            if switched:
+                proxy.drain(new, target.config.drain_timeout)
+        except DeliveryError as exc:
+            say(f"{label}: could not reset the proxy ({exc}); removing the new slot anyway")
+    with contextlib.suppress(DeliveryError, DockerException):
+        _remove(target, service_of(new), tags_)
+    say(f"{label}: restored: {_serving(site, old)}")
+
+
+def wait_for_engine(target: Target, timeout: float = 90) -> None:
+    """After an engine restart, wait until it answers again (up to `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            target.docker.system.info()
+            return
+        except DockerException:
+            time.sleep(1)
+
+
+def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, say: Say) -> None:
+    """Replace cron stop-first (a running job finishes or stops cleanly), restoring the old one on failure."""
+    previous = tags_["cron"]
+    tags_["cron"] = tag
+    say(f"{target.host.label}: replacing cron ({previous} -> {tag})")
+    try:
+        container = _up(target, CRON_SERVICE, tags_, say)
+        healthy, why = wait_healthy(target.docker, container.id, target.config.health_timeout, say)
+    except DeliveryError as exc:
+        healthy, why = False, str(exc)
+    if healthy:
+        return
+    tags_["cron"] = previous
+    if previous and previous != tag:
+        with contextlib.suppress(DeliveryError):
+            _up(target, CRON_SERVICE, tags_, say)
+    raise CronFailed(f"cron of {tag} failed on {target.host.label}: {why}; the web app runs {tag}, cron was put back on {previous}")
 
 
 def deploy(target: Target, release: Release, say: Say) -> DeployReport:
-    """Pull, start and verify `release` on one host; restore the previous release if it fails."""
+    """Pull `release`, then (under the host's deploy lock) hand over to it with zero downtime."""
+    started = time.monotonic()
     report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=release.digest)
-    compose = target.compose(release.tag)
-    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
-        previous = running_tag(running_container(compose))
-        report.previous = previous
-        plan = predict_pull(target, release)
-        report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
-        report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
-        say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
-        t0 = time.monotonic()
-        try:
-            for _, output in compose.compose.pull(stream_logs=True):
-                say(f"  {output.decode(errors='replace').strip()}")
-        except DockerException as exc:
-            reason = last_line(exc)
-            raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})") from exc
-        report.pull_seconds = round(time.monotonic() - t0, 2)
-        say(f"{target.host.label}: starting {release.tag} (previous: {previous or 'none'})")
-        healthy, why, seconds, container = start(target, release.tag, say)
-        if healthy:
-            digests = image_digests(target.docker, container.image)
-            if release.digest not in digests:
-                healthy, why = False, f"it runs image digest {', '.join(digests) or 'unknown'}, not {release.digest}"
-        if healthy:
-            report.healthy, report.seconds_to_healthy = True, round(seconds, 2)
+    plan = predict_pull(target, release)
+    report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
+    report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
+    say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
+    report.pull_seconds = round(pull(target, release, say), 2)
+    try:
+        with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+            site = survey(target)
+            report.previous = site.live_tag
+            container = handover(target, site, release.tag, report, say, digest=release.digest)
+            report.healthy = True
             record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
-            say(f"{target.host.label}: {release.tag} is healthy after {seconds:.1f}s")
-            return report
-        report.error = f"{release.tag} failed on {target.host.label}: {why}"
-        say(f"{target.host.label}: {report.error}; last log lines:")
-        with contextlib.suppress(DockerException):
-            for line in target.docker.container.logs(container.id, tail=15).splitlines():
-                say(f"  | {line}")
-        if previous and previous != release.tag:
-            say(f"{target.host.label}: restoring {previous}")
-            ok, why_back, _, back = start(target, previous, say)
-            report.rolled_back = ok
-            if ok:
-                record(target.docker, target.config.compose_project, "restore", previous, back.image)
-                report.error += f"; rolled back to {previous}, which is serving"
-            else:
-                report.error += f"; restoring {previous} failed too: {why_back}"
-        else:
-            with contextlib.suppress(DockerException):
-                compose.compose.stop()
-            report.error += "; there was no previous release to restore, so it was stopped"
-        return report
+            say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")
+    except CronFailed as exc:
+        report.error = str(exc)
+    except DeliveryError as exc:
+        report.error = str(exc)
+        if report.previous:  # set once the lock is held: the previous release never stopped serving
+            report.rolled_back = True
+            report.error += f"; {report.previous} is still serving"
+    finally:
+        report.seconds = round(time.monotonic() - started, 2)
+    return report
+
+
+def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | None = None) -> HistoryEntry | None:
+    """Where a rollback goes: `to`, or the release that served before the current one.
+
+    The history (newest first) is replayed as a stack of releases: a deploy pushes its
+    release, a rollback pops back down to its target. So repeated rollbacks walk back
+    (C -> B -> A) instead of flipping between the last two, and a release that was
+    rolled back away from is never a rollback target again.
+    """
+    newest = {}
+    for entry in entries:
+        newest.setdefault(entry.tag, entry)
+    if to is not None:
+        return newest.get(to) if to != current else None
+    stack: list[str] = []
+    for entry in reversed(entries):
+        if entry.kind == "deploy" and (not stack or stack[-1] != entry.tag):
+            stack.append(entry.tag)
+        elif entry.kind == "rollback":
+            while stack and stack[-1] != entry.tag:
+                stack.pop()
+            if not stack:
+                stack.append(entry.tag)
+    while stack and stack[-1] == current:
+        stack.pop()
+    return newest[stack[-1]] if stack else None
 
 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
-    """Go back to the previously deployed release (or `to`), using the image already on the host."""
+    """Hand over to the release deployed before the current one (or `to`), from the image on the host."""
+    started = time.monotonic()
     with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+        site = survey(target)
         entries = history(target.docker, target.config.compose_project)
-        current = running_tag(running_container(target.compose("current"))) or (entries[0].tag if entries else None)
-        candidates = [e for e in entries if e.tag != current and (to is None or e.tag == to)]
-        if not candidates:
-            wanted = to or "a previous release"
+        current = site.live_tag or (entries[0].tag if entries else None)
+        entry = rollback_target(entries, current, to)
+        if entry is None:
+            if to == current and to is not None:
+                raise DeliveryError(f"{to} is already running on {target.host.label}")
+            wanted = to or f"release older than {current}"
             raise DeliveryError(f"no {wanted} in the deploy history of {target.host.label}: see `invoke status --host {target.host_arg}`")
-        entry = candidates[0]
         image = tags.image_ref(target.config.registry, tags.APP_REPOSITORY, entry.tag)
         with docker_errors(f"restoring the image of {entry.tag}"):
             target.docker.image.tag(entry.image_id, image)  # in case the release tag was removed
         report = DeployReport(host=target.host.label, image=image, version=entry.tag, digest="", previous=current)
         say(f"{target.host.label}: rolling back from {current or 'none'} to {entry.tag} (no pull)")
-        healthy, why, seconds, container = start(target, entry.tag, say)
-        report.healthy, report.seconds_to_healthy = healthy, round(seconds, 2)
-        if container is not None:
-            digests = image_digests(target.docker, container.image)
-            report.digest = digests[0] if digests else ""
-        if not healthy:
-            report.error = f"rollback to {entry.tag} on {target.host.label} is not healthy: {why}"
+        try:
+            container = handover(target, site, entry.tag, report, say)
+        except CronFailed as exc:
+            report.error = str(exc)
             return report
+        except DeliveryError as exc:
+            report.error = f"rollback to {entry.tag} on {target.host.label} failed: {exc}" + (f"; {current} is still serving" if current else "")
+            return report
+        finally:
+            report.seconds = round(time.monotonic() - started, 2)
+        report.healthy = report.rolled_back = True
+        report.digest = (image_digests(target.docker, container.image) or [""])[0]
         record(target.docker, target.config.compose_project, "rollback", entry.tag, container.image)
-        report.rolled_back = True
         return report
 
 
+def _container_status(target: Target, container: Any) -> dict[str, Any] | None:
+    if container is None:
+        return None
+    state = container.state
+    return {
+        "tag": running_tag(container),
+        "image": container.config.image,
+        "state": state.status,
+        "health": state.health.status if state.health else None,
+        "started_at": state.started_at.isoformat() if state.started_at else None,
+        "digest": (image_digests(target.docker, container.image) or [None])[0],
+    }
+
+
 def status(target: Target) -> dict[str, Any]:
-    """What runs on the host and its deploy history."""
-    container = running_container(target.compose("current"))
-    running = None
-    if container is not None:
-        state = container.state
-        running = {
-            "tag": running_tag(container),
-            "image": container.config.image,
-            "state": state.status,
-            "health": state.health.status if state.health else None,
-            "started_at": state.started_at.isoformat() if state.started_at else None,
-            "digest": (image_digests(target.docker, container.image) or [None])[0],
-        }
+    """What runs on the host (proxy, live web slot, cron) and its deploy history."""
+    site = survey(target)
+    proxy = None
+    if site.proxy is not None:
+        proxy = {"image": site.proxy.config.image, "state": site.proxy.state.status,
+                 "started_at": site.proxy.state.started_at.isoformat() if site.proxy.state.started_at else None}
     return {
         "host": target.host.label,
         "image_store": target.info.image_store,
         "engine": target.info.server_version,
-        "running": running,
+        "live_slot": site.live,
+        "running": _container_status(target, site.live_container),
+        "slots": {slot: _container_status(target, site.web.get(slot)) for slot in SLOTS},
+        "cron": _container_status(target, site.cron),
+        "proxy": proxy,
         "lock": lock_holder(target.docker, target.config.compose_project),
         "history": [asdict(e) for e in history(target.docker, target.config.compose_project)],
     }

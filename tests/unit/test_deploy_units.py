@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery import tags
-from delivery.deploy import DeployReport
+from delivery.deploy import rollback_target
 from delivery.history import HistoryEntry, history_repository
 from delivery.lock import lock_name
 
@@ -99,24 +99,30 @@ def test_lock_and_history_names_are_per_project(project: str, lock: str, history
     assert history_repository(project) == history
 
 
-def test_deploy_report_as_dict() -> None:
-    report = DeployReport(host="local", image="localhost:5000/production-control:1.0.0-0123456789ab",
-                          version="1.0.0-0123456789ab", digest="sha256:abc")
-    report.pulled_layers, report.pulled_bytes = 1, 4096
-    assert report.as_dict() == {
-        "host": "local",
-        "image": "localhost:5000/production-control:1.0.0-0123456789ab",
-        "version": "1.0.0-0123456789ab",
-        "digest": "sha256:abc",
-        "store": "",
-        "previous": None,
-        "pulled_layers": 1,
-        "total_layers": 0,
-        "pulled_bytes": 4096,
-        "total_bytes": 0,
-        "pull_seconds": 0.0,
-        "seconds_to_healthy": None,
-        "healthy": False,
-        "rolled_back": False,
-        "error": None,
-    }
+def _entry(minute: int, kind: str, tag: str) -> HistoryEntry:
+    return HistoryEntry(f"20261129T10{minute:02d}00000000Z", kind, tag, f"sha256:{tag}")
+
+
+# Newest first, as history() returns them.
+DEPLOYED_A_B_C = [_entry(3, "deploy", "C"), _entry(2, "deploy", "B"), _entry(1, "deploy", "A")]
+
+
+@pytest.mark.parametrize(
+    ("entries", "current", "to", "expected"),
+    [
+        pytest.param(DEPLOYED_A_B_C, "C", None, "B", id="previous-release"),
+        pytest.param([_entry(4, "rollback", "B"), *DEPLOYED_A_B_C], "B", None, "A", id="second-rollback-walks-back"),
+        pytest.param([_entry(5, "rollback", "A"), _entry(4, "rollback", "B"), *DEPLOYED_A_B_C], "A", None, None, id="oldest-reached"),
+        pytest.param([_entry(5, "deploy", "D"), _entry(4, "rollback", "B"), *DEPLOYED_A_B_C], "D", None, "B", id="deploy-after-rollback"),
+        pytest.param([_entry(4, "deploy", "C"), *DEPLOYED_A_B_C], "C", None, "B", id="redeploy-of-same-tag-skipped"),
+        pytest.param(DEPLOYED_A_B_C, None, None, "C", id="nothing-running-newest"),
+        pytest.param(DEPLOYED_A_B_C, "C", "A", "A", id="explicit-target"),
+        pytest.param(DEPLOYED_A_B_C, "C", "C", None, id="explicit-target-is-current"),
+        pytest.param(DEPLOYED_A_B_C, "C", "Z", None, id="explicit-target-unknown"),
+        pytest.param([], "C", None, None, id="no-history"),
+    ],
+)
+def test_rollback_target_walks_back_through_the_deploys(entries, current, to, expected) -> None:
+    found = rollback_target(entries, current, to)
+
+    assert (found.tag if found else None) == expected

@@ -52,6 +52,12 @@ FULL_REPORT = {
     "total_bytes": 60_000_000,
     "pull_seconds": 1.5,
     "seconds_to_healthy": 3.25,
+    "slot": "green",
+    "switch_seconds": 0.12,
+    "drain_seconds": 0.5,
+    "monitor": {"seconds": 10.0, "requests": 480, "errors": 0, "error_rate": 0.0, "switched_back": False},
+    "proxy_restarts": 0,
+    "seconds": 16.4,
     "healthy": True,
     "rolled_back": False,
     "error": None,
@@ -315,15 +321,25 @@ def test_format_report_healthy() -> None:
         "layers pulled   1/9",
         "bytes pulled    4.1 kB of 60.0 MB",
         "pull time       1.50s",
-        "healthy after   3.25s",
+        "healthy after   3.25s (slot green)",
+        "switch          0.12s",
+        "watch window    10s: 480 requests, 0 failed",
+        "drain           0.50s",
+        "deploy time     16.4s",
     ])
 
 
-def test_format_report_failed_and_rolled_back() -> None:
-    report = {**FULL_REPORT, "previous": None, "healthy": False, "rolled_back": True, "error": "its healthcheck failed"}
+def test_format_report_failed_with_the_previous_release_still_serving() -> None:
+    report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "its healthcheck failed",
+              "switch_seconds": None, "drain_seconds": None, "monitor": None, "seconds": 30.0}
     lines = commands.format_report(report).splitlines()
-    assert lines[3] == "previous        none"
-    assert lines[-2:] == ["healthy         no (its healthcheck failed)", "rolled back     yes"]
+    assert lines[-3:] == ["healthy         no (its healthcheck failed)", "still serving   1.0.0-0123456789ab", "deploy time     30.0s"]
+
+
+def test_format_report_switched_back_by_the_watch_window() -> None:
+    report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "80 of 480 requests failed",
+              "monitor": {"seconds": 10.0, "requests": 480, "errors": 80, "error_rate": 0.17, "switched_back": True}}
+    assert "watch window    10s: 480 requests, 80 failed (switched back)" in commands.format_report(report).splitlines()
 
 
 def test_format_status_running_with_history_and_lock() -> None:
@@ -341,8 +357,10 @@ def test_format_status_running_with_history_and_lock() -> None:
     }
     assert commands.format_status(entry) == "\n".join([
         "plant-a  engine 26.1.5, overlay2 image store",
-        f"  running   {TAG}  running/healthy  since 2026-11-27T17:58:38+00:00",
+        f"  live      {TAG}  running/healthy  single container, since 2026-11-27T17:58:38+00:00",
         "  digest    sha256:abc",
+        "  cron      not running",
+        "  proxy     not running",
         "  lock      held by ci@builder pid 42 since 2026-11-27T17:58:00Z",
         "  history (newest first):",
         f"    20261127T175838316172Z  deploy   {TAG}",
@@ -354,7 +372,9 @@ def test_format_status_of_a_fresh_host() -> None:
     entry = {"host": "local", "engine": "28.0.1", "image_store": "containerd", "running": None, "lock": None, "history": []}
     assert commands.format_status(entry) == "\n".join([
         "local  engine 28.0.1, containerd image store",
-        "  running   nothing (first deploy: `invoke deploy`)",
+        "  live      nothing (first deploy: `invoke deploy`)",
+        "  cron      not running",
+        "  proxy     not running",
         "  history (newest first):",
         "    (none)",
     ])
@@ -363,4 +383,4 @@ def test_format_status_of_a_fresh_host() -> None:
 def test_format_status_shows_at_most_ten_history_entries() -> None:
     history = [{"time": f"2026112{i}T000000000000Z", "kind": "deploy", "tag": TAG} for i in range(12)]
     entry = {"host": "local", "engine": "28", "image_store": "overlay2", "running": None, "lock": None, "history": history}
-    assert len(commands.format_status(entry).splitlines()) == 3 + 10
+    assert len(commands.format_status(entry).splitlines()) == 5 + 10

@@ -1,0 +1,233 @@
+"""The reverse proxy in front of the web slots: HAProxy, driven through its runtime API.
+
+docker-compose.yml runs HAProxy (service `proxy`) with one backend, `web`, and a
+server per web slot (`blue` -> service web-blue, `green` -> service web-green).
+Its runtime API listens on the project's network only, so commands reach it from
+inside a container of the project that has Python (any web container): the
+operator's machine needs nothing but the docker CLI, whatever the host.
+
+The commands and the parsing of HAProxy's answers are pure functions (tested
+without Docker); `Proxy` is the one place that sends them.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from delivery.engine import last_line
+from delivery.errors import DeliveryError
+
+SLOTS = ("blue", "green")
+BACKEND = "web"
+PROXY_SERVICE = "proxy"
+RUNTIME_API = ("proxy", 9999)
+LIVE_WEIGHT = 256
+# The old release stays behind the new one during the watch window with this weight:
+# it gets ~0.4 % of requests, and every GET the new one fails is retried on it.
+FALLBACK_WEIGHT = 1
+
+# Sent with `python -c` in a web container: one runtime API command (several joined
+# by ';'), answer on stdout. HAProxy closes the connection after answering.
+_CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
+    s.sendall(sys.argv[3].encode() + b"\\n")
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+sys.stdout.write(out.decode(errors="replace"))
+"""
+
+
+def service_of(slot: str) -> str:
+    """The compose service of a web slot."""
+    return f"web-{slot}"
+
+
+def other(slot: str | None) -> str:
+    """The slot a deploy starts the new release in: the one that is not live (blue when none is)."""
+    return "green" if slot == "blue" else "blue"
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """One web slot as HAProxy counts it (`show stat`): counters since the proxy started."""
+
+    name: str
+    status: str  # UP, DOWN, DRAIN, MAINT, "MAINT (resolution)" (no container), ...
+    check_status: str  # L7OK when the proxy's own /healthz check passes
+    weight: int
+    in_flight: int  # scur: requests being served now
+    requests: int  # stot: requests sent to it
+    responses_5xx: int  # hrsp_5xx: 5xx answers passed on to clients
+    retries: int  # wretr: requests it failed that were retried elsewhere
+
+    @property
+    def errors(self) -> int:
+        """Requests it answered with a 5xx or failed (retried on another slot)."""
+        return self.responses_5xx + self.retries
+
+    @property
+    def check_passes(self) -> bool:
+        return self.check_status.startswith("L7OK")
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def parse_stats(text: str) -> dict[str, ServerStats]:
+    """The servers of backend `web` in a `show stat` answer (CSV with a '# ' header)."""
+    text = text.lstrip()
+    if not text.startswith("# pxname"):
+        raise DeliveryError(f"the proxy's runtime API answered {text[:80]!r} instead of statistics")
+    reader = csv.DictReader(io.StringIO(text[2:]))
+    servers = {}
+    for row in reader:
+        if row.get("pxname") != BACKEND or row.get("svname") in ("BACKEND", "FRONTEND"):
+            continue
+        name = row["svname"]
+        servers[name] = ServerStats(
+            name=name,
+            status=row.get("status", ""),
+            check_status=row.get("check_status", ""),
+            weight=_int(row.get("weight")),
+            in_flight=_int(row.get("scur")),
+            requests=_int(row.get("stot")),
+            responses_5xx=_int(row.get("hrsp_5xx")),
+            retries=_int(row.get("wretr")),
+        )
+    return servers
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the proxy counted for one slot between two readings."""
+
+    seconds: float
+    requests: int
+    errors: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"seconds": round(self.seconds, 2), "requests": self.requests, "errors": self.errors,
+                "error_rate": round(self.error_rate, 4)}
+
+
+def window(before: ServerStats, after: ServerStats, seconds: float) -> Window:
+    """Counts between two readings; a proxy restarted in between starts again from zero."""
+    restarted = after.requests < before.requests
+    base_requests = 0 if restarted else before.requests
+    base_errors = 0 if restarted else before.errors
+    requests = after.requests - base_requests
+    errors = min(after.errors - base_errors, requests) if requests else after.errors - base_errors
+    return Window(seconds, requests, max(errors, 0))
+
+
+def too_many_errors(observed: Window, max_error_rate: float) -> bool:
+    """The watch window's verdict: more errors than max_error_rate allows (at least one error)."""
+    return observed.errors > 0 and observed.error_rate > max_error_rate
+
+
+# -- commands (pure) -----------------------------------------------------------------------------
+def hold_command(slot: str) -> str:
+    """Keep a slot out of the rotation while its health is still checked (before a release starts in it)."""
+    return f"set server {BACKEND}/{slot} state drain"
+
+
+def switch_command(new: str, old: str | None) -> str:
+    """Send requests to `new`; `old` (if any) stays behind it as the fallback of failed GETs."""
+    parts = [f"set weight {BACKEND}/{new} {LIVE_WEIGHT}", f"set server {BACKEND}/{new} state ready"]
+    if old:
+        parts.append(f"set weight {BACKEND}/{old} {FALLBACK_WEIGHT}")
+    return "; ".join(parts)
+
+
+def drain_command(slot: str) -> str:
+    """No new requests to `slot`; the ones in flight finish."""
+    return f"set server {BACKEND}/{slot} state drain"
+
+
+def check_answer(command: str, answer: str) -> None:
+    """Setting commands answer nothing (or blank lines) when they work."""
+    problems = [line for line in answer.splitlines() if line.strip()]
+    if problems:
+        raise DeliveryError(f"the proxy refused `{command}`: {problems[0]}")
+
+
+# -- the one place that talks to it ---------------------------------------------------------------
+class Proxy:
+    """HAProxy's runtime API, reached through `docker exec` in a container of the project (`via`)."""
+
+    def __init__(self, docker: DockerClient, via: str | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.docker = docker
+        self.via = via
+        self._sleep = sleep
+
+    def send(self, command: str) -> str:
+        if self.via is None:
+            raise DeliveryError("no running web container to reach the proxy's runtime API through")
+        host, port = RUNTIME_API
+        try:
+            answer = self.docker.container.execute(self.via, ["python", "-c", _CLIENT, host, str(port), command], user="app")
+        except DockerException as exc:
+            raise DeliveryError(f"the proxy's runtime API did not answer `{command}`: {last_line(exc)}") from exc
+        return str(answer or "")
+
+    def set(self, command: str) -> None:
+        check_answer(command, self.send(command))
+
+    def stats(self) -> dict[str, ServerStats]:
+        return parse_stats(self.send(f"show stat {BACKEND} 4 -1"))
+
+    def server(self, slot: str) -> ServerStats:
+        servers = self.stats()
+        if slot not in servers:
+            raise DeliveryError(f"the proxy has no server {BACKEND}/{slot}: is its configuration the one in docker-compose.yml?")
+        return servers[slot]
+
+    def wait(self, timeout: float, ready: Callable[[], bool]) -> bool:
+        """Poll `ready` (errors count as not ready: the proxy may be restarting) until true or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if ready():
+                    return True
+            except DeliveryError:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            self._sleep(0.25)
+
+    def wait_passing(self, slot: str, timeout: float) -> bool:
+        """Until the proxy's own health check of `slot` passes."""
+        return self.wait(timeout, lambda: self.server(slot).check_passes)
+
+    def drain(self, slot: str, timeout: float) -> tuple[float, int]:
+        """Stop sending new requests to `slot` and wait for the ones in flight: (seconds, left in flight)."""
+        started = time.monotonic()
+        self.set(drain_command(slot))
+        left = 0
+
+        def idle() -> bool:
+            nonlocal left
+            left = self.server(slot).in_flight
+            return left == 0
+
+        self.wait(timeout, idle)
+        return time.monotonic() - started, left

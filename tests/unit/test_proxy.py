@@ -1,0 +1,118 @@
+"""The proxy's runtime API: commands sent, answers parsed, the watch window's arithmetic."""
+
+import pytest
+
+from delivery.errors import DeliveryError
+from delivery.proxy import (
+    ServerStats,
+    check_answer,
+    drain_command,
+    hold_command,
+    other,
+    parse_stats,
+    service_of,
+    switch_command,
+    too_many_errors,
+    window,
+)
+
+# A real `show stat web 4 -1` answer of HAProxy 2.6 (columns cut after hrsp_other are kept
+# as HAProxy prints them: the parser must find its columns by name).
+HEADER = (
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
+    "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
+    "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,"
+    "hrsp_4xx,hrsp_5xx,hrsp_other\n"
+)
+BLUE = "web,blue,0,0,3,9,,27,0,0,,0,,0,0,0,0,UP,1,1,0,0,0,5,0,,1,3,1,,27,,2,0,,3,L7OK,200,1,0,27,0,0,0,0\n"
+GREEN = "web,green,0,0,1,4,,20,0,0,,0,,0,0,20,20,UP,256,1,0,0,0,5,0,,1,3,2,,20,,2,0,,3,L7OK,200,1,0,0,0,0,2,0\n"
+
+
+def test_parse_stats_reads_each_slot_by_column_name() -> None:
+    servers = parse_stats(HEADER + BLUE + GREEN + "\n")
+
+    assert servers == {
+        "blue": ServerStats("blue", "UP", "L7OK", 1, 3, 27, 0, 0),
+        "green": ServerStats("green", "UP", "L7OK", 256, 1, 20, 2, 20),
+    }
+    assert servers["green"].errors == 22
+    assert servers["blue"].check_passes
+
+
+def test_parse_stats_skips_frontend_backend_and_other_proxies() -> None:
+    other_rows = "http,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN\nweb,BACKEND,0,0,0,0,,0,0,0,0,0,,0,0,0,0,UP\nstats,s1,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP\n"
+
+    assert parse_stats(HEADER + other_rows + BLUE).keys() == {"blue"}
+
+
+@pytest.mark.parametrize("answer", ["Unknown command.\n", "", "Permission denied\n"])
+def test_parse_stats_refuses_what_is_not_statistics(answer: str) -> None:
+    with pytest.raises(DeliveryError, match="instead of statistics"):
+        parse_stats(answer)
+
+
+def test_a_slot_without_container_does_not_pass_the_check() -> None:
+    row = "web,green,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT (resolution),256,1,0,0,0,5,0,,1,3,2,,0,,2,0,,0,,,,0,0,0,0,0,0\n"
+
+    green = parse_stats(HEADER + row)["green"]
+
+    assert green.status == "MAINT (resolution)"
+    assert not green.check_passes
+
+
+def test_commands() -> None:
+    assert hold_command("green") == "set server web/green state drain"
+    assert drain_command("blue") == "set server web/blue state drain"
+    assert switch_command("green", "blue") == (
+        "set weight web/green 256; set server web/green state ready; set weight web/blue 1"
+    )
+    assert switch_command("blue", None) == "set weight web/blue 256; set server web/blue state ready"
+    assert [other(None), other("blue"), other("green")] == ["blue", "green", "blue"]
+    assert service_of("green") == "web-green"
+
+
+@pytest.mark.parametrize("answer", ["", "\n", "\n\n"])
+def test_check_answer_accepts_silence(answer: str) -> None:
+    check_answer("set weight web/blue 1", answer)
+
+
+def test_check_answer_names_the_refusal() -> None:
+    with pytest.raises(DeliveryError, match=r"refused `set weight web/x 1`: No such server\."):
+        check_answer("set weight web/x 1", "No such server.\n")
+
+
+def _stats(requests: int, errors_5xx: int = 0, retries: int = 0) -> ServerStats:
+    return ServerStats("green", "UP", "L7OK", 256, 0, requests, errors_5xx, retries)
+
+
+def test_window_counts_between_two_readings() -> None:
+    observed = window(_stats(100, 1, 2), _stats(600, 3, 12), 10.0)
+
+    assert (observed.requests, observed.errors) == (500, 12)
+    assert observed.error_rate == pytest.approx(0.024)
+    assert observed.as_dict() == {"seconds": 10.0, "requests": 500, "errors": 12, "error_rate": 0.024}
+
+
+def test_window_after_a_proxy_restart_counts_from_zero() -> None:
+    observed = window(_stats(500, 0, 0), _stats(40, 0, 4), 10.0)
+
+    assert (observed.requests, observed.errors) == (40, 4)
+
+
+def test_window_never_counts_more_errors_than_requests() -> None:
+    # A GET retried on the same slot counts as a retry and again as its final 5xx.
+    assert window(_stats(0), _stats(5, 5, 5), 1.0).errors == 5
+
+
+@pytest.mark.parametrize(
+    ("requests", "errors", "limit", "verdict"),
+    [
+        pytest.param(500, 0, 0.02, False, id="clean"),
+        pytest.param(500, 10, 0.02, False, id="at-the-limit"),
+        pytest.param(500, 11, 0.02, True, id="over-the-limit"),
+        pytest.param(0, 0, 0.0, False, id="no-traffic"),
+        pytest.param(1000, 1, 0.0, True, id="zero-tolerance"),
+    ],
+)
+def test_too_many_errors(requests: int, errors: int, limit: float, verdict: bool) -> None:
+    assert too_many_errors(window(_stats(0), _stats(requests, errors), 10.0), limit) is verdict
