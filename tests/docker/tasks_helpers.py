@@ -86,6 +86,7 @@ def task_environment(testbed: Testbed, overrides: Mapping[str, str]) -> dict[str
     """The caller's environment without any INVOKE_* setting, plus the test bed's and `overrides`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("INVOKE_")}
     env["INVOKE_DEPLOY_PYTHON_IMAGE"] = testbed.python_image  # no Docker Hub: the offline base image
+    env["INVOKE_DEPLOY_PROXY_IMAGE"] = testbed.proxy_image  # likewise the proxy's
     ca_bundle = os.environ.get("INVOKE_DEPLOY_CA_BUNDLE") or (str(CA_BUNDLE) if CA_BUNDLE.is_file() else None)
     if ca_bundle:
         env["INVOKE_DEPLOY_CA_BUNDLE"] = ca_bundle  # PyPI goes through a TLS-inspecting proxy
@@ -263,9 +264,20 @@ def project_filter(project: str) -> list[tuple[str, str]]:
     return [("label", f"com.docker.compose.project={project}")]
 
 
-def app_container(server: DockerClient, project: str):
-    containers = server.container.list(all=True, filters=project_filter(project))
-    assert len(containers) == 1, f"expected one container of project {project}, found {[c.name for c in containers]}"
+# docker-compose.yml's services, by role: the web app runs in one of two slots (blue/green).
+SERVICES = {"web": ("web-blue", "web-green"), "cron": ("cron",), "proxy": ("proxy",)}
+
+
+def service_containers(server: DockerClient, project: str, role: str) -> list[Any]:
+    """The project's running containers of a role: web (either slot), cron or proxy."""
+    running = server.container.list(filters=project_filter(project))
+    return [c for c in running if (c.config.labels or {}).get("com.docker.compose.service") in SERVICES[role]]
+
+
+def app_container(server: DockerClient, project: str, role: str = "web"):
+    """The one running container of `role` (the live web slot once a deploy has finished)."""
+    containers = service_containers(server, project, role)
+    assert len(containers) == 1, f"expected one {role} container of project {project}, found {[c.name for c in containers]}"
     return containers[0]
 
 

@@ -225,7 +225,7 @@ def code_release(clone: Clone, site: Site, registry_log: Path, first_deploy: Tas
 def failed_deploy(clone: Clone, site: Site, code_release: CodeRelease) -> FailedDeploy:
     """A release whose /healthz answers 500, deployed over the code release (which has a job run)."""
     site.server.container.execute(
-        app_container(site.server, site.project), ["docker-entrypoint.sh", "job", "record-run"], user="app"
+        app_container(site.server, site.project, "cron"), ["docker-entrypoint.sh", "job", "record-run"], user="app"
     )
     runs_before = get_json(site.port, "/runs")["total"]
     clone.replace_text("production_control/web.py", HEALTHZ_OK, HEALTHZ_500)
@@ -352,12 +352,12 @@ def test_code_only_release_pulls_only_the_code_layer(site: Site, registry_log: P
 
 
 # -- 5. a release that fails its health check --------------------------------------------------------
-def test_failed_health_check_rolls_back(site: Site, code_release: CodeRelease, failed_deploy: FailedDeploy) -> None:
+def test_failed_health_check_leaves_the_previous_release_serving(site: Site, code_release: CodeRelease, failed_deploy: FailedDeploy) -> None:
     run, previous = failed_deploy.deploy, code_release.release
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.stderr, run.describe()
     assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
-    assert f"rolled back to {previous.tag}" in run.error_lines[0]
+    assert f"{previous.tag} is still serving" in run.error_lines[0]
     report = run.json()
     assert (report["version"], report["healthy"], report["rolled_back"]) == (failed_deploy.release.tag, False, True)
     assert report["previous"] == previous.tag
@@ -394,7 +394,8 @@ def test_status_shows_the_running_release_and_history_newest_first(
     assert (running["state"], running["health"]) == ("running", "healthy")
     history = [(entry["kind"], entry["tag"]) for entry in status["history"]]
     code = code_release.release.tag
-    assert history == [("rollback", first_release.tag), ("restore", code), ("deploy", code), ("deploy", first_release.tag)]
+    # The failed release never took over, so it left no entry.
+    assert history == [("rollback", first_release.tag), ("deploy", code), ("deploy", first_release.tag)]
     times = [entry["time"] for entry in status["history"]]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
     assert status["lock"] is None

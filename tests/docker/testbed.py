@@ -25,6 +25,7 @@ ENV_NAMES = {
     "registry_log": "TESTBED_REGISTRY_LOG",
     "server_host": "TESTBED_SERVER_HOST",
     "python_image": "TESTBED_PYTHON_IMAGE",
+    "proxy_image": "TESTBED_PROXY_IMAGE",
     "state": "TESTBED_STATE",
 }
 
@@ -45,6 +46,7 @@ class Testbed:
     registry_log: Path
     server_host: str
     python_image: str
+    proxy_image: str  # HAProxy from Debian's package, in the test bed's registry
     state: Path
 
     @classmethod
@@ -56,6 +58,7 @@ class Testbed:
             registry_log=Path(values["registry_log"]),
             server_host=values["server_host"],
             python_image=values["python_image"],
+            proxy_image=values["proxy_image"],
             state=Path(values["state"]),
         )
 
