@@ -228,9 +228,9 @@ def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: S
         try:
             state = docker.container.inspect(container_id).state
         except DockerException as exc:
-            last = last_line(exc)
-            time.sleep(0.5)  # the engine may be restarting
-            continue
+            # The engine went away (restarting?): containers it brings back come back unchecked
+            # and the proxy forgets its state, so this deploy stops here and restores.
+            return False, f"the engine stopped answering ({last_line(exc)})"
         health = state.health.status if state.health else None
         if health == "healthy":
             return True, "healthy"
