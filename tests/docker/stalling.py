@@ -48,8 +48,11 @@ class StallingRegistry:
 
             def _forward(self, body: bool) -> None:
                 upstream = http.client.HTTPConnection(outer.upstream, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
-                upstream.request(self.command, self.path, headers=headers)
+                upstream.putrequest(self.command, self.path, skip_accept_encoding=True)
+                for key, value in self.headers.items():  # repeated headers (Accept) each kept
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "host":
+                        upstream.putheader(key, value)
+                upstream.endheaders()
                 response = upstream.getresponse()
                 data = response.read()
                 self.send_response(response.status)

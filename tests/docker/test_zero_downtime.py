@@ -13,11 +13,13 @@ The tests run in this order and share the bed; each one ends with a release serv
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from faults_helpers import SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
-from tasks_helpers import TaskRun, service_containers
+from python_on_whales import DockerClient
+from tasks_helpers import TaskRun, free_port, get_json, project_filter, remove_project, service_containers
 
 pytestmark = pytest.mark.docker
 
@@ -171,3 +173,56 @@ def test_a_slow_request_in_flight_during_the_switch_completes(bed: FaultBed) -> 
     # The old slot was drained: the deploy waited for the slow request before stopping it.
     assert report["drain_seconds"] > 1, report
     assert bed.serving_commit() == second.commit
+
+
+# -- a host still on the single-container layout ----------------------------------------------------------
+# The shape of docker-compose.yml before the proxy: one `app` service (web and cron) publishing the port.
+LEGACY_COMPOSE = """
+services:
+  app:
+    image: ${REGISTRY}/production-control:${APP_TAG}
+    init: true
+    restart: unless-stopped
+    ports: ["127.0.0.1:${HTTP_PORT}:8000"]
+    volumes: [data:/data]
+    healthcheck:
+      test: ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8000/healthz"]
+      interval: 1s
+volumes:
+  data:
+"""
+
+
+def test_a_host_on_the_single_container_layout_moves_to_the_proxy(
+    bed: FaultBed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, second = bed.release("good"), bed.release("second")
+    project, port = f"{bed.project}-legacy", free_port()
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(LEGACY_COMPOSE)
+    (tmp_path / ".env").write_text(f"REGISTRY={bed.registry.address}\nAPP_TAG={good.tag}\nHTTP_PORT={port}\n")
+    legacy = DockerClient(host=bed.engine.host, compose_files=[compose], compose_env_files=[tmp_path / ".env"],
+                          compose_project_name=project)
+    try:
+        legacy.compose.up(detach=True, wait=True)
+        app = legacy.compose.ps()[0]
+        legacy.container.execute(app, ["/usr/local/bin/docker-entrypoint.sh", "job", "record-run"], user="app")
+        runs_before = get_json(port, "/runs")["total"]
+        env = {"INVOKE_DEPLOY_COMPOSE_PROJECT": project, "INVOKE_DEPLOY_HTTP_PORT": str(port)}
+        with Load(port, "/", rate=RATE, max_seconds=600) as load:
+            time.sleep(1)
+            run = bed.invoke(*bed.deploy_args(second), "--json", env=env)
+            time.sleep(1)
+        assert run.returncode == 0, run.describe()
+        summary = load.result.summary()
+        with capsys.disabled():
+            print(f"\n[zero-downtime] single-container layout -> proxy (once): {json.dumps(summary)}", flush=True)
+        # The proxy can only take the port once `app` let it go: one short gap, the only one.
+        assert load.result.unavailable_seconds < 5, summary
+        assert get_json(port, "/healthz")["commit"] == second.commit
+        assert get_json(port, "/runs")["total"] >= runs_before, "the data volume was not carried over"
+        services = sorted(s for s in (c.config.labels.get("com.docker.compose.service") for c in
+                                      bed.server.container.list(all=True, filters=project_filter(project))))
+        assert services == sorted(["proxy", f"web-{run.json()['slot']}", "cron"]), services
+    finally:
+        remove_project(bed.server, project, [])
