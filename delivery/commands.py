@@ -238,8 +238,9 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"image           {report['image']}",
         f"digest          {report['digest']}",
         f"previous        {report['previous'] or 'none'}",
-        f"layers pulled   {report['pulled_layers']}/{report['total_layers']}",
-        f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])}",
+        f"layers pulled   {report['pulled_layers']}/{report['total_layers']} predicted, {report.get('engine_layers', 0)} reported by the engine",
+        f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
+        f"{human_bytes(report.get('engine_bytes', 0))} reported by the engine (without the config)",
         f"pull time       {report['pull_seconds']:.2f}s",
         f"healthy after   {report['seconds_to_healthy']}s (slot {report['slot']})" if report["healthy"] else f"healthy         no ({report['error']})",
     ]

@@ -29,7 +29,7 @@ from delivery.errors import DeliveryError
 from delivery.history import HistoryEntry, history, record
 from delivery.lock import deploy_lock, lock_holder
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
-from delivery.pullreport import PullPlan, host_layers, plan_pull
+from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 
 Say = Callable[[str], None]
@@ -54,10 +54,12 @@ class DeployReport:
     digest: str
     store: str = ""
     previous: str | None = None
-    pulled_layers: int = 0
+    pulled_layers: int = 0  # predicted before the pull (manifest against the host's layers)
     total_layers: int = 0
-    pulled_bytes: int = 0
+    pulled_bytes: int = 0  # predicted: layer blobs + config, compressed, as the registry serves them
     total_bytes: int = 0
+    engine_layers: int = 0  # measured: layers the engine's pull progress reported downloading
+    engine_bytes: int = 0  # measured: their sizes as it printed them (4 significant digits; no config)
     pull_seconds: float = 0.0
     seconds_to_healthy: float | None = None
     healthy: bool = False
@@ -267,8 +269,9 @@ def pull_hint(reason: str) -> str:
     return f"the running release is untouched; {todo}"
 
 
-def pull(target: Target, release: Release, say: Say) -> float:
-    """Pull the release's image with compose (progress shown), within deploy.pull_timeout: seconds taken."""
+def pull(target: Target, release: Release, say: Say) -> tuple[float, EngineDownload]:
+    """Pull the release's image with compose (progress shown), within deploy.pull_timeout:
+    seconds taken, and what the engine's progress says it downloaded."""
     compose = target.compose(blue=release.tag, green=release.tag, cron=release.tag)
     argv = [str(part) for part in compose.client_config.docker_compose_cmd] + ["pull", service_of("blue")]
     started = time.monotonic()
@@ -301,7 +304,7 @@ def pull(target: Target, release: Release, say: Say) -> float:
     if process.returncode != 0:
         reason = next((line for line in reversed(lines) if line), f"exit code {process.returncode}")
         raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})")
-    return time.monotonic() - started
+    return time.monotonic() - started, engine_download(lines)
 
 
 def _log_tail(target: Target, container_id: str, say: Say) -> None:
@@ -520,7 +523,9 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
     report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
     say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
-    report.pull_seconds = round(pull(target, release, say), 2)
+    seconds, measured = pull(target, release, say)
+    report.pull_seconds = round(seconds, 2)
+    report.engine_layers, report.engine_bytes = measured.layers, measured.bytes
     try:
         with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
             site = survey(target)
