@@ -35,10 +35,14 @@ class HistoryEntry:
         return cls(time=match["time"], kind=match["kind"], tag=match["tag"], image_id=image_id)
 
 
+def history_tag(when: datetime, kind: str, release_tag: str) -> str:
+    """The tag of one history entry: a UTC time stamp that sorts as text, the kind, the release."""
+    return f"{when.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{release_tag}"
+
+
 def record(docker: DockerClient, project: str, kind: str, release_tag: str, image_id: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     with docker_errors("recording the deploy history"):
-        docker.image.tag(image_id, f"{history_repository(project)}:{stamp}-{kind}-{release_tag}")
+        docker.image.tag(image_id, f"{history_repository(project)}:{history_tag(datetime.now(timezone.utc), kind, release_tag)}")
 
 
 def history(docker: DockerClient, project: str) -> list[HistoryEntry]:

@@ -19,7 +19,7 @@ from invoke import Program
 
 from delivery import commands
 from delivery.commands import DeployFailed
-from delivery.config import DEFAULTS
+from delivery.config import DEFAULTS, load_config
 from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -247,17 +247,21 @@ def test_config_precedence(invoke: Run, recorder: Recorder, monkeypatch: pytest.
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"),
+    ("variable", "value", "key", "loaded"),
     [
-        pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a", id="hosts-list"),
-        pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", id="health-timeout-int-in-yaml"),
+        pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a,prod-2", "hosts", ("ssh://deploy@plant-a", "prod-2"), id="hosts-list"),
+        pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", "health_timeout", 2.5, id="health-timeout-float"),
+        pytest.param("INVOKE_DEPLOY_MONITOR", "0", "monitor", 0.0, id="watch-window-off"),
+        pytest.param("INVOKE_DEPLOY_PROXY_IMAGE", "registry.example.com/haproxy:3.0", "proxy_image",
+                     "registry.example.com/haproxy:3.0", id="proxy-image-default-none"),
     ],
 )
-def test_documented_env_overrides_work(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
-                                       variable: str, value: str) -> None:
+def test_documented_env_overrides_reach_the_config(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
+                                                   variable: str, value: str, key: str, loaded: Any) -> None:
     monkeypatch.setenv(variable, value)
     recorder.fake("status", [])
     assert invoke("status")[0] == 0
+    assert getattr(load_config(recorder.calls[0][1]["section"]), key) == loaded
 
 
 # -- errors --------------------------------------------------------------------------------------------------
