@@ -24,6 +24,7 @@ from delivery.history import history, record
 from delivery.lock import deploy_lock, lock_holder
 from delivery.pullreport import PullPlan, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
+from delivery.retention import prune_after_deploy
 
 SERVICE = "app"
 Say = Callable[[str], None]
@@ -57,6 +58,7 @@ class DeployReport:
     healthy: bool = False
     rolled_back: bool = False
     error: str | None = None
+    pruned: dict[str, Any] | None = None  # retention after a healthy deploy (delivery/retention.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -208,7 +210,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     """Pull, start and verify `release` on one host; restore the previous release if it fails."""
     report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=release.digest)
     compose = target.compose(release.tag)
-    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
+                     target.config.lock_wait, say):
         previous = running_tag(running_container(compose))
         report.previous = previous
         plan = predict_pull(target, release)
@@ -233,6 +236,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
             report.healthy, report.seconds_to_healthy = True, round(seconds, 2)
             record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is healthy after {seconds:.1f}s")
+            report.pruned = prune_after_deploy(target, say)
             return report
         report.error = f"{release.tag} failed on {target.host.label}: {why}"
         say(f"{target.host.label}: {report.error}; last log lines:")
@@ -257,7 +261,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
     """Go back to the previously deployed release (or `to`), using the image already on the host."""
-    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
+                     target.config.lock_wait, say):
         entries = history(target.docker, target.config.compose_project)
         current = running_tag(running_container(target.compose("current"))) or (entries[0].tag if entries else None)
         candidates = [e for e in entries if e.tag != current and (to is None or e.tag == to)]

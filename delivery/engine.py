@@ -6,11 +6,15 @@ talks to an engine gets its client from `connect`.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import io
+import json
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -113,3 +117,43 @@ def image_store(driver_status: Sequence[Sequence[str]] | None) -> str:
         if len(pair) == 2 and pair[0] == "driver-type" and "containerd" in pair[1]:
             return "containerd"
     return "overlay2"
+
+
+def engine_api(docker: DockerClient, path: str, timeout: float = 120.0) -> Any:
+    """GET `path` of the engine API (JSON), through the docker CLI's own transport.
+
+    `docker system dial-stdio` connects stdin/stdout to the engine, whatever the host
+    is (socket, ssh://, tcp://, context), so this reaches every host the CLI reaches.
+    Used where the CLI only prints rounded figures (e.g. `docker system df`).
+    """
+    request = f"GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: production-control\r\nConnection: close\r\n\r\n"
+    argv = [str(part) for part in docker.client_config.docker_cmd] + ["system", "dial-stdio"]
+    try:
+        done = subprocess.run(argv, input=request.encode(), capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DeliveryError(f"the engine API call {path} took longer than {timeout:.0f}s") from None
+    response = http.client.HTTPResponse(_Replay(done.stdout))  # type: ignore[arg-type]
+    try:
+        response.begin()
+        body = response.read()
+    except (http.client.HTTPException, OSError) as exc:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [str(exc) or type(exc).__name__]
+        raise DeliveryError(f"the engine API call {path} failed: {reason[0]}") from None
+    if response.status != 200:
+        raise DeliveryError(f"the engine API call {path} failed: HTTP {response.status} {body.decode(errors='replace').strip()}")
+    return json.loads(body)
+
+
+class _Replay:
+    """A recorded HTTP response, shaped like the socket http.client.HTTPResponse reads from."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self._data))  # type: ignore[arg-type]
+
+
+def disk_usage(docker: DockerClient) -> int:
+    """Bytes the engine's images take on disk, as `docker system df` counts them (its LayersSize)."""
+    return int(engine_api(docker, "/system/df?type=image").get("LayersSize") or 0)

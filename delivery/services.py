@@ -1,0 +1,29 @@
+"""The services an operator names (web, cron, proxy) and the compose services that play them.
+
+This table is the one place that knows docker-compose.yml's service names: `invoke logs
+--service` and `invoke run-job` (which runs jobs in the cron service's container) use it.
+"""
+from __future__ import annotations
+
+from delivery.errors import DeliveryError
+
+# operator's name -> services of docker-compose.yml. Today one `app` service runs the web
+# app and cron together (entrypoint role `all`); there is no proxy service yet.
+COMPOSE_SERVICES: dict[str, tuple[str, ...]] = {
+    "web": ("app",),
+    "cron": ("app",),
+    "proxy": (),
+}
+
+
+def compose_services(name: str | None) -> tuple[str, ...]:
+    """The compose services behind `name`; every service of the project when `name` is None."""
+    if name is None:
+        return tuple(dict.fromkeys(s for services in COMPOSE_SERVICES.values() for s in services))
+    if name not in COMPOSE_SERVICES:
+        raise DeliveryError(f"unknown service {name!r}: use {', '.join(COMPOSE_SERVICES)}")
+    services = COMPOSE_SERVICES[name]
+    if not services:
+        raise DeliveryError(f"this deployment has no {name} service (docker-compose.yml): use "
+                            + ", ".join(n for n, s in COMPOSE_SERVICES.items() if s))
+    return services
