@@ -75,19 +75,12 @@ def host_jobs(target: "Target") -> tuple[object, list[CronJob]]:
     return container, crontab_jobs(str(text))
 
 
-def list_jobs(target: "Target") -> dict[str, object]:
-    container, jobs = host_jobs(target)
-    return {"host": target.host.label, "container": container.name,
-            "jobs": [{"name": j.name, "schedule": j.schedule, "user": j.user} for j in jobs]}
-
-
 def run_job(target: "Target", name: str) -> int:
     """Run job `name` now in the cron container, its output on stdout; its exit code."""
     container, jobs = host_jobs(target)
     names = [job.name for job in jobs]
     if name not in names:
-        raise DeliveryError(f"unknown job {name!r} on {target.host.label}: its crontab runs {', '.join(names) or 'no job'} "
-                            "(`invoke run-job --list`)")
+        raise DeliveryError(f"unknown job {name!r} on {target.host.label}: its crontab runs {', '.join(names) or 'no job'}")
     argv = job_argv([str(part) for part in target.docker.client_config.docker_cmd], container.id, name)
     code = subprocess.run(argv, stdin=subprocess.DEVNULL).returncode
     if code == ALREADY_RUNNING:
