@@ -330,8 +330,7 @@ def run_job(section: Mapping[str, Any], hosts: Iterable[str] = (), name: str = "
     config = load_config(section)
     for host in hosts_from(config, hosts):
         with opened(host, config) as target:
-            say(f"{host.label}: running job {name}")
-            code = jobs.run_job(target, name)
+            code = jobs.run_job(target, name, say)
         if code != 0:
             say(f"{host.label}: job {name} exited with code {code}")
             return code

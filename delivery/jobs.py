@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from python_on_whales.exceptions import DockerException
 
@@ -75,12 +75,13 @@ def host_jobs(target: "Target") -> tuple[object, list[CronJob]]:
     return container, crontab_jobs(str(text))
 
 
-def run_job(target: "Target", name: str) -> int:
+def run_job(target: "Target", name: str, say: Callable[[str], None]) -> int:
     """Run job `name` now in the cron container, its output on stdout; its exit code."""
     container, jobs = host_jobs(target)
     names = [job.name for job in jobs]
     if name not in names:
         raise DeliveryError(f"unknown job {name!r} on {target.host.label}: its crontab runs {', '.join(names) or 'no job'}")
+    say(f"{target.host.label}: running job {name} in {container.name}")
     argv = job_argv([str(part) for part in target.docker.client_config.docker_cmd], container.id, name)
     code = subprocess.run(argv, stdin=subprocess.DEVNULL).returncode
     if code == ALREADY_RUNNING:

@@ -7,6 +7,7 @@ and ends cleanly.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,9 @@ _SINCE = re.compile(
     r"|(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+"
     r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"
 )
+
+# compose 2.26 writes "erase line" before every line, even with --ansi never and no terminal.
+_ERASE_LINE = re.compile(r"\x1b\[[0-9;]*K")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def logs_request(services: tuple[str, ...], since: str | None, tail: str | int |
 
 def logs_argv(compose_cmd: Sequence[str], request: LogsRequest) -> list[str]:
     """The `docker compose logs` command line for one host."""
-    argv = [*compose_cmd, "logs", "--no-color"]
+    argv = [*compose_cmd, "--ansi", "never", "logs", "--no-color"]
     if request.follow:
         argv.append("--follow")
     if request.tail is not None:
@@ -70,6 +74,7 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
 
     def copy(label: str, stream: IO[str]) -> None:
         for line in stream:
+            line = _ERASE_LINE.sub("", line)
             with lock:
                 out.write(f"{label} | {line}" if prefix else line)
                 out.flush()
@@ -77,6 +82,9 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
     threads = [threading.Thread(target=copy, args=(label, proc.stdout), daemon=True) for label, proc in procs]
     for thread in threads:
         thread.start()
+    # Ctrl-C (even when started with SIGINT ignored, as shells do for background jobs) and SIGTERM both stop cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for thread in threads:
             while thread.is_alive():
