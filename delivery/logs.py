@@ -60,11 +60,12 @@ def logs_argv(compose_cmd: Sequence[str], request: LogsRequest) -> list[str]:
     return argv + list(request.services)
 
 
-def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[str] = sys.stdout) -> None:
+def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[str] | None = None) -> None:
     """Run each host's logs command (label, argv) at once and copy their lines to `out`.
 
     Ctrl-C stops them all and returns normally. A command that fails raises one DeliveryError.
     """
+    out = out or sys.stdout
     lock = threading.Lock()
     procs = [
         (label, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -83,8 +84,7 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
     for thread in threads:
         thread.start()
     # Ctrl-C (even when started with SIGINT ignored, as shells do for background jobs) and SIGTERM both stop cleanly.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = [(sig, signal.signal(sig, signal.default_int_handler)) for sig in (signal.SIGINT, signal.SIGTERM)]
     try:
         for thread in threads:
             while thread.is_alive():
@@ -98,6 +98,9 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
             except subprocess.TimeoutExpired:
                 proc.kill()
         return
+    finally:
+        for sig, handler in previous:
+            signal.signal(sig, handler)
     for label, proc in procs:
         if proc.wait() != 0:
             lines = [line.strip() for line in (proc.stderr.read() if proc.stderr else "").splitlines() if line.strip()]

@@ -119,4 +119,5 @@ def test_deploy_report_as_dict() -> None:
         "healthy": False,
         "rolled_back": False,
         "error": None,
+        "pruned": None,
     }
