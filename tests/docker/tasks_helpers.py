@@ -377,8 +377,8 @@ def push_blob(client: httpx.Client, base: str, data: bytes) -> str:
     assert started.status_code == 202, f"starting a blob upload: HTTP {started.status_code} {started.text}"
     location = started.headers["location"]
     location = location if location.startswith("http") else f"{base.split('/v2/')[0]}{location}"
-    done = client.put(location, params={"digest": digest}, content=data,
-                      headers={"content-type": "application/octet-stream"})
+    separator = "&" if "?" in location else "?"  # the location carries the upload's state in its query
+    done = client.put(f"{location}{separator}digest={digest}", content=data, headers={"content-type": "application/octet-stream"})
     assert done.status_code == 201, f"uploading blob {digest}: HTTP {done.status_code} {done.text}"
     return digest
 

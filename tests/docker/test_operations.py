@@ -212,6 +212,16 @@ def concurrent_deploys(site: Site, releases: list[str], pruned: Prune) -> tuple[
 
 # -- retention ---------------------------------------------------------------------------------------------
 def test_deploys_keep_exactly_the_newest_releases(site: Site, releases: list[str], deploys: Deploys) -> None:
+    # Every deploy from the fourth on pruned one release; the prediction is beside each measurement.
+    for number, report in enumerate(deploys.reports):
+        pruned = report["pruned"]
+        assert pruned["errors"] == [], report
+        expected = [releases[number - KEEP]] if number >= KEEP else []
+        assert pruned["pruned"] == expected, f"deploy {number}: {pruned}"
+        if number > KEEP:  # release 0's image stays: the other project uses it, so nothing is freed then
+            assert pruned["freed_bytes"] >= CODE_BYTES, f"deploy {number}: {pruned}"
+        if pruned["freed_bytes"]:
+            assert abs(pruned["predicted_freed_bytes"] - pruned["freed_bytes"]) <= pruned["freed_bytes"] / 100, pruned
     status = site.status()
     kept = list(dict.fromkeys(entry["tag"] for entry in status["history"]))
     assert kept == releases[::-1][:KEEP]
@@ -223,16 +233,6 @@ def test_deploys_keep_exactly_the_newest_releases(site: Site, releases: list[str
     history_tags = {m["tag"] for m in map(history_ref.fullmatch, site.refs()) if m}
     assert history_tags == set(releases[-KEEP:])
 
-    # Every deploy from the fourth on pruned one release; the prediction is beside each measurement.
-    for number, report in enumerate(deploys.reports):
-        pruned = report["pruned"]
-        assert pruned["errors"] == [], report
-        expected = [releases[number - KEEP]] if number >= KEEP else []
-        assert pruned["pruned"] == expected, f"deploy {number}: {pruned}"
-        if number > KEEP:  # release 0's image stays: the other project uses it, so nothing is freed then
-            assert pruned["freed_bytes"] >= CODE_BYTES, f"deploy {number}: {pruned}"
-        if pruned["freed_bytes"]:
-            assert abs(pruned["predicted_freed_bytes"] - pruned["freed_bytes"]) <= pruned["freed_bytes"] / 100, pruned
     # Pruning release 4, the last on the old deps layer, would free that layer, but release 0 (other project) holds it.
     # The disk stays flat: from the fourth deploy on, each adds a release and removes one.
     assert max(deploys.disk[KEEP:]) - min(deploys.disk[KEEP:]) <= DEPS_BYTES + 2 * CODE_BYTES, deploys.disk
