@@ -114,7 +114,7 @@ def plan_prune(
                 remove.append(f"{own_history}:{entry.time}-{entry.kind}-{tag}")
         ref = release_ref(tag)
         for image_id, refs in refs_of.items():
-            others_history = any(r.split(":", 1)[0].endswith("-history") and not r.startswith(f"{own_history}:") for r in refs)
+            others_history = any(r.rpartition(":")[0].endswith("-history") and not r.startswith(f"{own_history}:") for r in refs)
             if ref in refs and not others_history and image_id not in in_use:
                 remove.append(ref)
     remove = [ref for ref in dict.fromkeys(remove) if any(ref in refs for refs in refs_of.values())]
