@@ -212,26 +212,29 @@ def concurrent_deploys(site: Site, releases: list[str], pruned: Prune) -> tuple[
 
 # -- retention ---------------------------------------------------------------------------------------------
 def test_deploys_keep_exactly_the_newest_releases(site: Site, releases: list[str], deploys: Deploys) -> None:
-    # Every deploy from the fourth on pruned one release; the prediction is beside each measurement.
+    # From the fifth deploy on, each pruned one release; the prediction is beside each measurement.
+    # Release 0 is never pruned: the other project's container uses it.
     for number, report in enumerate(deploys.reports):
         pruned = report["pruned"]
         assert pruned["errors"] == [], report
-        expected = [releases[number - KEEP]] if number >= KEEP else []
+        expected = [releases[number - KEEP]] if number > KEEP else []
         assert pruned["pruned"] == expected, f"deploy {number}: {pruned}"
-        if number > KEEP:  # release 0's image stays: the other project uses it, so nothing is freed then
+        if number >= KEEP:
+            assert pruned["why_kept"][releases[0]] == "used by a container", f"deploy {number}: {pruned}"
+        if number > KEEP:
             assert pruned["freed_bytes"] >= CODE_BYTES, f"deploy {number}: {pruned}"
         if pruned["freed_bytes"]:
             assert abs(pruned["predicted_freed_bytes"] - pruned["freed_bytes"]) <= pruned["freed_bytes"] / 100, pruned
     status = site.status()
     kept = list(dict.fromkeys(entry["tag"] for entry in status["history"]))
-    assert kept == releases[::-1][:KEEP]
-    assert status["releases"]["count"] == KEEP and status["releases"]["bytes"] > 0
+    # The newest three, plus what runs: release 0, which the other project runs.
+    assert kept == [*releases[::-1][:KEEP], releases[0]]
+    assert status["releases"]["count"] == KEEP + 1 and status["releases"]["bytes"] > 0
     on_host = {ref.rsplit(":", 1)[1] for ref in site.refs() if ref.startswith(f"{REGISTRY}/{APP_REPOSITORY}:")}
-    # The newest three, plus release 0: the other project runs it.
     assert on_host & set(releases) == {*releases[-KEEP:], releases[0]}
     history_ref = re.compile(rf"{site.project}-history:[0-9]{{8}}T[0-9]{{12}}Z-(?:deploy|rollback|restore)-(?P<tag>.+)")
     history_tags = {m["tag"] for m in map(history_ref.fullmatch, site.refs()) if m}
-    assert history_tags == set(releases[-KEEP:])
+    assert history_tags == {*releases[-KEEP:], releases[0]}
 
     # Pruning release 4, the last on the old deps layer, would free that layer, but release 0 (other project) holds it.
     # The disk stays flat: from the fourth deploy on, each adds a release and removes one.
@@ -265,8 +268,8 @@ def test_prune_reports_the_bytes_docker_system_df_measures(site: Site, releases:
     assert predicted["dry_run"] is True and predicted["freed_bytes"] is None
     assert pruned.disk_around_dry_run[0] == pruned.disk_around_dry_run[1], "the dry run removed something"
     report = pruned.run.json()
-    assert report["kept"] == [releases[-KEEP], releases[-1]]
-    assert report["why_kept"] == {releases[-KEEP]: "running", releases[-1]: "rollback target"}
+    assert report["kept"] == [releases[-KEEP], releases[-1], releases[0]]
+    assert report["why_kept"] == {releases[-KEEP]: "running", releases[-1]: "rollback target", releases[0]: "used by a container"}
     assert report["pruned"] == predicted["pruned"] == [releases[-2]]
     before, after = pruned.disk_around_run
     measured = before - after
@@ -293,14 +296,16 @@ def test_two_deploys_with_lock_wait_both_succeed_one_after_the_other(
     assert f":{history[0][1]}" in waited[0].stdout + waited[0].stderr
 
 
-def test_a_stale_lock_is_reported_with_the_unlock_command(site: Site, concurrent_deploys: tuple[TaskRun, TaskRun]) -> None:
+def test_a_stale_lock_is_reported_with_the_unlock_command(
+    site: Site, releases: list[str], concurrent_deploys: tuple[TaskRun, TaskRun]
+) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     labels = {"owner": f"ci@{socket.gethostname()} pid {gone.pid}", "since": "2026-11-29T00:00:00Z",
               "machine": socket.gethostname(), "pid": str(gone.pid)}
     site.server.network.create(f"{site.project}-deploy-lock", labels=labels)
     started = time.monotonic()
-    line = assert_one_error_line(site.invoke("deploy", "--host", site.host, "--lock-wait", LOCK_WAIT))
+    line = assert_one_error_line(site.invoke("deploy", "--host", site.host, "--version", releases[-1], "--lock-wait", LOCK_WAIT))
     assert time.monotonic() - started < 30, "a stale lock was waited for"
     assert "stale" in line and f"pid {gone.pid}" in line and f"`invoke unlock --host {site.host}`" in line, line
     assert succeeded(site.invoke("unlock", "--host", site.host)).stdout.strip().endswith("removed a stale deploy lock")
@@ -341,12 +346,17 @@ def test_run_job_returns_a_failing_jobs_exit_code(site: Site, concurrent_deploys
 
 def test_run_job_does_not_start_a_job_that_is_already_running(site: Site, concurrent_deploys: tuple[TaskRun, TaskRun]) -> None:
     container = site.app_container()
+
+    def lock_held() -> bool:
+        probe = ["sh", "-c", f"flock --nonblock {LOCK_FILE} true || echo held"]
+        return site.server.container.execute(container, probe, user="app").strip() == "held"
+
     # What a run that cron started holds while it runs: the job's lock, as the app user.
     site.server.container.execute(container, ["flock", LOCK_FILE, "sleep", "6"], user="app", detach=True)
-    wait_for("the job lock is held", lambda: site.server.container.execute(
-        container, ["sh", "-c", f"flock --nonblock {LOCK_FILE} true || echo held"], user="app").strip() == "held")
+    wait_for("the job lock is held", lock_held)
     before = runs(site)["total"]
     run = site.invoke("run-job", JOB, "--host", site.host)
+    wait_for("the job lock was released", lambda: not lock_held(), timeout=15)
     assert run.returncode == 1, run.describe()
     assert len(run.error_lines) == 1 and "already running" in run.error_lines[0] and "not started twice" in run.error_lines[0]
     assert runs(site)["total"] == before
