@@ -388,3 +388,18 @@ def test_format_status_shows_at_most_ten_history_entries() -> None:
     history = [{"time": f"2026112{i}T000000000000Z", "kind": "deploy", "tag": TAG} for i in range(12)]
     entry = {"host": "local", "engine": "28", "image_store": "overlay2", "running": None, "lock": None, "history": history}
     assert len(commands.format_status(entry).splitlines()) == 3 + 10
+
+
+def test_format_status_shows_the_releases_the_host_keeps() -> None:
+    entry = {"host": "plant-a", "engine": "26.1.5", "image_store": "overlay2", "running": None, "lock": None,
+             "history": [], "releases": {"count": 3, "keep_releases": 5, "bytes": 254_800_000}}
+    assert "  releases  3 on the host (keep_releases 5), 254.8 MB of images" in commands.format_status(entry).splitlines()
+
+
+def test_format_prune_dry_run_and_nothing_to_do() -> None:
+    dry = {**PRUNE_REPORT, "dry_run": True, "freed_bytes": None, "errors": []}
+    assert commands.format_prune(dry).splitlines()[-1] == "  would free 2.1 MB predicted (dry run: nothing removed)"
+    idle = {**PRUNE_REPORT, "pruned": [], "freed_bytes": None, "predicted_freed_bytes": 0}
+    assert commands.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
+    failed = {**PRUNE_REPORT, "errors": ["r:1: image is being used by a container"]}
+    assert commands.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
