@@ -42,6 +42,7 @@ class Holder:
     machine: str | None = None
     pid: int | None = None
     pid_start: str | None = None  # the process's start time (field 22 of /proc/PID/stat): pids are reused
+    pid_ns: str | None = None  # its pid namespace: containers sharing a host name do not see each other's pids
 
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> "Holder":
@@ -52,17 +53,18 @@ class Holder:
             machine=labels.get("machine") or None,
             pid=int(pid) if pid.isdigit() else None,
             pid_start=labels.get("pid_start") or None,
+            pid_ns=labels.get("pid_ns") or None,
         )
 
     def describe(self) -> str:
         return f"held by {self.owner} since {self.since}"
 
-    def is_gone(self, machine: str, process_start: Callable[[int], str | None]) -> bool:
-        """True when the holder ran on `machine` (this one) and its process no longer exists.
+    def is_gone(self, machine: str, pid_ns: str | None, process_start: Callable[[int], str | None]) -> bool:
+        """True when the holder ran on `machine` in `pid_ns` (this process's) and its process no longer exists.
 
-        A holder on another machine cannot be checked from here: it is never called gone.
+        A holder on another machine (or in another pid namespace) cannot be checked from here: never called gone.
         """
-        if self.machine != machine or self.pid is None:
+        if self.machine != machine or self.pid is None or (self.pid_ns is not None and self.pid_ns != pid_ns):
             return False
         started = process_start(self.pid)
         return started is None or (self.pid_start is not None and started != self.pid_start)
@@ -78,6 +80,13 @@ def process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None  # field 22 overall; fields[0] is field 3 (state)
 
 
+def pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def my_labels() -> dict[str, str]:
     machine, pid = socket.gethostname(), os.getpid()
     return {
@@ -86,6 +95,7 @@ def my_labels() -> dict[str, str]:
         "machine": machine,
         "pid": str(pid),
         "pid_start": process_start(pid) or "",
+        "pid_ns": pid_namespace() or "",
     }
 
 
@@ -123,7 +133,7 @@ def deploy_lock(
         if holder is None:
             time.sleep(0.1)  # released between our create and our inspect: try again
             continue
-        if holder.is_gone(socket.gethostname(), process_start):
+        if holder.is_gone(socket.gethostname(), pid_namespace(), process_start):
             raise DeliveryError(stale_message(host_label, host_arg, holder))
         if time.monotonic() >= deadline:
             waited = f" after waiting {wait:.0f}s" if wait > 0 else ""

@@ -117,12 +117,14 @@ def test_my_labels_name_this_process() -> None:
         ({"machine": "here", "pid": "100", "pid_start": "111"}, True),  # the pid was reused by another process
         ({"machine": "elsewhere", "pid": "4242"}, False),  # cannot be checked from here
         ({"owner": "old@here pid 4242"}, False),  # a lock taken by an older version: no machine label
+        ({"machine": "here", "pid": "4242", "pid_ns": "pid:[1]"}, True),  # same pid namespace
+        ({"machine": "here", "pid": "4242", "pid_ns": "pid:[2]"}, False),  # a container with our host name
     ],
-    ids=["process-gone", "alive", "pid-reused", "other-machine", "old-labels"],
+    ids=["process-gone", "alive", "pid-reused", "other-machine", "old-labels", "same-namespace", "other-namespace"],
 )
 def test_holder_is_gone(labels: dict[str, str], gone: bool) -> None:
     starts = {100: "555"}
-    assert Holder.from_labels(labels).is_gone("here", starts.get) is gone
+    assert Holder.from_labels(labels).is_gone("here", "pid:[1]", starts.get) is gone
 
 
 class FakeNetworks:
@@ -181,7 +183,8 @@ def test_a_lock_still_held_after_the_wait_says_how_long_it_waited(monkeypatch: p
 def test_a_stale_lock_is_reported_at_once_with_the_unlock_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lock_module.socket, "gethostname", lambda: "this-machine")
     monkeypatch.setattr(lock_module, "process_start", lambda pid: None)
-    stale = {**ALIVE, "machine": "this-machine"}
+    monkeypatch.setattr(lock_module, "pid_namespace", lambda: "pid:[1]")
+    stale = {**ALIVE, "machine": "this-machine", "pid_ns": "pid:[1]"}
     networks = FakeNetworks(stale, held_for=10**6)
     with pytest.raises(DeliveryError) as caught:
         with deploy_lock(FakeDocker(networks), "pc", "h", "ssh://h", wait=600):
