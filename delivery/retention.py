@@ -48,7 +48,7 @@ class HostImage:
 class PrunePlan:
     keep: int
     kept: tuple[str, ...]  # release tags kept, newest first
-    why_kept: Mapping[str, str]  # tag -> reason, for releases kept beyond the newest N
+    why_kept: Mapping[str, str]  # tag -> why it is protected (running, rollback target, used by a container)
     pruned: tuple[str, ...]  # release tags pruned, newest first
     remove_refs: tuple[str, ...]  # image references to untag
     deleted_images: tuple[str, ...]  # image ids that lose their last reference (the engine deletes them)
