@@ -31,6 +31,8 @@ from delivery.lock import deploy_lock, lock_holder
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
 from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
+from delivery.retention import prune_after_deploy
+from delivery.services import CRON_SERVICE
 
 Say = Callable[[str], None]
 
@@ -71,6 +73,7 @@ class DeployReport:
     monitor: dict[str, Any] | None = None  # the watch window: requests and errors the proxy counted
     proxy_restarts: int = 0  # the proxy container restarted during the deploy (its restart policy acted)
     seconds: float = 0.0  # wall time of the whole deploy on this host
+    pruned: dict[str, Any] | None = None  # retention after a healthy deploy (delivery/retention.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,7 +154,6 @@ def predict_pull(target: Target, release: Release) -> PullPlan:
 
 # -- what runs on a host ----------------------------------------------------------------------
 LEGACY_SERVICE = "app"  # the single-container layout of earlier releases (web + cron in one)
-CRON_SERVICE = "cron"
 
 
 @dataclass
@@ -527,13 +529,15 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     report.pull_seconds = round(seconds, 2)
     report.engine_layers, report.engine_bytes = measured.layers, measured.bytes
     try:
-        with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+        with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
+                         target.config.lock_wait, say):
             site = survey(target)
             report.previous = site.live_tag
             container = handover(target, site, release.tag, report, say, digest=release.digest)
             report.healthy = True
             record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")
+            report.pruned = prune_after_deploy(target, say)
     except CronFailed as exc:
         report.error = str(exc)
     except DeliveryError as exc:
@@ -576,7 +580,8 @@ def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
     """Hand over to the release deployed before the current one (or `to`), from the image on the host."""
     started = time.monotonic()
-    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
+                         target.config.lock_wait, say):
         site = survey(target)
         entries = history(target.docker, target.config.compose_project)
         current = site.live_tag or (entries[0].tag if entries else None)
