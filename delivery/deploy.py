@@ -26,7 +26,7 @@ from delivery import tags
 from delivery.config import DeployConfig, Host
 from delivery.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.history import HistoryEntry, history, record
+from delivery.history import history, record, rollback_target
 from delivery.lock import deploy_lock, lock_holder
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
 from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
@@ -548,33 +548,6 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     finally:
         report.seconds = round(time.monotonic() - started, 2)
     return report
-
-
-def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | None = None) -> HistoryEntry | None:
-    """Where a rollback goes: `to`, or the release that served before the current one.
-
-    The history (newest first) is replayed as a stack of releases: a deploy pushes its
-    release, a rollback pops back down to its target. So repeated rollbacks walk back
-    (C -> B -> A) instead of flipping between the last two, and a release that was
-    rolled back away from is never a rollback target again.
-    """
-    newest = {}
-    for entry in entries:
-        newest.setdefault(entry.tag, entry)
-    if to is not None:
-        return newest.get(to) if to != current else None
-    stack: list[str] = []
-    for entry in reversed(entries):
-        if entry.kind == "deploy" and (not stack or stack[-1] != entry.tag):
-            stack.append(entry.tag)
-        elif entry.kind == "rollback":
-            while stack and stack[-1] != entry.tag:
-                stack.pop()
-            if not stack:
-                stack.append(entry.tag)
-    while stack and stack[-1] == current:
-        stack.pop()
-    return newest[stack[-1]] if stack else None
 
 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:

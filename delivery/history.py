@@ -59,3 +59,30 @@ def history(docker: DockerClient, project: str) -> list[HistoryEntry]:
                 if entry:
                     entries.append(entry)
     return sorted(entries, key=lambda e: e.time, reverse=True)
+
+
+def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | None = None) -> HistoryEntry | None:
+    """Where a rollback goes: `to`, or the release that served before the current one.
+
+    The history (newest first) is replayed as a stack of releases: a deploy pushes its
+    release, a rollback pops back down to its target. So repeated rollbacks walk back
+    (C -> B -> A) instead of flipping between the last two, and a release that was
+    rolled back away from is never a rollback target again.
+    """
+    newest = {}
+    for entry in entries:
+        newest.setdefault(entry.tag, entry)
+    if to is not None:
+        return newest.get(to) if to != current else None
+    stack: list[str] = []
+    for entry in reversed(entries):
+        if entry.kind == "deploy" and (not stack or stack[-1] != entry.tag):
+            stack.append(entry.tag)
+        elif entry.kind == "rollback":
+            while stack and stack[-1] != entry.tag:
+                stack.pop()
+            if not stack:
+                stack.append(entry.tag)
+    while stack and stack[-1] == current:
+        stack.pop()
+    return newest[stack[-1]] if stack else None

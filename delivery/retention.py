@@ -12,7 +12,6 @@ after, reported beside the prediction.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,8 @@ from python_on_whales.utils import run
 from delivery import tags
 from delivery.engine import disk_usage, docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.history import HistoryEntry, history, history_repository
+from delivery.history import HistoryEntry, history, history_repository, rollback_target
+from delivery.pullreport import chain_ids
 from delivery.lock import deploy_lock
 
 if TYPE_CHECKING:
@@ -52,17 +52,6 @@ class PrunePlan:
     pruned: tuple[str, ...]  # release tags pruned, newest first
     remove_refs: tuple[str, ...]  # image references to untag
     deleted_images: tuple[str, ...]  # image ids that lose their last reference (the engine deletes them)
-
-
-def chain_ids(diff_ids: Sequence[str]) -> tuple[str, ...]:
-    """The OCI chain ids of a layer stack: how engines name a layer together with everything below it."""
-    chain: list[str] = []
-    for diff_id in diff_ids:
-        if not chain:
-            chain.append(diff_id)
-        else:
-            chain.append("sha256:" + hashlib.sha256(f"{chain[-1]} {diff_id}".encode()).hexdigest())
-    return tuple(chain)
 
 
 def releases_newest_first(entries: Sequence[HistoryEntry]) -> list[str]:
@@ -97,9 +86,9 @@ def plan_prune(
     why: dict[str, str] = {}
     if releases:
         why.setdefault(releases[0], "running")
-        rollback_target = next((t for t in releases if t != releases[0]), None)
-        if rollback_target:
-            why.setdefault(rollback_target, "rollback target")
+        target = rollback_target(list(entries), releases[0])
+        if target:
+            why.setdefault(target.tag, "rollback target")
     for tag in releases:
         if any(image_id in in_use for image_id in image_of[tag]):
             why.setdefault(tag, "used by a container")
@@ -170,7 +159,7 @@ def read_host(docker: DockerClient, project: str) -> HostState:
         listed = docker.image.list(all=True)
         containers = docker.container.list(all=True)
     images = [
-        HostImage(image.id, tuple(image.repo_tags or ()), chain_ids(image.root_fs.layers or []))
+        HostImage(image.id, tuple(image.repo_tags or ()), tuple(chain_ids(image.root_fs.layers or [])))
         for image in listed
     ]  # fmt: skip
     return HostState(entries, images, {container.image for container in containers})

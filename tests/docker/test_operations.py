@@ -38,6 +38,7 @@ from tasks_helpers import (
     Clone,
     TaskRun,
     accesses_between,
+    app_container,
     free_port,
     get_json,
     log_size,
@@ -94,10 +95,9 @@ class Site:
     def refs(self) -> set[str]:
         return {ref for image in self.server.image.list() for ref in image.repo_tags or []}
 
-    def app_container(self, project: str | None = None):
-        containers = self.server.container.list(filters=[*project_filter(project or self.project), ("status", "running")])
-        assert len(containers) == 1, f"expected one running container of {project or self.project}: {[c.name for c in containers]}"
-        return containers[0]
+    def app_container(self, project: str | None = None, role: str = "web"):
+        """The running container of `role` (web: the live slot; cron) of the project."""
+        return app_container(self.server, project or self.project, role)
 
 
 def succeeded(run: TaskRun) -> TaskRun:
@@ -131,6 +131,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed) -> Iterator
             INVOKE_DEPLOY_HTTP_PORT=str(site.port),
             INVOKE_DEPLOY_HEALTH_TIMEOUT="60",
             INVOKE_DEPLOY_KEEP_RELEASES=str(KEEP),
+            INVOKE_DEPLOY_MONITOR="0",  # no watch window: these tests are about what stays on the disk
             HTTP_BIND="127.0.0.1",
         )
         yield site
@@ -332,7 +333,7 @@ def test_run_job_records_a_run_as_cron_does(site: Site, concurrent_deploys: tupl
 
 
 def test_run_job_returns_a_failing_jobs_exit_code(site: Site, concurrent_deploys: tuple[TaskRun, TaskRun]) -> None:
-    container = site.app_container()
+    container = site.app_container(role="cron")
     # A database the job cannot write (SQLite gives the -shm file it creates meanwhile the same mode: restore all).
     site.server.container.execute(container, ["chmod", "0400", "/data/production_control.db"], user="app")
     try:
@@ -345,7 +346,7 @@ def test_run_job_returns_a_failing_jobs_exit_code(site: Site, concurrent_deploys
 
 
 def test_run_job_does_not_start_a_job_that_is_already_running(site: Site, concurrent_deploys: tuple[TaskRun, TaskRun]) -> None:
-    container = site.app_container()
+    container = site.app_container(role="cron")  # where cron runs jobs, and run-job too
 
     def lock_held() -> bool:
         probe = ["sh", "-c", f"flock --nonblock {LOCK_FILE} true || echo held"]

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery import tags
-from delivery.deploy import rollback_target
+from delivery.history import rollback_target
 from delivery.history import HistoryEntry, history_repository, history_tag
 from delivery.lock import lock_name
 
