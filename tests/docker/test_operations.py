@@ -264,21 +264,22 @@ def test_rollback_to_the_oldest_kept_release_needs_no_pull(
 
 
 def test_prune_reports_the_bytes_docker_system_df_measures(site: Site, releases: list[str], pruned: Prune) -> None:
-    # Running: the oldest kept (rolled back to); rollback target: the newest. --keep 1 prunes the middle one.
+    # Running: the oldest kept (rolled back to). The rollback target walks back from it: release 0,
+    # the only older one left (the newer two were rolled back away from). --keep 1 prunes those two.
     predicted = pruned.dry_run.json()
     assert predicted["dry_run"] is True and predicted["freed_bytes"] is None
     assert pruned.disk_around_dry_run[0] == pruned.disk_around_dry_run[1], "the dry run removed something"
     report = pruned.run.json()
-    assert report["kept"] == [releases[-KEEP], releases[-1], releases[0]]
-    assert report["why_kept"] == {releases[-KEEP]: "running", releases[-1]: "rollback target", releases[0]: "used by a container"}
-    assert report["pruned"] == predicted["pruned"] == [releases[-2]]
+    assert report["kept"] == [releases[-KEEP], releases[0]]
+    assert report["why_kept"] == {releases[-KEEP]: "running", releases[0]: "rollback target"}
+    assert report["pruned"] == predicted["pruned"] == [releases[-1], releases[-2]]
     before, after = pruned.disk_around_run
     measured = before - after
     assert measured >= CODE_BYTES
     assert abs(report["freed_bytes"] - measured) <= measured / 100, (report, before, after)
     assert abs(report["predicted_freed_bytes"] - measured) <= measured / 100, (report, measured)
     assert predicted["predicted_freed_bytes"] == report["predicted_freed_bytes"]
-    assert f"{REGISTRY}/{APP_REPOSITORY}:{releases[-2]}" not in site.refs()
+    assert not {f"{REGISTRY}/{APP_REPOSITORY}:{tag}" for tag in releases[-2:]} & site.refs()
 
 
 # -- the deploy lock -----------------------------------------------------------------------------------
@@ -306,7 +307,12 @@ def test_a_stale_lock_is_reported_with_the_unlock_command(
               "machine": socket.gethostname(), "pid": str(gone.pid)}
     site.server.network.create(f"{site.project}-deploy-lock", labels=labels)
     started = time.monotonic()
-    line = assert_one_error_line(site.invoke("deploy", "--host", site.host, "--version", releases[-1], "--lock-wait", LOCK_WAIT))
+    run = site.invoke("deploy", "--host", site.host, "--version", releases[-1], "--lock-wait", LOCK_WAIT)
+    # The pull comes before the lock (it touches nothing); then one error line, and nothing started.
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.describe()
+    assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
+    assert "starting" not in run.stderr, run.describe()
+    line = run.error_lines[0]
     assert time.monotonic() - started < 30, "a stale lock was waited for"
     assert "stale" in line and f"pid {gone.pid}" in line and f"`invoke unlock --host {site.host}`" in line, line
     assert succeeded(site.invoke("unlock", "--host", site.host)).stdout.strip().endswith("removed a stale deploy lock")
