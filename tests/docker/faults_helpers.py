@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
+from releases import RELEASES
 from tasks_helpers import Clone, TaskRun, free_port, invoke_executable, project_filter, task_environment, wait_for
 from testbed import CA_BUNDLE, START_HINT, Testbed
 
@@ -49,9 +50,6 @@ DEPS_REPOSITORY = "production-control-deps"
 BRIDGE, BRIDGE_CIDR = "pcfault0", "10.213.21.1/24"  # next to pctb0/pctb1 (7, 8) and the benchmarks' (9, 10)
 ENGINE_DISK = "1536m"  # the scratch engine's tmpfs: the app image (~350 MB unpacked) a few times over
 DEPS_BUILD_TIMEOUT = 1200  # a deps build that misses the cache installs every locked package from PyPI
-HEALTHZ_OK = '    db.count_runs(conn)\n    return {"status": "ok"'
-HEALTHZ_500 = '    return JSONResponse({"status": "broken"}, status_code=500)\n    return {"status": "ok"'
-WEB_IMPORTS = "from production_control.settings import Settings\n"
 
 
 class FaultBedUnavailable(Exception):
@@ -460,53 +458,6 @@ class Markers:
 
     def all(self) -> tuple[str, ...]:
         return (self.ca_bundle, self.index_password, self.env_file)
-
-
-def _after_web_imports(repo: Path, code: str) -> None:
-    path = repo / "production_control/web.py"
-    text = path.read_text()
-    assert text.count(WEB_IMPORTS) == 1, "web.py changed: update WEB_IMPORTS"
-    path.write_text(text.replace(WEB_IMPORTS, WEB_IMPORTS + code))
-
-
-def _crash_at_import(repo: Path) -> None:
-    _after_web_imports(repo, 'raise RuntimeError("fault test: this release cannot start")\n')
-
-
-def _healthz_500(repo: Path) -> None:
-    path = repo / "production_control/web.py"
-    text = path.read_text()
-    assert text.count(HEALTHZ_OK) == 1, "web.py changed: update HEALTHZ_OK"
-    path.write_text(text.replace(HEALTHZ_OK, HEALTHZ_500))
-
-
-def _slow_start(repo: Path) -> None:
-    _after_web_imports(repo, "import time\ntime.sleep(8)  # fault test: slow to become healthy\n")
-
-
-def _code_change(repo: Path) -> None:
-    with (repo / "production_control/jobs.py").open("a") as f:
-        f.write(f"# fault test: a code-only release {uuid.uuid4().hex}\n")
-
-
-def _ballast(megabytes: int) -> Callable[[Path], None]:
-    """A release with one large new layer: random (incompressible) bytes in the code."""
-
-    def change(repo: Path) -> None:
-        (repo / "production_control" / f"ballast-{megabytes}m.bin").write_bytes(os.urandom(megabytes << 20))
-
-    return change
-
-
-RELEASES: dict[str, Callable[[Path], None]] = {
-    "good": lambda repo: None,  # the clone as it is
-    "second": _code_change,
-    "crash": _crash_at_import,
-    "healthz500": _healthz_500,
-    "slow": _slow_start,
-    "big": _ballast(160),  # pulled for a few seconds: long enough to kill the registry in the middle
-    "medium": _ballast(24),  # more than a full disk has left
-}
 
 
 @dataclass
