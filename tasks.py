@@ -82,11 +82,12 @@ def ci(c, tests="unit", json=False):
         "version": "Release to deploy: an app tag (1.0.0-abcdef123456) or a version (1.0.0). Default: this checkout.",
         "json": "Print the deploy report as JSON.",
         "dry_run": "Only predict the layers and bytes each host would download; change nothing.",
+        # The watch window and drain are set in invoke.yaml (deploy.monitor, max_error_rate, drain_timeout).
     },
 )
 @user_errors
 def deploy(c, host=None, version=None, json=False, dry_run=False):
-    """Pull, start and health-check a release on each host; roll back automatically if it fails."""
+    """Release on each host with zero downtime: pull, start beside the live release, switch once healthy, watch, drain."""
     reports = commands.deploy(c.config.deploy, host or [], version, dry_run=dry_run)
     emit(_one_or_many(reports), json, "\n\n".join(commands.format_report(r) for r in reports))
 
@@ -94,7 +95,7 @@ def deploy(c, host=None, version=None, json=False, dry_run=False):
 @task(iterable=["host"], help={"host": "Host(s), as for deploy.", "to": "Release tag to go back to (default: the previous one).", "json": "Print the report as JSON."})
 @user_errors
 def rollback(c, host=None, to=None, json=False):
-    """Go back to the previously deployed release, from the image already on the host (no pull)."""
+    """Go back to the release before the current one (again: further back), from the image on the host (no pull)."""
     reports = commands.rollback(c.config.deploy, host or [], to)
     emit(_one_or_many(reports), json, "\n".join(f"{r['host']}: now running {r['version']}" for r in reports))
 

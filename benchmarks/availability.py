@@ -11,7 +11,7 @@ loopback), each kind of release is deployed in three ways, and every failed requ
 - seed: BASELINE, the original design note: its image (benchmarks/baseline/Dockerfile) and
   `docker compose pull && docker compose up -d` (benchmarks/baseline/seed-compose.yml).
 
-The releases come from tests/docker/releases.py, the recipes the fault tests build. Each way
+The releases are the fault tests' own recipes (RELEASES of tests/docker/faults_helpers.py). Each way
 runs on a throwaway server engine of its own (benchmarks/servers.py), never the test bed's.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The load generator and the release recipes are the tests' own (tests/docker is not a package).
 sys.path.append(str(ROOT / "tests" / "docker"))
 from loadgen import Load, LoadResult  # noqa: E402
-from releases import RELEASES  # noqa: E402
+from faults_helpers import RELEASES  # noqa: E402  (the fault tests' release recipes)
 
 SELECTOR = "availability"  # --scenarios availability
 RATE = 50.0  # requests per second, GET /
@@ -56,7 +56,7 @@ SEED_COMPOSE = designs.BASELINE_DIR / "seed-compose.yml"
 class Kind:
     key: str
     title: str
-    release: str | None  # the tests/docker/releases.py recipe deployed; None: a rollback
+    release: str | None  # the faults_helpers.RELEASES recipe deployed; None: a rollback
 
 
 KINDS = (
@@ -365,7 +365,7 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
     with designs.prepared_bases(builder, settings, run_id, changed_base=False) as bases, \
             Clone(ROOT, run_id, uv, settings.ca_bundle) as clone, \
             tempfile.TemporaryDirectory(prefix="pcb-avail-") as tmp:
-        say("[availability] building the releases (tests/docker/releases.py) and the seed's images")
+        say("[availability] building the releases (faults_helpers.RELEASES) and the seed's images")
         built = build_releases(clone, settings, env, builder, bases.standin[bases.original])
         extra["releases"] = {name: {"tag": b.tag, "commit": b.commit, "seed_tag": b.baseline_tag} for name, b in built.items()}
         builds_done = time.monotonic()

@@ -199,7 +199,7 @@ def survey(target: Target) -> Site:
     if len(site.web) == 1:
         site.live = next(iter(site.web))
     elif len(site.web) == 2:  # a deploy was interrupted: the proxy knows which one is live
-        proxy = Proxy(target.docker, via=next(iter(site.web.values())).id)
+        proxy = Proxy(target.docker, via=next(iter(site.web.values())).id, patience=2)
         oldest_first = sorted(SLOTS, key=lambda slot: site.web[slot].state.started_at)
         try:
             servers = proxy.stats()
@@ -228,9 +228,9 @@ def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: S
         try:
             state = docker.container.inspect(container_id).state
         except DockerException as exc:
-            last = last_line(exc)
-            time.sleep(0.5)  # the engine may be restarting
-            continue
+            # The engine went away (restarting?): containers it brings back come back unchecked
+            # and the proxy forgets its state, so this deploy stops here and restores.
+            return False, f"the engine stopped answering ({last_line(exc)})"
         health = state.health.status if state.health else None
         if health == "healthy":
             return True, "healthy"
@@ -365,10 +365,9 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     tags_["cron"] = tags_["cron"] or site.live_tag or tag
     report.slot = new
     proxy = Proxy(target.docker, via=site.live_container.id if site.live_container is not None and site.legacy is None else None)
-    proxy_started = site.proxy.state.started_at if site.proxy is not None else None
     if site.legacy is None:
         ensure_proxy(target, site, tags_, say)
-        proxy_started = site.proxy.state.started_at
+        proxy.attach(site.proxy.id)
     if new in site.web:  # left over by an interrupted deploy: it never became live
         _remove(target, service_of(new), tags_)
     if old and proxy.via:
@@ -396,7 +395,7 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
             with docker_errors(f"stopping the old {LEGACY_SERVICE} container"):
                 target.docker.container.stop(site.legacy.id)
             ensure_proxy(target, site, tags_, say)
-            proxy_started = site.proxy.state.started_at
+            proxy.attach(site.proxy.id)
         if not proxy.wait_passing(new, timeout=max(10.0, config.health_timeout / 3)):
             raise HandoverFailed(f"{tag} failed on {label}: healthy in its container, but the proxy's check of slot {new} does not pass")
         proxy.set(switch_command(new, old))
@@ -420,29 +419,23 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         if site.legacy is not None:
             with docker_errors(f"removing the old {LEGACY_SERVICE} container"):
                 target.docker.container.remove(site.legacy.id, force=True)
-        report.proxy_restarts = _proxy_restarts(target, proxy_started)
     except BaseException as exc:
+        report.proxy_restarts = proxy.restarts
         restore(target, site, proxy, old, new, tags_, switched, say)
         if isinstance(exc, DeliveryError):
             raise
         if isinstance(exc, DockerException):
             raise HandoverFailed(f"{tag} failed on {label}: {last_line(exc)}") from exc
         raise
-    replace_cron(target, tags_, tag, say)
+    report.proxy_restarts = proxy.restarts
+    if proxy.restarts:
+        say(f"{label}: the proxy restarted during the deploy (its restart policy brought it back); its state was applied again")
+    replace_cron(target, tags_, tag, running_tag(site.cron), say)
     return container
 
 
 def _serving(site: Site, old: str | None) -> str:
     return f"{site.live_tag} is serving" if old or site.legacy is not None else "nothing was serving before"
-
-
-def _proxy_restarts(target: Target, started_at: Any) -> int:
-    """1 when the proxy container (re)started since `started_at` (its restart policy brought it back)."""
-    try:
-        proxy = target.compose().compose.ps(services=[PROXY_SERVICE])
-    except DockerException:
-        return 0
-    return int(bool(proxy) and started_at is not None and proxy[0].state.started_at != started_at)
 
 
 def watch(proxy: Proxy, slot: str, seconds: float, say: Say, label: str) -> Window:
@@ -498,11 +491,10 @@ def wait_for_engine(target: Target, timeout: float = 90) -> None:
             time.sleep(1)
 
 
-def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, say: Say) -> None:
-    """Replace cron stop-first (a running job finishes or stops cleanly), restoring the old one on failure."""
-    previous = tags_["cron"]
+def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, previous: str | None, say: Say) -> None:
+    """Replace cron stop-first (a running job finishes or stops cleanly), putting the old one back on failure."""
     tags_["cron"] = tag
-    say(f"{target.host.label}: replacing cron ({previous} -> {tag})")
+    say(f"{target.host.label}: replacing cron ({previous or 'none'} -> {tag})")
     try:
         container = _up(target, CRON_SERVICE, tags_, say)
         healthy, why = wait_healthy(target.docker, container.id, target.config.health_timeout, say)
@@ -510,11 +502,14 @@ def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, say: Sa
         healthy, why = False, str(exc)
     if healthy:
         return
-    tags_["cron"] = previous
     if previous and previous != tag:
+        tags_["cron"] = previous
         with contextlib.suppress(DeliveryError):
             _up(target, CRON_SERVICE, tags_, say)
-    raise CronFailed(f"cron of {tag} failed on {target.host.label}: {why}; the web app runs {tag}, cron was put back on {previous}")
+        back = f"cron was put back on {previous}"
+    else:
+        back = "no other cron was running before"
+    raise CronFailed(f"cron of {tag} failed on {target.host.label}: {why}; the web app runs {tag}, {back}")
 
 
 def deploy(target: Target, release: Release, say: Say) -> DeployReport:

@@ -172,25 +172,69 @@ def check_answer(command: str, answer: str) -> None:
 
 # -- the one place that talks to it ---------------------------------------------------------------
 class Proxy:
-    """HAProxy's runtime API, reached through `docker exec` in a container of the project (`via`)."""
+    """HAProxy's runtime API, reached through `docker exec` in a container of the project (`via`).
 
-    def __init__(self, docker: DockerClient, via: str | None = None, sleep: Callable[[float], None] = time.sleep):
+    It remembers the state commands it applied (hold, switch, drain): when the proxy
+    container restarts (its restart policy brings it back with the configuration's
+    defaults), they are applied again and the restart is counted.
+    """
+
+    def __init__(self, docker: DockerClient, via: str | None = None, container: str | None = None,
+                 patience: float = 30.0, sleep: Callable[[float], None] = time.sleep):
         self.docker = docker
         self.via = via
+        self.patience = patience  # how long a command waits for a proxy that is restarting
         self._sleep = sleep
+        self.applied: list[str] = []
+        self.restarts = 0
+        self.container: str | None = None
+        self._started_at: object = None
+        if container:
+            self.attach(container)
 
-    def send(self, command: str) -> str:
+    def attach(self, container: str) -> None:
+        """Watch this proxy container for restarts from now on."""
+        self.container = container
+        self._started_at = self._container_started_at()
+
+    def _container_started_at(self) -> object:
+        try:
+            return self.docker.container.inspect(self.container).state.started_at
+        except DockerException:
+            return None
+
+    def _exec(self, command: str) -> str:
         if self.via is None:
             raise DeliveryError("no running web container to reach the proxy's runtime API through")
         host, port = RUNTIME_API
-        try:
-            answer = self.docker.container.execute(self.via, ["python", "-c", _CLIENT, host, str(port), command], user="app")
-        except DockerException as exc:
-            raise DeliveryError(f"the proxy's runtime API did not answer `{command}`: {last_line(exc)}") from exc
-        return str(answer or "")
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                answer = self.docker.container.execute(self.via, ["python", "-c", _CLIENT, host, str(port), command], user="app")
+                return str(answer or "")
+            except DockerException as exc:  # the proxy restarting (refused, no DNS name yet), or the engine
+                if time.monotonic() >= deadline:
+                    raise DeliveryError(f"the proxy's runtime API did not answer `{command}`: {last_line(exc)}") from exc
+                self._sleep(0.5)
+
+    def _reapply_after_restart(self) -> None:
+        if self.container is None:
+            return
+        started_at = self._container_started_at()
+        if started_at is None or started_at == self._started_at:
+            return
+        self._started_at = started_at
+        self.restarts += 1
+        for command in self.applied:
+            check_answer(command, self._exec(command))
+
+    def send(self, command: str) -> str:
+        self._reapply_after_restart()
+        return self._exec(command)
 
     def set(self, command: str) -> None:
         check_answer(command, self.send(command))
+        self.applied.append(command)
 
     def stats(self) -> dict[str, ServerStats]:
         return parse_stats(self.send(f"show stat {BACKEND} 4 -1"))

@@ -44,7 +44,7 @@ print(json.dumps(found))
 
 @dataclass(frozen=True)
 class ComposeHardening:
-    """The run options of docker-compose.yml's `app` service that change what the container may do."""
+    """The run options of a docker-compose.yml service of the app image that change what its container may do."""
 
     init: bool
     read_only: bool
@@ -54,8 +54,8 @@ class ComposeHardening:
     security_opt: tuple[str, ...]
 
     @classmethod
-    def from_compose(cls, compose_file: Path = REPO_ROOT / "docker-compose.yml") -> "ComposeHardening":
-        service = yaml.safe_load(compose_file.read_text())["services"]["app"]
+    def from_compose(cls, compose_file: Path = REPO_ROOT / "docker-compose.yml", service_name: str = "web-blue") -> "ComposeHardening":
+        service = yaml.safe_load(compose_file.read_text())["services"][service_name]
         return cls(
             init=bool(service.get("init", False)),
             read_only=bool(service.get("read_only", False)),

@@ -9,7 +9,7 @@ their own pieces, started exactly like scripts/testbed starts the shared ones:
   log, and optionally htpasswd basic auth. It is stopped, killed and started again by its pid
   file, always with the same command line.
 - `ScratchEngine`: a dockerd like the test bed's overlay2 server engine, on a bridge of its own
-  (pcfault0, 10.213.21.1/24; never `--bridge none`), leaving iptables alone, with its data root
+  (pcfault0, 10.213.21.1/24; never `--bridge none`), with its data root
   on a tmpfs of its own: a disk the tests can fill. It is restarted with the same command line.
 - `FaultBed`: those two, a git clone of the repository whose tasks build into that registry
   and deploy to that engine under a compose project and loopback port of their own, and the
@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +41,16 @@ from typing import Any
 import httpx
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
-from releases import RELEASES
-from tasks_helpers import Clone, TaskRun, free_port, invoke_executable, project_filter, task_environment, wait_for
+from tasks_helpers import (
+    Clone,
+    TaskRun,
+    app_container,
+    free_port,
+    invoke_executable,
+    project_filter,
+    task_environment,
+    wait_for,
+)
 from testbed import CA_BUNDLE, START_HINT, Testbed
 
 APP_REPOSITORY = "production-control"
@@ -50,6 +58,13 @@ DEPS_REPOSITORY = "production-control-deps"
 BRIDGE, BRIDGE_CIDR = "pcfault0", "10.213.21.1/24"  # next to pctb0/pctb1 (7, 8) and the benchmarks' (9, 10)
 ENGINE_DISK = "1536m"  # the scratch engine's tmpfs: the app image (~350 MB unpacked) a few times over
 DEPS_BUILD_TIMEOUT = 1200  # a deps build that misses the cache installs every locked package from PyPI
+HEALTHZ_OK = '    db.count_runs(conn)\n    return {"status": "ok"'
+HEALTHZ_500 = '    return JSONResponse({"status": "broken"}, status_code=500)\n    return {"status": "ok"'
+WEB_IMPORTS = "from production_control.settings import Settings\n"
+INDEX_DOC = '    """An HTML overview: version, dependency image and recent job runs."""\n'
+CRON_ROLE = "  cron) prepare; start_cron; supervise ;;\n"
+APP_LINE = "app = create_app()\n"
+SLOW_SECONDS = 6  # GET /slow of the `slowpage` release
 
 
 class FaultBedUnavailable(Exception):
@@ -217,8 +232,9 @@ class ScratchEngine:
             "dockerd", "--data-root", str(self.data_root), "--exec-root", str(self.root / "exec"),
             "-H", self.host, "--pidfile", str(self.pid_path), "--bridge", BRIDGE,
             "--config-file", str(self.root / "daemon.json"),
-            # Other engines share this machine's iptables: leave them alone (ports go through docker-proxy).
-            "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+            # iptables stays on (as on every server): the embedded DNS of compose networks, which the
+            # proxy resolves the web slots with, needs its rules in each container's namespace.
+            "--ip-forward=false",
         ]  # fmt: skip
 
     @property
@@ -460,6 +476,85 @@ class Markers:
         return (self.ca_bundle, self.index_password, self.env_file)
 
 
+def _after_web_imports(repo: Path, code: str) -> None:
+    path = repo / "production_control/web.py"
+    text = path.read_text()
+    assert text.count(WEB_IMPORTS) == 1, "web.py changed: update WEB_IMPORTS"
+    path.write_text(text.replace(WEB_IMPORTS, WEB_IMPORTS + code))
+
+
+def _crash_at_import(repo: Path) -> None:
+    _after_web_imports(repo, 'raise RuntimeError("fault test: this release cannot start")\n')
+
+
+def _healthz_500(repo: Path) -> None:
+    path = repo / "production_control/web.py"
+    text = path.read_text()
+    assert text.count(HEALTHZ_OK) == 1, "web.py changed: update HEALTHZ_OK"
+    path.write_text(text.replace(HEALTHZ_OK, HEALTHZ_500))
+
+
+def _slow_start(repo: Path) -> None:
+    _after_web_imports(repo, "import time\ntime.sleep(8)  # fault test: slow to become healthy\n")
+
+
+def _hang_at_start(repo: Path) -> None:
+    _after_web_imports(repo, "import time\ntime.sleep(3600)  # fault test: hangs at start, never healthy\n")
+
+
+def _replace_once(repo: Path, relative: str, old: str, new: str) -> None:
+    path = repo / relative
+    text = path.read_text()
+    assert text.count(old) == 1, f"{relative} changed: update the fault test's marker {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+def _root_500(repo: Path) -> None:
+    """Healthy on /healthz, broken on its real page: only the watch window can tell."""
+    _replace_once(repo, "production_control/web.py", INDEX_DOC,
+                  INDEX_DOC + '    return HTMLResponse("fault test: this page is broken", status_code=500)\n')
+
+
+def _cron_fails(repo: Path) -> None:
+    _replace_once(repo, "docker-entrypoint.sh", CRON_ROLE, "  cron) say 'fault test: cron cannot start'; exit 3 ;;\n")
+
+
+def _slow_page(repo: Path) -> None:
+    _replace_once(repo, "production_control/web.py", APP_LINE, APP_LINE + (
+        "\n\n@app.get('/slow')\nasync def slow() -> dict[str, str]:  # fault test: a long request\n"
+        f"    import asyncio\n    await asyncio.sleep({SLOW_SECONDS})\n    return {{'status': 'slow but fine'}}\n"
+    ))
+
+
+def _code_change(repo: Path) -> None:
+    with (repo / "production_control/jobs.py").open("a") as f:
+        f.write(f"# fault test: a code-only release {uuid.uuid4().hex}\n")
+
+
+def _ballast(megabytes: int) -> Callable[[Path], None]:
+    """A release with one large new layer: random (incompressible) bytes in the code."""
+
+    def change(repo: Path) -> None:
+        (repo / "production_control" / f"ballast-{megabytes}m.bin").write_bytes(os.urandom(megabytes << 20))
+
+    return change
+
+
+RELEASES: dict[str, Callable[[Path], None]] = {
+    "good": lambda repo: None,  # the clone as it is
+    "second": _code_change,
+    "crash": _crash_at_import,
+    "healthz500": _healthz_500,
+    "slow": _slow_start,
+    "hang": _hang_at_start,
+    "root500": _root_500,
+    "cronfail": _cron_fails,
+    "slowpage": _slow_page,
+    "big": _ballast(160),  # pulled for a few seconds: long enough to kill the registry in the middle
+    "medium": _ballast(24),  # more than a full disk has left
+}
+
+
 @dataclass
 class FaultBed:
     testbed: Testbed
@@ -508,6 +603,7 @@ class FaultBed:
             "INVOKE_DEPLOY_COMPOSE_PROJECT": self.project,
             "INVOKE_DEPLOY_HTTP_PORT": str(self.port),
             "INVOKE_DEPLOY_HEALTH_TIMEOUT": "30",
+            "INVOKE_DEPLOY_MONITOR": "3",  # the watch window test sets its own
             "INVOKE_DEPLOY_CA_BUNDLE": str(ca),
             "INVOKE_DEPLOY_PIP_INDEX_URL_FILE": str(index),
             "HTTP_BIND": "127.0.0.1",  # compose publishes the app on loopback only
@@ -590,14 +686,18 @@ class FaultBed:
 
         return int(wait_for(f"/runs on {self.url} answered 200", fetch, timeout=30))
 
-    def container(self) -> Container:
-        containers = self.server.container.list(all=True, filters=project_filter(self.project))
-        assert len(containers) == 1, f"expected one container of {self.project}, found {[c.name for c in containers]}"
-        return containers[0]
+    def container(self, role: str = "web") -> Container:
+        """The running container of `role`: web (the live slot), cron or proxy."""
+        return app_container(self.server, self.project, role)
+
+    def containers(self) -> dict[str, str]:
+        """Every running container of the project: compose service -> container id."""
+        running = self.server.container.list(filters=project_filter(self.project))
+        return {(c.config.labels or {}).get("com.docker.compose.service", c.name): c.id for c in running}
 
     def record_run(self) -> None:
-        """One row, written as cron writes it: the job role of the entrypoint, as user app."""
-        self.server.container.execute(self.container(), ["/usr/local/bin/docker-entrypoint.sh", "job", "record-run"], user="app")
+        """One row, written as cron writes it: the job role of the entrypoint in the cron container, as user app."""
+        self.server.container.execute(self.container("cron"), ["/usr/local/bin/docker-entrypoint.sh", "job", "record-run"], user="app")
 
     def ensure_serving(self, release: Release) -> int:
         """`release` deployed and healthy, with at least one more job run recorded; the runs total."""

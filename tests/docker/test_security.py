@@ -70,6 +70,13 @@ def test_the_deployed_container_runs_hardened_as_compose_says(bed: FaultBed, goo
         assert "Read-only file system" in str(refused.value), f"{user}: {refused.value}"
     bed.record_run()  # while the data volume stays writable
 
+    cron = bed.server.container.inspect(bed.container("cron")).host_config
+    assert (cron.readonly_rootfs, capabilities(cron.cap_drop)) == (True, {"ALL"})
+    proxy = bed.server.container.inspect(bed.container("proxy"))
+    assert capabilities(proxy.host_config.cap_drop) == {"ALL"} and not proxy.host_config.cap_add
+    assert "no-new-privileges:true" in (proxy.host_config.security_opt or [])
+    assert proxy.config.user not in ("", "root", "0"), "the proxy runs as root"
+
 
 # -- no secret in any layer ----------------------------------------------------------------------
 @dataclass(frozen=True)

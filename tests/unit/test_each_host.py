@@ -1,0 +1,70 @@
+"""Several hosts: a failure on host N keeps the reports of hosts 1..N-1, which already run the release."""
+
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+
+from delivery import commands
+from delivery.commands import DeployFailed, each_host
+from delivery.config import DeployConfig, parse_host
+from delivery.deploy import DeployReport
+from delivery.errors import DeliveryError
+
+HOSTS = [parse_host(f"ssh://deploy@prod-{n}") for n in (1, 2, 3)]
+
+
+@pytest.fixture(autouse=True)
+def no_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    @contextlib.contextmanager
+    def opened(host, config):
+        yield SimpleNamespace(host=host)
+
+    monkeypatch.setattr(commands, "opened", opened)
+
+
+def report(target, healthy: bool = True) -> DeployReport:
+    return DeployReport(host=target.host.label, image="r/production-control:1.0.1-aaaaaaaaaaaa",
+                        version="1.0.1-aaaaaaaaaaaa", digest="sha256:1", healthy=healthy,
+                        error=None if healthy else "1.0.1-aaaaaaaaaaaa failed on deploy@prod-2: its healthcheck failed")
+
+
+def test_an_unhealthy_host_stops_the_deploy_and_keeps_every_report() -> None:
+    visited = []
+
+    def action(target):
+        visited.append(target.host.label)
+        return report(target, healthy=target.host.label != "deploy@prod-2")
+
+    with pytest.raises(DeployFailed) as failed:
+        each_host(DeployConfig(), HOSTS, action, "deploy")
+
+    assert visited == ["deploy@prod-1", "deploy@prod-2"]
+    assert [r["host"] for r in failed.value.reports] == ["deploy@prod-1", "deploy@prod-2"]
+    assert [r["healthy"] for r in failed.value.reports] == [True, False]
+    assert str(failed.value).endswith("(hosts before it: deploy@prod-1 runs 1.0.1-aaaaaaaaaaaa)")
+
+
+def test_an_error_on_a_later_host_keeps_the_reports_of_the_hosts_before_it() -> None:
+    def action(target):
+        if target.host.label == "deploy@prod-3":
+            raise DeliveryError("the Docker engine at deploy@prod-3 is not reachable")
+        return report(target)
+
+    with pytest.raises(DeployFailed) as failed:
+        each_host(DeployConfig(), HOSTS, action, "deploy")
+
+    assert [r["host"] for r in failed.value.reports] == ["deploy@prod-1", "deploy@prod-2", "deploy@prod-3"]
+    assert failed.value.reports[-1] == {"host": "deploy@prod-3", "error": "the Docker engine at deploy@prod-3 is not reachable"}
+    assert "deploy on deploy@prod-3 failed" in str(failed.value)
+
+
+def test_an_error_on_the_first_host_is_the_plain_error() -> None:
+    def action(target):
+        raise DeliveryError("another deploy to deploy@prod-1 is running")
+
+    with pytest.raises(DeliveryError) as failed:
+        each_host(DeployConfig(), HOSTS, action, "deploy")
+
+    assert not isinstance(failed.value, DeployFailed)
+    assert str(failed.value) == "another deploy to deploy@prod-1 is running"
