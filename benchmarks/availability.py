@@ -371,7 +371,7 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
         builds_done = time.monotonic()
         for way in WAYS:
             project, port = f"pcb-avail-{way}-{run_id.lower()}", free_port()
-            with servers.scratch(("overlay2",)) as (server,):
+            with servers.scratch(("overlay2",), iptables=True) as (server,):
                 say(f"[availability] {WAY_TITLES[way]}: throwaway engine {server.host}, 127.0.0.1:{port}")
                 if way == "seed":
                     seed = Seed(server, settings.registry, project, port, Path(tmp))

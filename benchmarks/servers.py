@@ -49,13 +49,15 @@ class Server:
 SCRATCH_BRIDGES = {"overlay2": ("pcb-overlay2", "10.213.9.1/24"), "containerd": ("pcb-containerd", "10.213.10.1/24")}
 
 
-def dockerd_argv(root: Path, bridge: str) -> list[str]:
-    """Pure: a dockerd confined to `root` and its own bridge; it leaves iptables and sysctls alone."""
+def dockerd_argv(root: Path, bridge: str, iptables: bool = False) -> list[str]:
+    """Pure: a dockerd confined to `root` and its own bridge; it leaves sysctls alone, and iptables
+    too unless `iptables` (containers that talk to each other by name need it: compose networks'
+    embedded DNS works through iptables rules in each container's namespace)."""
     return [
         "dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
         "-H", f"unix://{root / 'docker.sock'}", "--pidfile", str(root / "docker.pid"),
         "--config-file", str(root / "daemon.json"), "--bridge", bridge,
-        "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+        *(() if iptables else ("--iptables=false", "--ip6tables=false")), "--ip-forward=false",
     ]
 
 
@@ -76,8 +78,9 @@ def check_store(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def scratch(stores: tuple[str, ...]) -> Iterator[list[Server]]:
-    """Start one empty dockerd per store; stop them (by their process) and delete their data after."""
+def scratch(stores: tuple[str, ...], iptables: bool = False) -> Iterator[list[Server]]:
+    """Start one empty dockerd per store; stop them (by their process) and delete their data after.
+    `iptables`: for servers that run containers talking to each other (see dockerd_argv)."""
     if shutil.which("dockerd") is None:
         raise BenchmarkError("dockerd is not installed: run `sudo scripts/testbed up`")
     top = Path(tempfile.mkdtemp(prefix="pcb-", dir="/tmp"))  # short: socket paths are limited to 107 bytes
@@ -96,7 +99,7 @@ def scratch(stores: tuple[str, ...]) -> Iterator[list[Server]]:
                 _ip("addr", "add", cidr, "dev", bridge)
             _ip("link", "set", bridge, "up")
             log = (root / "dockerd.log").open("wb")
-            process = subprocess.Popen(dockerd_argv(root, bridge), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(dockerd_argv(root, bridge, iptables), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
             started.append((process, root))
             server = Server(store, f"unix://{root / 'docker.sock'}", DockerClient(host=f"unix://{root / 'docker.sock'}"))

@@ -80,6 +80,9 @@ def test_scratch_engines_never_disable_the_bridge():
     argv = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2")
     assert argv[argv.index("--bridge") + 1] == "pcb-overlay2"
     assert "--iptables=false" in argv
+    # The availability run's servers run a proxy that finds the web slots by name: iptables on.
+    with_containers = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2", iptables=True)
+    assert "--iptables=false" not in with_containers and "--ip-forward=false" in with_containers
 
 
 def _image() -> ImageFacts:
