@@ -16,6 +16,7 @@ runs on a throwaway server engine of its own (benchmarks/servers.py), never the 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -364,9 +365,11 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
     uv = ROOT / ".venv" / "bin" / "uv"
     with designs.prepared_bases(builder, settings, run_id, changed_base=False) as bases, \
             Clone(ROOT, run_id, uv, settings.ca_bundle) as clone, \
-            tempfile.TemporaryDirectory(prefix="pcb-avail-") as tmp:
+            tempfile.TemporaryDirectory(prefix="pcb-avail-") as tmp, contextlib.ExitStack() as cleanup:
         say("[availability] building the releases (faults_helpers.RELEASES) and the seed's images")
         built = build_releases(clone, settings, env, builder, bases.standin[bases.original])
+        seed_images = [f"{settings.registry}/{designs.BASELINE_REPOSITORY}:{b.baseline_tag}" for b in built.values() if b.baseline_tag]
+        cleanup.callback(designs.remove_local, builder, seed_images)  # pushed; the builder's copies go
         extra["releases"] = {name: {"tag": b.tag, "commit": b.commit, "seed_tag": b.baseline_tag} for name, b in built.items()}
         builds_done = time.monotonic()
         for way in WAYS:

@@ -86,8 +86,8 @@ def scratch(stores: tuple[str, ...], iptables: bool = False) -> Iterator[list[Se
     top = Path(tempfile.mkdtemp(prefix="pcb-", dir="/tmp"))  # short: socket paths are limited to 107 bytes
     started: list[tuple[subprocess.Popen, Path]] = []
     bridges: list[str] = []
+    servers: list[Server] = []
     try:
-        servers = []
         for store in stores:
             root = top / store
             root.mkdir()
@@ -108,6 +108,8 @@ def scratch(stores: tuple[str, ...], iptables: bool = False) -> Iterator[list[Se
             servers.append(server)
         yield servers
     finally:
+        for server in servers:
+            _remove_containers_and_networks(server)
         for process, _ in started:
             process.terminate()
         for process, _ in started:
@@ -122,6 +124,15 @@ def scratch(stores: tuple[str, ...], iptables: bool = False) -> Iterator[list[Se
             print(f"warning: mounts remain under {top}; left in place", flush=True)
         else:
             shutil.rmtree(top, ignore_errors=True)
+
+
+def _remove_containers_and_networks(server: Server) -> None:
+    """What ran on a scratch engine: the bridge of a network outlives its engine (and holds an address range)."""
+    with contextlib.suppress(DockerException):
+        containers = server.docker.container.list(all=True)
+        if containers:
+            server.docker.container.remove(containers, force=True, volumes=True)
+        server.docker.network.prune()
 
 
 def _wait_up(server: Server, process: subprocess.Popen, root: Path) -> None:
