@@ -198,3 +198,12 @@ def availability_table(document: dict) -> str:
             said = row.get("tool_said", "") if row.get("measured", True) else row["reason"]
             lines.append(f"{document['kinds'][kind]:<44} {way:<9} {availability_cell(row):>32}  {said[:110]}")
     return "\n".join(lines)
+
+
+def availability_targets(document: dict) -> list[Target]:
+    """Issue 8's target: our way fails no request in any kind of release (one per kind that ran)."""
+    return [
+        Target(f"zero failed requests: {document['kinds'].get(r['kind'], r['kind'])}", "ours", r["failed"] == 0,
+               f"{r['failed']} / {r['requests']}", "0")
+        for r in document["results"] if r["way"] == "ours" and r.get("measured", True)
+    ]

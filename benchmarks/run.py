@@ -253,15 +253,18 @@ def outputs(document: dict, json_path: Path, publish: bool) -> int:
 
 def availability_outputs(document: dict, json_path: Path, publish: bool) -> int:
     """Print the availability table (and its markdown); optionally publish the JSON to docs/."""
+    checks = report.availability_targets(document)
     print(report.availability_table(document))
     print()
     print(report.availability_markdown(document))
+    print()
+    print(report.target_lines(checks))
     if publish:
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(json_path, DOCS / "availability-results.json")
         say(f"published {DOCS / 'availability-results.json'}")
     print(f"\nresults: {json_path}; the availability run took {document['duration_seconds']:.0f}s")
-    return 0
+    return 0 if all(t.passed for t in checks) else 1
 
 
 def run(args: argparse.Namespace) -> int:

@@ -206,3 +206,16 @@ def test_availability_markdown_is_kinds_by_ways_with_footnotes():
         "",
         "(1) it never serves",
     ]
+
+
+def test_availability_targets_fail_on_any_failed_request_of_ours():
+    document = {"kinds": {"code": "code-only release", "crash": "release crashes at import"}, "results": [
+        {"kind": "code", "way": "ours", "measured": True, "requests": 600, "failed": 0},
+        {"kind": "crash", "way": "ours", "measured": True, "requests": 300, "failed": 2},
+        {"kind": "crash", "way": "recreate", "measured": True, "requests": 300, "failed": 90},
+    ]}
+    checks = report.availability_targets(document)
+    assert [(t.name, t.passed, t.value) for t in checks] == [
+        ("zero failed requests: code-only release", True, "0 / 600"),
+        ("zero failed requests: release crashes at import", False, "2 / 300"),
+    ]
