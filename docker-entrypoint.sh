@@ -75,14 +75,30 @@ run_job() { # run one cron job as the app user, with the container environment, 
   if [ "$(id -u)" = 0 ]; then  # by hand (docker compose exec app docker-entrypoint.sh job NAME)
     exec setpriv --reuid="$APP_USER" --regid="$APP_USER" --init-groups --inh-caps=-all -- "$0" job "$name"
   fi
+  # JOB_BY_HAND=1 (`invoke run-job`): the output also goes to the caller, and a run
+  # refused because the previous one still holds the lock exits 75 instead of 0.
+  local by_hand=${JOB_BY_HAND:-}
   # shellcheck disable=SC1090
   [ -r "$ENV_FILE" ] && . "$ENV_FILE"
-  exec >>"$CRON_LOG" 2>&1
   local rc=0
-  flock --nonblock --conflict-exit-code 75 "$LOCK_DIR/$name.lock" python -m production_control.jobs "$name" || rc=$?
-  if [ "$rc" = 75 ]; then say "job $name skipped: the previous run is still going"; return 0; fi
+  if [ -n "$by_hand" ]; then
+    set +e
+    run_locked "$name" 2>&1 | tee -a "$CRON_LOG"
+    rc=${PIPESTATUS[0]}
+    set -e
+  else
+    exec >>"$CRON_LOG" 2>&1
+    run_locked "$name" || rc=$?
+  fi
+  if [ "$rc" = 75 ]; then
+    say "job $name skipped: the previous run is still going"
+    [ -n "$by_hand" ] && return 75
+    return 0
+  fi
   return "$rc"
 }
+
+run_locked() { flock --nonblock --conflict-exit-code 75 "$LOCK_DIR/$1.lock" python -m production_control.jobs "$1"; }
 
 pids=()
 stopping=0

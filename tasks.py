@@ -82,13 +82,14 @@ def ci(c, tests="unit", json=False):
         "version": "Release to deploy: an app tag (1.0.0-abcdef123456) or a version (1.0.0). Default: this checkout.",
         "json": "Print the deploy report as JSON.",
         "dry_run": "Only predict the layers and bytes each host would download; change nothing.",
+        "lock_wait": "Seconds to wait for another deploy's lock on a host, showing who holds it (default: deploy.lock_wait, 0).",
         # The watch window and drain are set in invoke.yaml (deploy.monitor, max_error_rate, drain_timeout).
     },
 )
 @user_errors
-def deploy(c, host=None, version=None, json=False, dry_run=False):
+def deploy(c, host=None, version=None, json=False, dry_run=False, lock_wait=None):
     """Release on each host with zero downtime: pull, start beside the live release, switch once healthy, watch, drain."""
-    reports = commands.deploy(c.config.deploy, host or [], version, dry_run=dry_run)
+    reports = commands.deploy(c.config.deploy, host or [], version, dry_run=dry_run, lock_wait=lock_wait)
     emit(_one_or_many(reports), json, "\n\n".join(commands.format_report(r) for r in reports))
 
 
@@ -115,6 +116,57 @@ def unlock(c, host=None):
     print("\n".join(commands.unlock(c.config.deploy, host or [])))
 
 
+@task(
+    iterable=["host"],
+    help={
+        "host": "Host(s), as for deploy.",
+        "keep": "How many releases to keep, newest first (default: deploy.keep_releases). The running release "
+        "and the rollback target are always kept.",
+        "dry_run": "Only say what would be pruned and predict the bytes freed; remove nothing.",
+        "json": "Print the report as JSON.",
+    },
+)
+@user_errors
+def prune(c, host=None, keep=None, dry_run=False, json=False):
+    """Remove old releases from each host (history and release tags, layers only they hold); report the bytes freed."""
+    reports = commands.prune(c.config.deploy, host or [], keep, dry_run=dry_run)
+    emit(_one_or_many(reports), json, "\n\n".join(commands.format_prune(r) for r in reports))
+
+
+@task(
+    iterable=["host"],
+    help={
+        "host": "Host(s), as for deploy; with several, each line starts with the host's name.",
+        "service": "Only this service's logs: web, cron or proxy (default: all).",
+        "since": "Only lines since then: a duration (10m, 2h), a date/time (2026-11-29T05:00:00Z) or a Unix time.",
+        "follow": "Keep printing new lines until Ctrl-C.",
+        "tail": "Only the last N lines of each container.",
+    },
+)
+@user_errors
+def logs(c, host=None, service=None, since=None, follow=False, tail=None):
+    """Show the container logs of the project on each host (web app, cron jobs)."""
+    commands.logs(c.config.deploy, host or [], service=service, since=since, tail=tail, follow=follow)
+
+
+@task(
+    name="run-job",
+    positional=["name"],
+    iterable=["host"],
+    help={
+        "name": f"The job to run. This checkout's crontab has: {commands.checkout_jobs() or 'no job'}; "
+        "an unknown name lists the host's jobs.",
+        "host": "Host(s), as for deploy (run on each in turn, stopping at the first failure).",
+    },
+)
+@user_errors
+def run_job(c, name, host=None):
+    """Run a cron job now in the running release's cron container (same environment, user, overlap lock); exit with its code."""
+    code = commands.run_job(c.config.deploy, host or [], name)
+    if code != 0:
+        raise Exit(code=code)
+
+
 @task(positional=["part"], help={"part": "major, minor or patch.", "deps": "Bump the deps image version instead of the app version."})
 @user_errors
 def bump(c, part, deps=False):
@@ -137,5 +189,5 @@ def registry(c):
     print(commands.registry_up(c.config.deploy))
 
 
-ns = Collection(build_deps, build_app, ci, deploy, rollback, status, unlock, bump, lock_, registry)
+ns = Collection(build_deps, build_app, ci, deploy, rollback, status, unlock, prune, logs, run_job, bump, lock_, registry)
 ns.configure({"deploy": DEFAULTS})

@@ -7,6 +7,7 @@ stdout (as JSON with --json), so scripts can read them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -20,12 +21,14 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from delivery import build, tags
-from delivery.config import DeployConfig, Host, load_config, parse_host
+from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
 from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
+from delivery import jobs, logs as container_logs, retention
 from delivery.lock import release_lock
+from delivery.services import compose_services
 from delivery.project import Project, load_project
 from delivery.pullreport import human_bytes
 from delivery.registry import Registry, RegistryUnreachable, is_loopback, start_local_registry
@@ -204,9 +207,12 @@ def _outcomes(results: list[dict[str, Any]]) -> str:
     return ", ".join(f"{r['host']} {'runs ' + r['version'] if r.get('version') else 'done'}" for r in results)
 
 
-def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False,
+           lock_wait: str | float | None = None) -> list[dict[str, Any]]:
     """Deploy to each host in turn; stop at the first failure (its report says whether it rolled back)."""
     config, project = settings(section)
+    if lock_wait is not None:  # --lock-wait over deploy.lock_wait
+        config = dataclasses.replace(config, lock_wait=wait_seconds("--lock-wait", lock_wait))
     targets = hosts_from(config, hosts)  # validate every host before touching any
     require_cli()
     release = resolve_release(registry_for(config), config, version or current_version(project))
@@ -238,8 +244,9 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"image           {report['image']}",
         f"digest          {report['digest']}",
         f"previous        {report['previous'] or 'none'}",
-        f"layers pulled   {report['pulled_layers']}/{report['total_layers']}",
-        f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])}",
+        f"layers pulled   {report['pulled_layers']}/{report['total_layers']} predicted, {report.get('engine_layers', 0)} reported by the engine",
+        f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
+        f"{human_bytes(report.get('engine_bytes', 0))} reported by the engine (without the config)",
         f"pull time       {report['pull_seconds']:.2f}s",
         f"healthy after   {report['seconds_to_healthy']}s (slot {report['slot']})" if report["healthy"] else f"healthy         no ({report['error']})",
     ]
@@ -266,7 +273,8 @@ def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | No
 
 def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     config = load_config(section)
-    return each_host(config, hosts_from(config, hosts), deploying.status, "status")
+    return each_host(config, hosts_from(config, hosts),
+                     lambda target: {**deploying.status(target), "releases": retention.usage(target)}, "status")
 
 
 def format_status(entry: Mapping[str, Any]) -> str:
@@ -285,6 +293,10 @@ def format_status(entry: Mapping[str, Any]) -> str:
     lines.append(f"  cron      {cron['tag']}  {cron['state']}/{cron['health']}" if cron else "  cron      not running")
     proxy = entry.get("proxy")
     lines.append(f"  proxy     {proxy['image']}  {proxy['state']}  since {proxy['started_at']}" if proxy else "  proxy     not running")
+    releases = entry.get("releases")
+    if releases:
+        lines.append(f"  releases  {releases['count']} on the host (keep_releases {releases['keep_releases']}), "
+                     f"{human_bytes(releases['bytes'])} of images")
     if entry["lock"]:
         lines.append(f"  lock      {entry['lock']}")
     lines.append("  history (newest first):")
@@ -303,6 +315,68 @@ def unlock(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[str]:
         check_engine(docker, host)
         done.append(f"{host.label}: {'removed a stale deploy lock' if release_lock(docker, config.compose_project) else 'no deploy lock was held'}")
     return done
+
+
+# -- day-2 operations ----------------------------------------------------------------------------
+def prune(section: Mapping[str, Any], hosts: Iterable[str] = (), keep: str | int | None = None,
+          dry_run: bool = False) -> list[dict[str, Any]]:
+    """Keep the newest releases on each host (--keep, else deploy.keep_releases); prune the others."""
+    config = load_config(section)
+    count = config.keep_releases if keep is None else keep_count("--keep", keep)
+    targets = hosts_from(config, hosts)
+    return each_host(config, targets, lambda target: retention.prune(target, count, say, dry_run).as_dict(), "prune")
+
+
+def format_prune(report: Mapping[str, Any]) -> str:
+    why = report["why_kept"]
+    kept = ", ".join(f"{tag} ({why[tag]})" if tag in why else tag for tag in report["kept"]) or "none"
+    lines = [f"{report['host']}: keep {report['keep']}", f"  kept      {kept}",
+             f"  pruned    {', '.join(report['pruned']) or 'nothing'}"]
+    predicted = f"{human_bytes(report['predicted_freed_bytes'])} predicted"
+    if report["dry_run"]:
+        lines.append(f"  would free {predicted} (dry run: nothing removed)")
+    elif report["freed_bytes"] is None:
+        lines.append("  freed     0 B (nothing to remove)")
+    else:
+        lines.append(f"  freed     {human_bytes(report['freed_bytes'])} measured (docker system df before/after), {predicted}")
+    lines += [f"  not removed: {error}" for error in report["errors"]]
+    return "\n".join(lines)
+
+
+def logs(section: Mapping[str, Any], hosts: Iterable[str] = (), service: str | None = None, since: str | None = None,
+         tail: str | int | None = None, follow: bool = False) -> None:
+    """Print the project's container logs of each host (prefixed with the host's name when there are several)."""
+    config = load_config(section)
+    request = container_logs.logs_request(compose_services(service), since, tail, follow)
+    targets = hosts_from(config, hosts)
+    with contextlib.ExitStack() as open_targets:  # each compose command reads its target's env file
+        commands = []
+        for host in targets:
+            target = open_targets.enter_context(opened(host, config))
+            compose_cmd = [str(part) for part in target.compose().client_config.docker_compose_cmd]
+            commands.append((host.label, container_logs.logs_argv(compose_cmd, request)))
+        container_logs.show_logs(commands, prefix=len(commands) > 1)
+
+
+def run_job(section: Mapping[str, Any], hosts: Iterable[str] = (), name: str = "") -> int:
+    """Run cron job `name` now on each host in turn; the first non-zero exit code stops (and is returned)."""
+    config = load_config(section)
+    for host in hosts_from(config, hosts):
+        with opened(host, config) as target:
+            code = jobs.run_job(target, name, say)
+        if code != 0:
+            say(f"{host.label}: job {name} exited with code {code}")
+            return code
+    return 0
+
+
+def checkout_jobs() -> str:
+    """The jobs of this checkout's crontab with their schedules (for `invoke --help run-job`)."""
+    try:
+        found = jobs.crontab_jobs((ROOT / "crontab").read_text())
+    except OSError:
+        return ""
+    return ", ".join(f"{job.name} ({job.schedule})" for job in found)
 
 
 def bump(part: str, deps: bool = False) -> tuple[str, str]:

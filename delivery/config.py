@@ -80,6 +80,8 @@ class DeployConfig:
     site_name: str = "production"
     registry_user: str | None = None
     registry_password_env: str = "REGISTRY_PASSWORD"  # NAME of the env var with the password
+    keep_releases: int = 5  # releases kept on each host after a healthy deploy (retention)
+    lock_wait: float = 0.0  # seconds a deploy waits for another one's lock; 0: fail at once
 
     @property
     def host_targets(self) -> tuple[Host, ...]:
@@ -129,6 +131,8 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         site_name=_site_name(values.get("site_name", base.site_name)),
         registry_user=_registry_user(values.get("registry_user")),
         registry_password_env=_env_name(values.get("registry_password_env", base.registry_password_env)),
+        keep_releases=keep_count("deploy.keep_releases", values.get("keep_releases", base.keep_releases)),
+        lock_wait=wait_seconds("deploy.lock_wait", values.get("lock_wait", base.lock_wait)),
     )
 
 
@@ -209,6 +213,35 @@ def _fraction(key: str, value: Any) -> float:
         number = math.nan
     if not 0 <= number < 1:
         raise DeliveryError(f"invalid deploy.{key} {value!r}: use a fraction from 0 to below 1, e.g. 0.02 for 2 %")
+    return number
+
+
+def keep_count(name: str, value: Any) -> int:
+    """How many releases to keep (deploy.keep_releases, prune --keep): a whole number of at least 1."""
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        count = int(value.strip())
+    if count is None or count < 1:
+        raise DeliveryError(
+            f"invalid {name} {value!r}: keep at least 1 release (the running one), e.g. 5"
+        )
+    return count
+
+
+def wait_seconds(name: str, value: Any) -> float:
+    """Seconds to wait for the deploy lock (deploy.lock_wait, deploy --lock-wait): 0 or more."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise DeliveryError(f"invalid {name} {value!r}: use a number of seconds, 0 or more (0: fail at once), e.g. 300")
     return number
 
 

@@ -26,11 +26,13 @@ from delivery import tags
 from delivery.config import DeployConfig, Host
 from delivery.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.history import HistoryEntry, history, record
+from delivery.history import history, record, rollback_target
 from delivery.lock import deploy_lock, lock_holder
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
-from delivery.pullreport import PullPlan, host_layers, plan_pull
+from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
+from delivery.retention import prune_after_deploy
+from delivery.services import CRON_SERVICE
 
 Say = Callable[[str], None]
 
@@ -54,10 +56,12 @@ class DeployReport:
     digest: str
     store: str = ""
     previous: str | None = None
-    pulled_layers: int = 0
+    pulled_layers: int = 0  # predicted before the pull (manifest against the host's layers)
     total_layers: int = 0
-    pulled_bytes: int = 0
+    pulled_bytes: int = 0  # predicted: layer blobs + config, compressed, as the registry serves them
     total_bytes: int = 0
+    engine_layers: int = 0  # measured: layers the engine's pull progress reported downloading
+    engine_bytes: int = 0  # measured: their sizes as it printed them (4 significant digits; no config)
     pull_seconds: float = 0.0
     seconds_to_healthy: float | None = None
     healthy: bool = False
@@ -69,6 +73,7 @@ class DeployReport:
     monitor: dict[str, Any] | None = None  # the watch window: requests and errors the proxy counted
     proxy_restarts: int = 0  # the proxy container restarted during the deploy (its restart policy acted)
     seconds: float = 0.0  # wall time of the whole deploy on this host
+    pruned: dict[str, Any] | None = None  # retention after a healthy deploy (delivery/retention.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +154,6 @@ def predict_pull(target: Target, release: Release) -> PullPlan:
 
 # -- what runs on a host ----------------------------------------------------------------------
 LEGACY_SERVICE = "app"  # the single-container layout of earlier releases (web + cron in one)
-CRON_SERVICE = "cron"
 
 
 @dataclass
@@ -267,8 +271,9 @@ def pull_hint(reason: str) -> str:
     return f"the running release is untouched; {todo}"
 
 
-def pull(target: Target, release: Release, say: Say) -> float:
-    """Pull the release's image with compose (progress shown), within deploy.pull_timeout: seconds taken."""
+def pull(target: Target, release: Release, say: Say) -> tuple[float, EngineDownload]:
+    """Pull the release's image with compose (progress shown), within deploy.pull_timeout:
+    seconds taken, and what the engine's progress says it downloaded."""
     compose = target.compose(blue=release.tag, green=release.tag, cron=release.tag)
     argv = [str(part) for part in compose.client_config.docker_compose_cmd] + ["pull", service_of("blue")]
     started = time.monotonic()
@@ -301,7 +306,7 @@ def pull(target: Target, release: Release, say: Say) -> float:
     if process.returncode != 0:
         reason = next((line for line in reversed(lines) if line), f"exit code {process.returncode}")
         raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})")
-    return time.monotonic() - started
+    return time.monotonic() - started, engine_download(lines)
 
 
 def _log_tail(target: Target, container_id: str, say: Say) -> None:
@@ -520,15 +525,19 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
     report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
     say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
-    report.pull_seconds = round(pull(target, release, say), 2)
+    seconds, measured = pull(target, release, say)
+    report.pull_seconds = round(seconds, 2)
+    report.engine_layers, report.engine_bytes = measured.layers, measured.bytes
     try:
-        with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+        with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
+                         target.config.lock_wait, say):
             site = survey(target)
             report.previous = site.live_tag
             container = handover(target, site, release.tag, report, say, digest=release.digest)
             report.healthy = True
             record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")
+            report.pruned = prune_after_deploy(target, say)
     except CronFailed as exc:
         report.error = str(exc)
     except DeliveryError as exc:
@@ -541,37 +550,11 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     return report
 
 
-def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | None = None) -> HistoryEntry | None:
-    """Where a rollback goes: `to`, or the release that served before the current one.
-
-    The history (newest first) is replayed as a stack of releases: a deploy pushes its
-    release, a rollback pops back down to its target. So repeated rollbacks walk back
-    (C -> B -> A) instead of flipping between the last two, and a release that was
-    rolled back away from is never a rollback target again.
-    """
-    newest = {}
-    for entry in entries:
-        newest.setdefault(entry.tag, entry)
-    if to is not None:
-        return newest.get(to) if to != current else None
-    stack: list[str] = []
-    for entry in reversed(entries):
-        if entry.kind == "deploy" and (not stack or stack[-1] != entry.tag):
-            stack.append(entry.tag)
-        elif entry.kind == "rollback":
-            while stack and stack[-1] != entry.tag:
-                stack.pop()
-            if not stack:
-                stack.append(entry.tag)
-    while stack and stack[-1] == current:
-        stack.pop()
-    return newest[stack[-1]] if stack else None
-
-
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
     """Hand over to the release deployed before the current one (or `to`), from the image on the host."""
     started = time.monotonic()
-    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg):
+    with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
+                         target.config.lock_wait, say):
         site = survey(target)
         entries = history(target.docker, target.config.compose_project)
         current = site.live_tag or (entries[0].tag if entries else None)

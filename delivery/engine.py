@@ -6,11 +6,15 @@ talks to an engine gets its client from `connect`.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import re
 import shutil
+import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -113,3 +117,58 @@ def image_store(driver_status: Sequence[Sequence[str]] | None) -> str:
         if len(pair) == 2 and pair[0] == "driver-type" and "containerd" in pair[1]:
             return "containerd"
     return "overlay2"
+
+
+def engine_api(docker: DockerClient, path: str, timeout: float = 120.0) -> Any:
+    """GET `path` of the engine API (JSON), through the docker CLI's own transport.
+
+    `docker system dial-stdio` connects stdin/stdout to the engine, whatever the host
+    is (socket, ssh://, tcp://, context), so this reaches every host the CLI reaches.
+    Used where the CLI only prints rounded figures (e.g. `docker system df`). Its stdin
+    stays open until the answer is read: the engine cancels a request whose client hung up.
+    """
+    request = f"GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: production-control\r\nConnection: close\r\n\r\n"
+    argv = [str(part) for part in docker.client_config.docker_cmd] + ["system", "dial-stdio"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(request.encode())
+        proc.stdin.flush()
+        response = http.client.HTTPResponse(_Pipe(proc.stdout))  # type: ignore[arg-type]
+        try:
+            response.begin()
+            body = response.read()
+        except (http.client.HTTPException, OSError) as exc:
+            proc.kill()
+            stderr = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip().splitlines()
+            reason = stderr[-1] if stderr else (f"no answer within {timeout:.0f}s" if not timer.is_alive() else type(exc).__name__)
+            raise DeliveryError(f"the engine API call {path} failed: {reason}") from None
+    finally:
+        timer.cancel()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if response.status != 200:
+        raise DeliveryError(f"the engine API call {path} failed: HTTP {response.status} {body.decode(errors='replace').strip()}")
+    return json.loads(body)
+
+
+class _Pipe:
+    """A pipe, shaped like the socket http.client.HTTPResponse reads from."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+
+    def makefile(self, mode: str) -> IO[bytes]:
+        return self._stream
+
+
+def disk_usage(docker: DockerClient) -> int:
+    """Bytes the engine's images take on disk, as `docker system df` counts them (its LayersSize)."""
+    return int(engine_api(docker, "/system/df?type=image").get("LayersSize") or 0)

@@ -35,10 +35,14 @@ class HistoryEntry:
         return cls(time=match["time"], kind=match["kind"], tag=match["tag"], image_id=image_id)
 
 
+def history_tag(when: datetime, kind: str, release_tag: str) -> str:
+    """The tag of one history entry: a UTC time stamp that sorts as text, the kind, the release."""
+    return f"{when.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{release_tag}"
+
+
 def record(docker: DockerClient, project: str, kind: str, release_tag: str, image_id: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     with docker_errors("recording the deploy history"):
-        docker.image.tag(image_id, f"{history_repository(project)}:{stamp}-{kind}-{release_tag}")
+        docker.image.tag(image_id, f"{history_repository(project)}:{history_tag(datetime.now(timezone.utc), kind, release_tag)}")
 
 
 def history(docker: DockerClient, project: str) -> list[HistoryEntry]:
@@ -55,3 +59,30 @@ def history(docker: DockerClient, project: str) -> list[HistoryEntry]:
                 if entry:
                     entries.append(entry)
     return sorted(entries, key=lambda e: e.time, reverse=True)
+
+
+def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | None = None) -> HistoryEntry | None:
+    """Where a rollback goes: `to`, or the release that served before the current one.
+
+    The history (newest first) is replayed as a stack of releases: a deploy pushes its
+    release, a rollback pops back down to its target. So repeated rollbacks walk back
+    (C -> B -> A) instead of flipping between the last two, and a release that was
+    rolled back away from is never a rollback target again.
+    """
+    newest = {}
+    for entry in entries:
+        newest.setdefault(entry.tag, entry)
+    if to is not None:
+        return newest.get(to) if to != current else None
+    stack: list[str] = []
+    for entry in reversed(entries):
+        if entry.kind == "deploy" and (not stack or stack[-1] != entry.tag):
+            stack.append(entry.tag)
+        elif entry.kind == "rollback":
+            while stack and stack[-1] != entry.tag:
+                stack.pop()
+            if not stack:
+                stack.append(entry.tag)
+    while stack and stack[-1] == current:
+        stack.pop()
+    return newest[stack[-1]] if stack else None

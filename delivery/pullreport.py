@@ -140,3 +140,41 @@ def human_bytes(n: int) -> str:
         if round(size, 1) < 1000 or unit == "GB":
             break
     return f"{size:.1f} {unit}"
+
+
+# -- what the engine says it downloaded -----------------------------------------------------------------
+_PROGRESS = re.compile(
+    r"(?P<layer>\b[0-9a-f]{12}) (?P<action>Downloading|Extracting)\s+\[[=> ]*\]\s+"
+    r"(?P<done>[0-9.]+ ?[kMGT]?B)/(?P<total>[0-9.]+ ?[kMGT]?B)"
+)
+_DONE = re.compile(r"(?P<layer>\b[0-9a-f]{12}) (?:Download complete|Pull complete)")
+_UNITS = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+
+
+def engine_size(text: str) -> int:
+    """'5.339kB' -> 5339: a size as the engine prints it (decimal units, four significant digits)."""
+    number, unit = re.fullmatch(r"([0-9.]+) ?([kMGT]?B)", text.strip()).groups()  # type: ignore[union-attr]
+    return round(float(number) * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class EngineDownload:
+    """Layers and bytes the engine's pull progress reported: a measurement, rounded as it prints sizes
+    (four significant digits); the image config, which it does not report, is not in it."""
+
+    layers: int
+    bytes: int
+
+
+def engine_download(lines: Iterable[str]) -> EngineDownload:
+    """Pure: what the compose/docker pull progress lines say was downloaded."""
+    sizes: dict[str, int] = {}
+    extracted: dict[str, int] = {}
+    done: set[str] = set()
+    for line in lines:
+        for match in _PROGRESS.finditer(line):
+            into = sizes if match["action"] == "Downloading" else extracted
+            into[match["layer"]] = max(into.get(match["layer"], 0), engine_size(match["total"]))
+        done.update(match["layer"] for match in _DONE.finditer(line))
+    layers = done | set(sizes)
+    return EngineDownload(len(layers), sum(sizes.get(layer, extracted.get(layer, 0)) for layer in layers))

@@ -206,6 +206,8 @@ class ScratchEngine:
 
     root: Path  # short: the containerd socket below exec/ must fit in 107 bytes
     disk_size: str = ENGINE_DISK
+    bridge: str = BRIDGE  # each engine running at the same time needs a bridge (and subnet) of its own
+    bridge_cidr: str = BRIDGE_CIDR
     created_bridge: bool = field(default=False, init=False)
     mounted: bool = field(default=False, init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -230,7 +232,7 @@ class ScratchEngine:
     def argv(self) -> list[str]:
         return [
             "dockerd", "--data-root", str(self.data_root), "--exec-root", str(self.root / "exec"),
-            "-H", self.host, "--pidfile", str(self.pid_path), "--bridge", BRIDGE,
+            "-H", self.host, "--pidfile", str(self.pid_path), "--bridge", self.bridge,
             "--config-file", str(self.root / "daemon.json"),
             # iptables stays on (as on every server): the embedded DNS of compose networks, which the
             # proxy resolves the web slots with, needs its rules in each container's namespace.
@@ -252,13 +254,13 @@ class ScratchEngine:
             if result.returncode != 0:
                 raise FaultBedUnavailable(f"mounting a tmpfs for the scratch engine failed: {result.stderr.strip()} (needs root)")
             self.mounted = True
-        if _run("ip", "link", "show", BRIDGE).returncode != 0:
-            for argv in (("link", "add", BRIDGE, "type", "bridge"), ("addr", "add", BRIDGE_CIDR, "dev", BRIDGE)):
+        if _run("ip", "link", "show", self.bridge).returncode != 0:
+            for argv in (("link", "add", self.bridge, "type", "bridge"), ("addr", "add", self.bridge_cidr, "dev", self.bridge)):
                 result = _run("ip", *argv)
                 if result.returncode != 0:
                     raise FaultBedUnavailable(f"`ip {' '.join(argv)}` failed: {result.stderr.strip()} (needs root)")
                 self.created_bridge = True
-        _run("ip", "link", "set", BRIDGE, "up")
+        _run("ip", "link", "set", self.bridge, "up")
         self._start_dockerd()
 
     def _start_dockerd(self) -> None:
@@ -331,7 +333,7 @@ class ScratchEngine:
                 _run("umount", "-l", str(self.data_root))
             self.mounted = False
         if self.created_bridge:
-            _run("ip", "link", "delete", BRIDGE)
+            _run("ip", "link", "delete", self.bridge)
             self.created_bridge = False
 
 

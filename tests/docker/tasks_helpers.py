@@ -356,3 +356,72 @@ def _state(pid: int) -> str:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# -- releases made in the registry, without a build --------------------------------------------------
+LAYER_TYPES = {
+    "application/vnd.oci.image.manifest.v1+json": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.distribution.manifest.v2+json": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+}
+
+
+def layer_tar(files: Mapping[str, bytes]) -> bytes:
+    """An image layer (uncompressed tar) holding `files` (paths relative to /)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def push_blob(client: httpx.Client, base: str, data: bytes) -> str:
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if client.head(f"{base}/blobs/{digest}").status_code == 200:
+        return digest
+    started = client.post(f"{base}/blobs/uploads/")
+    assert started.status_code == 202, f"starting a blob upload: HTTP {started.status_code} {started.text}"
+    location = started.headers["location"]
+    location = location if location.startswith("http") else f"{base.split('/v2/')[0]}{location}"
+    separator = "&" if "?" in location else "?"  # the location carries the upload's state in its query
+    done = client.put(f"{location}{separator}digest={digest}", content=data, headers={"content-type": "application/octet-stream"})
+    assert done.status_code == 201, f"uploading blob {digest}: HTTP {done.status_code} {done.text}"
+    return digest
+
+
+def push_derived_release(registry: str, repository: str, base_tag: str, tag: str,
+                         layers: Iterable[Mapping[str, bytes]]) -> str:
+    """Push repository:tag = the image of base_tag plus one layer per mapping of files; its manifest digest.
+
+    A release made without BuildKit, in a second: what a code-only release (or a dependency
+    change, with a layer below the code) looks like to a server, which only pulls and runs it.
+    """
+    import gzip
+    import hashlib
+
+    with httpx.Client(timeout=60) as client:
+        base = f"http://{registry}/v2/{repository}"
+        blobs = release_blobs(registry, repository, base_tag)
+        manifest = client.get(f"{base}/manifests/{blobs.digest}", headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        document = manifest.json()
+        media_type = document.get("mediaType") or manifest.headers["content-type"]
+        config = client.get(f"{base}/blobs/{document['config']['digest']}").json()
+        for files in layers:
+            tar = layer_tar(files)
+            compressed = gzip.compress(tar, mtime=0)
+            digest = push_blob(client, base, compressed)
+            document["layers"].append({"mediaType": LAYER_TYPES[media_type], "digest": digest, "size": len(compressed)})
+            config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar).hexdigest())
+            config.setdefault("history", []).append({"created": "2026-01-01T00:00:00Z", "created_by": f"test layer of {tag}"})
+        config_bytes = json.dumps(config).encode()
+        document["config"] = {**document["config"], "digest": push_blob(client, base, config_bytes), "size": len(config_bytes)}
+        body = json.dumps(document).encode()
+        pushed = client.put(f"{base}/manifests/{tag}", content=body, headers={"content-type": media_type})
+        assert pushed.status_code == 201, f"pushing {repository}:{tag}: HTTP {pushed.status_code} {pushed.text}"
+        return "sha256:" + hashlib.sha256(body).hexdigest()

@@ -339,6 +339,10 @@ def test_code_only_release_pulls_only_the_code_layer(site: Site, registry_log: P
     fetched = {a.path.rsplit("/", 1)[1] for a in by_engine}
     assert served == report["pulled_bytes"], f"the engine fetched {count} blobs, {served} bytes: {sorted(fetched)}"
     assert fetched == {*predicted["pulled_digests"], release.blobs.config[0]}
+    # The engine's own progress lines: the same layers; their sizes, printed to four digits, without the config.
+    layer_bytes = served - release.blobs.config[1]
+    assert report["engine_layers"] == report["pulled_layers"], report
+    assert abs(report["engine_bytes"] - layer_bytes) <= max(2, layer_bytes // 1000) * report["engine_layers"], report
     # All clients: the deploy task itself also reads the config blob (for the diff ids).
     everyone = accesses_between(registry_log, *code_release.log_window)
     _, all_served = served_blob_bytes(blob_gets(everyone, APP_REPOSITORY, release.blobs.blob_digests))

@@ -293,7 +293,7 @@ def test_stage_context_copies_tracked_and_untracked_files_only(repo: Path, tmp_p
     assert (destination / "docker-entrypoint.sh").read_text() == '#!/bin/sh\nexec "$@"\n'
 
 
-def test_stage_context_normalizes_times_and_modes(repo: Path, tmp_path: Path) -> None:
+def test_stage_context_normalizes_modes_and_keeps_fresh_times(repo: Path, tmp_path: Path) -> None:
     destination = stage_context(repo, tmp_path / "context")
     modes = {
         str(p.relative_to(destination)): stat.S_IMODE(p.stat().st_mode) for p in [destination, *destination.rglob("*")]

@@ -33,6 +33,8 @@ def test_defaults() -> None:
         site_name="production",
         registry_user=None,
         registry_password_env="REGISTRY_PASSWORD",
+        keep_releases=5,
+        lock_wait=0.0,
     )
 
 
@@ -74,6 +76,8 @@ def test_all_settings(tmp_path: Path) -> None:
             "site_name": "plant a",
             "registry_user": "ci",
             "registry_password_env": "CI_REGISTRY_TOKEN",
+            "keep_releases": "3",
+            "lock_wait": 120,
         }
     )
 
@@ -90,6 +94,8 @@ def test_all_settings(tmp_path: Path) -> None:
         site_name="plant a",
         registry_user="ci",
         registry_password_env="CI_REGISTRY_TOKEN",
+        keep_releases=3,
+        lock_wait=120.0,
     )
     assert [host.kind for host in loaded.host_targets] == ["local", "ssh", "context"]
 
@@ -136,6 +142,13 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         pytest.param({"site_name": ""}, "invalid deploy.site_name '': use a non-empty one-line name", id="site-name-empty"),
         pytest.param({"site_name": "a\nb"}, "invalid deploy.site_name 'a\\nb'", id="site-name-newline"),
         pytest.param({"registry_user": ""}, "invalid deploy.registry_user ''", id="registry-user-empty"),
+        pytest.param({"keep_releases": 0}, "invalid deploy.keep_releases 0: keep at least 1 release (the running one), e.g. 5", id="keep-zero"),
+        pytest.param({"keep_releases": 2.5}, "invalid deploy.keep_releases 2.5: keep at least 1 release", id="keep-float"),
+        pytest.param({"keep_releases": "-1"}, "invalid deploy.keep_releases '-1'", id="keep-negative-text"),
+        pytest.param({"keep_releases": True}, "invalid deploy.keep_releases True", id="keep-bool"),
+        pytest.param({"lock_wait": -1}, "invalid deploy.lock_wait -1: use a number of seconds, 0 or more (0: fail at once)", id="lock-wait-negative"),
+        pytest.param({"lock_wait": "soon"}, "invalid deploy.lock_wait 'soon'", id="lock-wait-text"),
+        pytest.param({"lock_wait": float("nan")}, "invalid deploy.lock_wait nan", id="lock-wait-nan"),
         pytest.param({"hosts": []}, "deploy.hosts is empty: list at least one host", id="hosts-empty"),
         pytest.param({"hosts": 3}, "invalid deploy.hosts 3: give a list of hosts", id="hosts-not-a-list"),
         pytest.param({"hosts": ["local", "local"]}, "deploy.hosts lists 'local' twice: list each host once", id="hosts-duplicate"),

@@ -1,14 +1,14 @@
 """The pure parts of deploying: history tags, the lock and history names, the report's dict."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery import tags
-from delivery.deploy import rollback_target
-from delivery.history import HistoryEntry, history_repository
+from delivery.history import rollback_target
+from delivery.history import HistoryEntry, history_repository, history_tag
 from delivery.lock import lock_name
 
 IMAGE_ID = "sha256:" + "f" * 64
@@ -73,18 +73,27 @@ app_tags = st.builds(
     kind=st.sampled_from(["deploy", "rollback", "restore"]),
     app_tag=app_tags,
 )
-def test_history_tags_written_like_record_round_trip(when: datetime, kind: str, app_tag: str) -> None:
-    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
-    history_tag = f"{stamp}-{kind}-{app_tag}"
-    assert tags.TAG_PATTERN.fullmatch(history_tag)
-    assert HistoryEntry.parse(history_tag, IMAGE_ID) == HistoryEntry(stamp, kind, app_tag, IMAGE_ID)
+def test_history_tags_round_trip(when: datetime, kind: str, app_tag: str) -> None:
+    written = history_tag(when, kind, app_tag)
+    assert tags.TAG_PATTERN.fullmatch(written)
+    entry = HistoryEntry.parse(written, IMAGE_ID)
+    assert entry is not None and (entry.kind, entry.tag, entry.image_id) == (kind, app_tag, IMAGE_ID)
 
 
-def test_history_stamps_sort_by_time() -> None:
-    times = [datetime(2026, 1, 2, 3, 4, 5, 6, timezone.utc), datetime(2026, 11, 27, 17, 58, 38, 316172, timezone.utc),
-             datetime(2027, 1, 1, tzinfo=timezone.utc)]
-    stamps = [t.strftime("%Y%m%dT%H%M%S%fZ") for t in times]
-    assert sorted(reversed(stamps)) == stamps
+@given(
+    first=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(timezone.utc)),
+    later_by=st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=3650)),
+)
+def test_history_entries_sort_by_time_as_text(first: datetime, later_by: timedelta) -> None:
+    # history() sorts entries by their time text: it must order them as the times they stand for.
+    earlier = HistoryEntry.parse(history_tag(first, "deploy", "1.0.0-0123456789ab"), IMAGE_ID)
+    later = HistoryEntry.parse(history_tag(first + later_by, "deploy", "1.0.0-0123456789ab"), IMAGE_ID)
+    assert earlier is not None and later is not None and earlier.time < later.time
+
+
+def test_history_tag_of_a_local_time_is_in_utc() -> None:
+    cet = timezone(timedelta(hours=1))
+    assert history_tag(datetime(2026, 11, 29, 6, 0, tzinfo=cet), "deploy", "T") == "20261129T050000000000Z-deploy-T"
 
 
 @pytest.mark.parametrize(

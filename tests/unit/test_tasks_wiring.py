@@ -19,7 +19,7 @@ from invoke import Program
 
 from delivery import commands
 from delivery.commands import DeployFailed
-from delivery.config import DEFAULTS
+from delivery.config import DEFAULTS, load_config
 from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,8 @@ FULL_REPORT = {
     "pulled_bytes": 4096,
     "total_bytes": 60_000_000,
     "pull_seconds": 1.5,
+    "engine_layers": 1,
+    "engine_bytes": 3620,
     "seconds_to_healthy": 3.25,
     "slot": "green",
     "switch_seconds": 0.12,
@@ -62,6 +64,13 @@ FULL_REPORT = {
     "rolled_back": False,
     "error": None,
 }
+PRUNE_REPORT = {
+    "host": "a", "keep": 1, "kept": ["1.0.1-bbbbbbbbbbbb", "1.0.0-aaaaaaaaaaaa"],
+    "why_kept": {"1.0.1-bbbbbbbbbbbb": "running", "1.0.0-aaaaaaaaaaaa": "rollback target"},
+    "pruned": ["0.9.0-cccccccccccc"], "removed_refs": [], "deleted_images": 1,
+    "predicted_freed_bytes": 2_100_000, "freed_bytes": 2_000_000, "disk_before": 9_000_000, "disk_after": 7_000_000,
+    "dry_run": False, "errors": [],
+}  # fmt: skip
 CI_RESULT = {
     "deps": {"image": "localhost:5000/production-control-deps:deps-1.0.0-abcdef123456", "digest": "sha256:deps", "built": False},
     "app": {"image": f"localhost:5000/production-control:{TAG}", "digest": "sha256:app"},
@@ -140,7 +149,7 @@ def test_deploy_passes_hosts_version_and_dry_run(invoke: Run, recorder: Recorder
     code, out, err = invoke("deploy", "--host", "a", "--host", "b", "--version", TAG, "--dry-run")
     assert (code, err) == (0, "")
     assert recorder.calls == [
-        ("deploy", {"section": REPO_SECTION, "hosts": ["a", "b"], "version": TAG, "dry_run": True}),
+        ("deploy", {"section": REPO_SECTION, "hosts": ["a", "b"], "version": TAG, "dry_run": True, "lock_wait": None}),
     ]
     line = f"localhost:5000/production-control:{TAG} would pull 2/9 layers, 1.2 MB of 60.0 MB (overlay2 store)"
     assert out == f"a: {line}\n\nb: {line}\n"
@@ -150,7 +159,7 @@ def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
     recorder.fake("deploy", [FULL_REPORT])
     code, out, _ = invoke("deploy", "--json")
     assert code == 0
-    assert recorder.calls == [("deploy", {"section": REPO_SECTION, "hosts": [], "version": None, "dry_run": False})]
+    assert recorder.calls == [("deploy", {"section": REPO_SECTION, "hosts": [], "version": None, "dry_run": False, "lock_wait": None})]
     assert json.loads(out) == FULL_REPORT  # one host: the report itself, not {"hosts": [...]}
 
 
@@ -173,6 +182,19 @@ def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
         pytest.param(["ci"], "ci", CI_RESULT, {"section": REPO_SECTION, "tests": "unit"}, id="ci-defaults"),
         pytest.param(["ci", "--tests", "none"], "ci", CI_RESULT, {"section": REPO_SECTION, "tests": "none"}, id="ci-no-tests"),
         pytest.param(["registry"], "registry_up", "registry localhost:5000 is running", {"section": REPO_SECTION}, id="registry"),
+        pytest.param(["deploy", "--lock-wait", "60"], "deploy", [DRY_REPORT],
+                     {"section": REPO_SECTION, "hosts": [], "version": None, "dry_run": False, "lock_wait": "60"}, id="deploy-lock-wait"),
+        pytest.param(["prune", "--host", "a", "--keep", "2", "--dry-run"], "prune", [PRUNE_REPORT],
+                     {"section": REPO_SECTION, "hosts": ["a"], "keep": "2", "dry_run": True}, id="prune-keep-dry-run"),
+        pytest.param(["prune"], "prune", [PRUNE_REPORT], {"section": REPO_SECTION, "hosts": [], "keep": None, "dry_run": False},
+                     id="prune-defaults"),
+        pytest.param(["logs", "--host", "a", "--host", "b", "--service", "cron", "--since", "10m", "--tail", "5", "--follow"], "logs",
+                     None, {"section": REPO_SECTION, "hosts": ["a", "b"], "service": "cron", "since": "10m", "tail": "5", "follow": True},
+                     id="logs-all-flags"),
+        pytest.param(["logs"], "logs", None,
+                     {"section": REPO_SECTION, "hosts": [], "service": None, "since": None, "tail": None, "follow": False}, id="logs-defaults"),
+        pytest.param(["run-job", "record-run", "--host", "a"], "run_job", 0, {"section": REPO_SECTION, "hosts": ["a"], "name": "record-run"},
+                     id="run-job"),
     ],
 )
 def test_task_flags_reach_the_command(invoke: Run, recorder: Recorder, argv: list[str], name: str, result: Any,
@@ -194,6 +216,10 @@ def test_task_flags_reach_the_command(invoke: Run, recorder: Recorder, argv: lis
                      f"app  localhost:5000/production-control:{TAG}\n     sha256:app\n", id="ci"),
         pytest.param(["bump", "major"], "bump", ("1.4.2", "2.0.0"), "app version 1.4.2 -> 2.0.0\n", id="bump"),
         pytest.param(["bump", "patch", "--deps"], "bump", ("1.0.0", "1.0.1"), "deps version 1.0.0 -> 1.0.1\n", id="bump-deps"),
+        pytest.param(["prune", "--keep", "1"], "prune", [PRUNE_REPORT],
+                     "a: keep 1\n  kept      1.0.1-bbbbbbbbbbbb (running), 1.0.0-aaaaaaaaaaaa (rollback target)\n"
+                     "  pruned    0.9.0-cccccccccccc\n  freed     2.0 MB measured (docker system df before/after), 2.1 MB predicted\n",
+                     id="prune"),
         pytest.param(["unlock"], "unlock", ["a: removed a stale deploy lock", "b: no deploy lock was held"],
                      "a: removed a stale deploy lock\nb: no deploy lock was held\n", id="unlock"),
     ],
@@ -245,17 +271,21 @@ def test_config_precedence(invoke: Run, recorder: Recorder, monkeypatch: pytest.
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"),
+    ("variable", "value", "key", "loaded"),
     [
-        pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a", id="hosts-list"),
-        pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", id="health-timeout-int-in-yaml"),
+        pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a,prod-2", "hosts", ("ssh://deploy@plant-a", "prod-2"), id="hosts-list"),
+        pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", "health_timeout", 2.5, id="health-timeout-float"),
+        pytest.param("INVOKE_DEPLOY_MONITOR", "0", "monitor", 0.0, id="watch-window-off"),
+        pytest.param("INVOKE_DEPLOY_PROXY_IMAGE", "registry.example.com/haproxy:3.0", "proxy_image",
+                     "registry.example.com/haproxy:3.0", id="proxy-image-default-none"),
     ],
 )
-def test_documented_env_overrides_work(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
-                                       variable: str, value: str) -> None:
+def test_documented_env_overrides_reach_the_config(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
+                                                   variable: str, value: str, key: str, loaded: Any) -> None:
     monkeypatch.setenv(variable, value)
     recorder.fake("status", [])
     assert invoke("status")[0] == 0
+    assert getattr(load_config(recorder.calls[0][1]["section"]), key) == loaded
 
 
 # -- errors --------------------------------------------------------------------------------------------------
@@ -318,8 +348,8 @@ def test_format_report_healthy() -> None:
         f"image           localhost:5000/production-control:{TAG}",
         "digest          sha256:abc",
         "previous        1.0.0-0123456789ab",
-        "layers pulled   1/9",
-        "bytes pulled    4.1 kB of 60.0 MB",
+        "layers pulled   1/9 predicted, 1 reported by the engine",
+        "bytes pulled    4.1 kB of 60.0 MB predicted, 3.6 kB reported by the engine (without the config)",
         "pull time       1.50s",
         "healthy after   3.25s (slot green)",
         "switch          0.12s",
@@ -384,3 +414,18 @@ def test_format_status_shows_at_most_ten_history_entries() -> None:
     history = [{"time": f"2026112{i}T000000000000Z", "kind": "deploy", "tag": TAG} for i in range(12)]
     entry = {"host": "local", "engine": "28", "image_store": "overlay2", "running": None, "lock": None, "history": history}
     assert len(commands.format_status(entry).splitlines()) == 5 + 10
+
+
+def test_format_status_shows_the_releases_the_host_keeps() -> None:
+    entry = {"host": "plant-a", "engine": "26.1.5", "image_store": "overlay2", "running": None, "lock": None,
+             "history": [], "releases": {"count": 3, "keep_releases": 5, "bytes": 254_800_000}}
+    assert "  releases  3 on the host (keep_releases 5), 254.8 MB of images" in commands.format_status(entry).splitlines()
+
+
+def test_format_prune_dry_run_and_nothing_to_do() -> None:
+    dry = {**PRUNE_REPORT, "dry_run": True, "freed_bytes": None, "errors": []}
+    assert commands.format_prune(dry).splitlines()[-1] == "  would free 2.1 MB predicted (dry run: nothing removed)"
+    idle = {**PRUNE_REPORT, "pruned": [], "freed_bytes": None, "predicted_freed_bytes": 0}
+    assert commands.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
+    failed = {**PRUNE_REPORT, "errors": ["r:1: image is being used by a container"]}
+    assert commands.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
