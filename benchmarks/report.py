@@ -143,3 +143,67 @@ def write_chart(rows: list[dict], scenario_titles: dict[str, str], path: Path, s
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# -- availability during releases (benchmarks/availability.py) -------------------------------------
+def availability_cell(row: dict | None) -> str:
+    """'failed / requests, unavailable s' of one kind and way; 'not run (n)' points to a footnote."""
+    if row is None:
+        return "-"
+    if not row.get("measured", True):
+        return "not run"
+    return f"{row['failed']} / {row['requests']}, {row['unavailable_seconds']:.1f} s"
+
+
+def _availability_grid(document: dict) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
+    rows = document["results"]
+    kinds = [k for k in document["kinds"] if any(r["kind"] == k for r in rows)]
+    ways = [w for w in document["ways"] if any(r["way"] == w for r in rows)]
+    return kinds, ways, {(r["kind"], r["way"]): r for r in rows}
+
+
+def availability_markdown(document: dict) -> str:
+    """Kind of release x way of deploying: failed requests / requests, unavailable seconds; reasons of rows not run."""
+    kinds, ways, by = _availability_grid(document)
+    lines = ["| release | " + " | ".join(document["ways"][w] for w in ways) + " |",
+             "|---|" + "---:|" * len(ways)]
+    reasons: list[str] = []
+    for kind in kinds:
+        cells = []
+        for way in ways:
+            row = by.get((kind, way))
+            cell = availability_cell(row)
+            if row is not None and not row.get("measured", True):
+                if row["reason"] not in reasons:
+                    reasons.append(row["reason"])
+                cell += f" ({reasons.index(row['reason']) + 1})"
+            cells.append(cell)
+        lines.append(f"| {document['kinds'][kind]} | " + " | ".join(cells) + " |")
+    if reasons:
+        lines.append("")
+        lines += [f"({i}) {reason}" for i, reason in enumerate(reasons, 1)]
+    return "\n".join(lines)
+
+
+def availability_table(document: dict) -> str:
+    """The same for a terminal: one line per kind and way, with what the deploy tool said."""
+    kinds, ways, by = _availability_grid(document)
+    header = f"{'release':<44} {'way':<9} {'failed / requests, unavailable':>32}  outcome"
+    lines = [header, "-" * len(header)]
+    for kind in kinds:
+        for way in ways:
+            row = by.get((kind, way))
+            if row is None:
+                continue
+            said = row.get("tool_said", "") if row.get("measured", True) else row["reason"]
+            lines.append(f"{document['kinds'][kind]:<44} {way:<9} {availability_cell(row):>32}  {said[:110]}")
+    return "\n".join(lines)
+
+
+def availability_targets(document: dict) -> list[Target]:
+    """Issue 8's target: our way fails no request in any kind of release (one per kind that ran)."""
+    return [
+        Target(f"zero failed requests: {document['kinds'].get(r['kind'], r['kind'])}", "ours", r["failed"] == 0,
+               f"{r['failed']} / {r['requests']}", "0")
+        for r in document["results"] if r["way"] == "ours" and r.get("measured", True)
+    ]

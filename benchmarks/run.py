@@ -3,7 +3,12 @@
     .venv/bin/python -m benchmarks.run             full run: 6 scenarios x 2 designs x 2 image stores
     .venv/bin/python -m benchmarks.run --quick     smoke run: first deploy + code-only, overlay2 store
     .venv/bin/python -m benchmarks.run --publish   full run, then copy the JSON and chart into docs/
+    .venv/bin/python -m benchmarks.run --scenarios availability   only the availability run (~5 min)
     .venv/bin/python -m benchmarks.run --render benchmarks/results/latest.json   redraw a saved run
+
+Besides the layer scenarios, a full run measures availability during releases
+(benchmarks/availability.py): failed requests under a steady load for each kind of
+release, deployed our way and the two baseline ways.
 
 Needs the test bed (`sudo scripts/testbed up`) and root (it starts throwaway
 server engines). Reads TESTBED_* and INVOKE_DEPLOY_* from the environment, or
@@ -27,7 +32,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from benchmarks import designs, report, scenarios, servers
+from benchmarks import availability, designs, report, scenarios, servers
 from benchmarks.measure import added_layers, image_facts, measured_pull
 from benchmarks.workspace import BenchmarkError, Clone, git
 from delivery.errors import DeliveryError
@@ -47,7 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: first deploy and code-only release, overlay2 store only")
     parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(s.key for s in scenarios.SCENARIOS)} "
-                        "(run as one chain in that order, always after the first deploy)")
+                        "(run as one chain in that order, always after the first deploy) and "
+                        f"{availability.SELECTOR} (availability during releases; alone, no layer scenario runs)")
     parser.add_argument("--stores", help="comma-separated subset of overlay2,containerd")
     parser.add_argument("--servers", choices=("scratch", "testbed"), default="scratch",
                         help="scratch: throwaway engines per chain (default); testbed: the test bed's servers, emptied first")
@@ -82,13 +88,17 @@ def machine() -> dict[str, str]:
             "kernel": platform.release(), "engine": engine}
 
 
-def measure(args: argparse.Namespace) -> tuple[dict, Path]:
-    """Run the scenario chains; return the results document and the run's directory."""
+def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
+    """Run the scenario chains and the availability run as chosen; return the layer results document
+    (None when no layer scenario ran), the availability document (None when it did not run) and the run's directory."""
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     env = testbed_environment()
-    keys = scenarios.QUICK if args.quick else (tuple(args.scenarios.split(",")) if args.scenarios else None)
-    chosen = scenarios.select(keys)
+    if args.quick:
+        keys, with_availability = scenarios.QUICK, False
+    else:
+        keys, with_availability = availability.split_selection(tuple(args.scenarios.split(",")) if args.scenarios else None)
+    chosen = scenarios.select(keys) if keys != () else ()
     stores = ("overlay2",) if args.quick else (tuple(args.stores.split(",")) if args.stores else servers.STORES)
     if any(s not in servers.STORES for s in stores):
         raise BenchmarkError(f"unknown store in {stores}: use {', '.join(servers.STORES)}")
@@ -110,6 +120,8 @@ def measure(args: argparse.Namespace) -> tuple[dict, Path]:
                        "containerd": env.get("TESTBED_SERVER_CONTAINERD_HOST", "")},
     )
     bench.registry.ping()
+    if not chosen:
+        return None, availability_document(bench, env, stamp), out
 
     say(f"benchmark {run_id}: {len(chosen)} scenario(s) x {len(report.DESIGNS)} designs x {len(stores)} store(s), "
         f"{args.servers} servers; logs in {out}")
@@ -135,7 +147,22 @@ def measure(args: argparse.Namespace) -> tuple[dict, Path]:
         "results": rows,
         "targets": [t.as_dict() for t in report.targets(rows)],
     }
-    return document, out
+    return document, availability_document(bench, env, stamp) if with_availability else None, out
+
+
+def availability_document(bench: "Bench", env: dict[str, str], stamp: datetime) -> dict:
+    started = time.monotonic()
+    if bench.servers != "scratch":
+        raise BenchmarkError("the availability run needs throwaway servers: use --servers scratch (the default)")
+    document = availability.run(bench.settings, env, bench.builder, bench.run_id)
+    return {
+        "date": stamp.isoformat(timespec="seconds"),
+        "source": {"commit": git(ROOT, "rev-parse", "HEAD").strip(),
+                   "uncommitted_changes": bool(git(ROOT, "status", "--porcelain", "--untracked-files=no").strip())},
+        "machine": machine(),
+        "duration_seconds": round(time.monotonic() - started, 1),
+        **document,
+    }
 
 
 @dataclass(frozen=True)
@@ -224,19 +251,44 @@ def outputs(document: dict, json_path: Path, publish: bool) -> int:
     return 0 if all(t.passed for t in checks) else 1
 
 
+def availability_outputs(document: dict, json_path: Path, publish: bool) -> int:
+    """Print the availability table (and its markdown); optionally publish the JSON to docs/."""
+    checks = report.availability_targets(document)
+    print(report.availability_table(document))
+    print()
+    print(report.availability_markdown(document))
+    print()
+    print(report.target_lines(checks))
+    if publish:
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(json_path, DOCS / "availability-results.json")
+        say(f"published {DOCS / 'availability-results.json'}")
+    print(f"\nresults: {json_path}; the availability run took {document['duration_seconds']:.0f}s")
+    return 0 if all(t.passed for t in checks) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     if args.render:
         try:
             document = json.loads(args.render.read_text())
         except (OSError, ValueError) as exc:
             raise BenchmarkError(f"cannot read {args.render}: {exc}") from exc
+        if "kinds" in document:
+            return availability_outputs(document, args.render, args.publish)
         return outputs(document, args.render, args.publish)
-    document, out = measure(args)
-    text = json.dumps(document, indent=2) + "\n"
-    (out / "results.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    status = outputs(document, out / "results.json", args.publish)
-    shutil.copyfile(out / "results.png", RESULTS / "latest.png")
+    document, available, out = measure(args)
+    status = 0
+    if document is not None:
+        text = json.dumps(document, indent=2) + "\n"
+        (out / "results.json").write_text(text)
+        (RESULTS / "latest.json").write_text(text)
+        status = outputs(document, out / "results.json", args.publish)
+        shutil.copyfile(out / "results.png", RESULTS / "latest.png")
+    if available is not None:
+        text = json.dumps(available, indent=2) + "\n"
+        (out / "availability.json").write_text(text)
+        (RESULTS / "latest-availability.json").write_text(text)
+        status = max(status, availability_outputs(available, out / "availability.json", args.publish))
     return status
 
 

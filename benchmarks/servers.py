@@ -49,13 +49,15 @@ class Server:
 SCRATCH_BRIDGES = {"overlay2": ("pcb-overlay2", "10.213.9.1/24"), "containerd": ("pcb-containerd", "10.213.10.1/24")}
 
 
-def dockerd_argv(root: Path, bridge: str) -> list[str]:
-    """Pure: a dockerd confined to `root` and its own bridge; it leaves iptables and sysctls alone."""
+def dockerd_argv(root: Path, bridge: str, iptables: bool = False) -> list[str]:
+    """Pure: a dockerd confined to `root` and its own bridge; it leaves sysctls alone, and iptables
+    too unless `iptables` (containers that talk to each other by name need it: compose networks'
+    embedded DNS works through iptables rules in each container's namespace)."""
     return [
         "dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
         "-H", f"unix://{root / 'docker.sock'}", "--pidfile", str(root / "docker.pid"),
         "--config-file", str(root / "daemon.json"), "--bridge", bridge,
-        "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+        *(() if iptables else ("--iptables=false", "--ip6tables=false")), "--ip-forward=false",
     ]
 
 
@@ -76,15 +78,16 @@ def check_store(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def scratch(stores: tuple[str, ...]) -> Iterator[list[Server]]:
-    """Start one empty dockerd per store; stop them (by their process) and delete their data after."""
+def scratch(stores: tuple[str, ...], iptables: bool = False) -> Iterator[list[Server]]:
+    """Start one empty dockerd per store; stop them (by their process) and delete their data after.
+    `iptables`: for servers that run containers talking to each other (see dockerd_argv)."""
     if shutil.which("dockerd") is None:
         raise BenchmarkError("dockerd is not installed: run `sudo scripts/testbed up`")
     top = Path(tempfile.mkdtemp(prefix="pcb-", dir="/tmp"))  # short: socket paths are limited to 107 bytes
     started: list[tuple[subprocess.Popen, Path]] = []
     bridges: list[str] = []
+    servers: list[Server] = []
     try:
-        servers = []
         for store in stores:
             root = top / store
             root.mkdir()
@@ -96,7 +99,7 @@ def scratch(stores: tuple[str, ...]) -> Iterator[list[Server]]:
                 _ip("addr", "add", cidr, "dev", bridge)
             _ip("link", "set", bridge, "up")
             log = (root / "dockerd.log").open("wb")
-            process = subprocess.Popen(dockerd_argv(root, bridge), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(dockerd_argv(root, bridge, iptables), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
             started.append((process, root))
             server = Server(store, f"unix://{root / 'docker.sock'}", DockerClient(host=f"unix://{root / 'docker.sock'}"))
@@ -105,6 +108,8 @@ def scratch(stores: tuple[str, ...]) -> Iterator[list[Server]]:
             servers.append(server)
         yield servers
     finally:
+        for server in servers:
+            _remove_containers_and_networks(server)
         for process, _ in started:
             process.terminate()
         for process, _ in started:
@@ -119,6 +124,15 @@ def scratch(stores: tuple[str, ...]) -> Iterator[list[Server]]:
             print(f"warning: mounts remain under {top}; left in place", flush=True)
         else:
             shutil.rmtree(top, ignore_errors=True)
+
+
+def _remove_containers_and_networks(server: Server) -> None:
+    """What ran on a scratch engine: the bridge of a network outlives its engine (and holds an address range)."""
+    with contextlib.suppress(DockerException):
+        containers = server.docker.container.list(all=True)
+        if containers:
+            server.docker.container.remove(containers, force=True, volumes=True)
+        server.docker.network.prune()
 
 
 def _wait_up(server: Server, process: subprocess.Popen, root: Path) -> None:

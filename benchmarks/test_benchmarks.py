@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import designs, report, scenarios, servers
+from benchmarks import availability, designs, report, scenarios, servers
+from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
 from benchmarks.measure import ImageFacts, served
 from delivery.registry import Blob, Manifest
 
@@ -79,6 +80,9 @@ def test_scratch_engines_never_disable_the_bridge():
     argv = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2")
     assert argv[argv.index("--bridge") + 1] == "pcb-overlay2"
     assert "--iptables=false" in argv
+    # The availability run's servers run a proxy that finds the web slots by name: iptables on.
+    with_containers = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2", iptables=True)
+    assert "--iptables=false" not in with_containers and "--ip-forward=false" in with_containers
 
 
 def _image() -> ImageFacts:
@@ -130,3 +134,88 @@ def test_table_and_markdown_list_every_row():
     rows = _rows({("first", "ours", "overlay2"): {"bytes": 1_500_000, "layer_bytes": 0, "image_bytes": 1}})
     assert "1.5 MB" in report.table(rows, {"first": "first deploy"})
     assert "| first deploy | ours | overlay2 (classic) | 1.5 MB | 1/12 | 0.10 | 1.0 |" in report.markdown_table(rows, {"first": "first deploy"})
+
+
+# -- availability during releases -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "keys, expected",
+    [
+        (None, (None, True)),  # a full run: every layer scenario and availability
+        (("availability",), ((), True)),  # availability alone: no layer scenario
+        (("code", "availability"), (("code",), True)),
+        (("code",), (("code",), False)),
+    ],
+)
+def test_split_selection(keys, expected):
+    assert availability.split_selection(keys) == expected
+
+
+def test_summarize_counts_failures_and_times_them_from_the_release_start():
+    ok, refused, error_500 = 200, None, 503
+    outcomes = [Outcome(0.0, 0.01, ok), Outcome(2.0, 0.02, refused, "ConnectionRefusedError"),
+                Outcome(2.5, 0.5, error_500), Outcome(3.0, 0.01, ok), Outcome(4.0, 1.2, ok)]
+    summary = availability.summarize(LoadResult(outcomes), release_start=1.5, release_end=3.5)
+    assert summary["requests"] == 5 and summary["failed"] == 2
+    assert summary["unavailable_seconds"] == 1.0  # 2.0 .. 3.0 (the 503 came back at 3.0)
+    assert summary["failures_from"] == 0.5 and summary["failures_to"] == 1.5
+    assert summary["answers"] == {"200": 3, "ConnectionRefusedError": 1, "503": 1}
+    assert summary["release_seconds"] == 2.0 and summary["slowest_seconds"] == 1.2
+
+
+def test_summarize_without_failures():
+    summary = availability.summarize(LoadResult([Outcome(0.0, 0.01, 200)]), 0.5, 1.0)
+    assert (summary["failed"], summary["unavailable_seconds"], summary["failures_from"]) == (0, 0.0, None)
+
+
+def test_seed_rows_report_the_kinds_not_run_with_their_reason():
+    code = {"kind": "code", "way": "seed", "measured": True, "requests": 400, "failed": 400, "unavailable_seconds": 8.0}
+    rows = availability.seed_rows(code, {"serves": False, "why": "its container is exited, exit code 1"})
+    assert [r["kind"] for r in rows] == [k.key for k in availability.KINDS]
+    assert all(not r["measured"] for r in rows[1:])
+    crash = next(r for r in rows if r["kind"] == "crash")
+    assert "exit code 1" in crash["reason"] and "cannot be told from a good one" in crash["reason"]
+    assert "no rollback" in next(r for r in rows if r["kind"] == "rollback")["reason"]
+
+
+def test_commit_release_names_the_release_healthz_reports():
+    built = {"good": availability.Built("good", "1.0.0-aaaaaaaaaaaa", "a" * 40),
+             "second": availability.Built("second", "1.0.0-bbbbbbbbbbbb", "b" * 40)}
+    assert availability.commit_release("b" * 12, built) == "second"
+    assert availability.commit_release("c" * 40, built) == "other"
+    assert availability.commit_release(None, built) is None
+
+
+def test_availability_markdown_is_kinds_by_ways_with_footnotes():
+    document = {
+        "kinds": {"code": "code-only release", "crash": "release crashes at import"},
+        "ways": {"ours": "ours", "seed": "seed"},
+        "results": [
+            {"kind": "code", "way": "ours", "measured": True, "requests": 600, "failed": 0, "unavailable_seconds": 0.0},
+            {"kind": "code", "way": "seed", "measured": True, "requests": 400, "failed": 400, "unavailable_seconds": 8.04},
+            {"kind": "crash", "way": "ours", "measured": True, "requests": 300, "failed": 2, "unavailable_seconds": 0.31},
+            {"kind": "crash", "way": "seed", "measured": False, "reason": "it never serves"},
+        ],
+    }
+    assert report.availability_markdown(document).splitlines() == [
+        "| release | ours | seed |",
+        "|---|---:|---:|",
+        "| code-only release | 0 / 600, 0.0 s | 400 / 400, 8.0 s |",
+        "| release crashes at import | 2 / 300, 0.3 s | not run (1) |",
+        "",
+        "(1) it never serves",
+    ]
+
+
+def test_availability_targets_fail_on_any_failed_request_of_ours():
+    document = {"kinds": {"code": "code-only release", "crash": "release crashes at import"}, "results": [
+        {"kind": "code", "way": "ours", "measured": True, "requests": 600, "failed": 0},
+        {"kind": "crash", "way": "ours", "measured": True, "requests": 300, "failed": 2},
+        {"kind": "crash", "way": "recreate", "measured": True, "requests": 300, "failed": 90},
+    ]}
+    checks = report.availability_targets(document)
+    assert [(t.name, t.passed, t.value) for t in checks] == [
+        ("zero failed requests: code-only release", True, "0 / 600"),
+        ("zero failed requests: release crashes at import", False, "2 / 300"),
+    ]
