@@ -108,6 +108,12 @@ def skopeo_reason(stderr: str) -> str:
             last = json.loads(f'"{text}"')
         except ValueError:
             last = text.replace('\\"', '"')
+    parts: list[str] = []  # one line: skopeo's messages may hold newlines and repeat themselves
+    for part in last.split("\n"):
+        part = " ".join(part.split())
+        if part and part not in parts:
+            parts.append(part)
+    last = " ".join(parts)
     for noise in ("Error parsing image name ", "Error listing repository tags: ", "Error during inspect: "):
         if last.startswith(noise):
             last = last[len(noise):]

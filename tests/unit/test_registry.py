@@ -196,6 +196,9 @@ def test_skopeo_argv(args: tuple, expected: list[str]) -> None:
         pytest.param(
             'level=fatal msg="pinging container registry r: Get \\"https://r/v2/\\": x509: certificate signed by unknown authority"',
             'pinging container registry r: Get "https://r/v2/": x509: certificate signed by unknown authority', "tls", id="unknown-ca"),
+        pytest.param(
+            'level=fatal msg="Error parsing image name \\"docker://r/x:1\\": reading manifest 1 in r/x: errors:\\nunauthorized: authentication required\\nunauthorized: authentication required\\n"',
+            "reading manifest 1 in r/x: errors: unauthorized: authentication required", "refused", id="multi-line-on-one-line"),
         pytest.param("", "no message", "other", id="silent"),
     ],
 )
