@@ -28,6 +28,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -191,7 +192,7 @@ class RegistryServer:
     def answers(self) -> bool:
         """/v2/ answers (200, or 401 when it wants credentials)."""
         try:
-            verify: Any = str(self.tls.certificate) if self.tls else True
+            verify: Any = ssl.create_default_context(cafile=str(self.tls.certificate)) if self.tls else True
             return httpx.get(f"{self.url}/v2/", timeout=2, verify=verify).status_code in (200, 401)
         except httpx.HTTPError:
             return False

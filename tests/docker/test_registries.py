@@ -16,7 +16,10 @@ pull tokens, a blob redirect that must not carry credentials, Retry-After, and b
 from __future__ import annotations
 
 import json
+import base64
+import os
 import secrets
+import ssl
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -98,8 +101,6 @@ class Site:
         return run
 
     def secrets(self) -> tuple[str, ...]:
-        import base64
-
         return (self.password, base64.b64encode(f"{USER}:{self.password}".encode()).decode())
 
 
@@ -128,8 +129,6 @@ def copy_deps_image(bed: FaultBed, site: Site) -> None:
     """Plumbing, not under test: the fault bed's deps image, copied into the site's registry as it is."""
     deps_tag = bed.build_deps().json()["image"].rsplit(":", 1)[1]
     auth = site.root / "plumbing-auth.json"
-    import base64
-
     auth.write_text(json.dumps({"auths": {site.server.address: {"auth": base64.b64encode(f"{USER}:{site.password}".encode()).decode()}}}))
     copied = subprocess.run(
         ["skopeo", "copy", "--quiet", "--preserve-digests", "--src-tls-verify=false", "--src-no-creds", "--dest-authfile", str(auth),
@@ -203,7 +202,8 @@ def test_push_deploy_status_and_rollback(bed: FaultBed, sites: dict[str, Site], 
     assert good["image"] == f"{site.location}/{APP_REPOSITORY}:{good['tag']}"
     assert good["deps"].startswith(f"{site.location}/{DEPS_REPOSITORY}:")
     if kind == "tls":
-        assert httpx.get(f"https://{site.server.address}/v2/", verify=str(site.server.tls.certificate)).status_code == 401
+        ca = ssl.create_default_context(cafile=str(site.server.tls.certificate))
+        assert httpx.get(f"https://{site.server.address}/v2/", verify=ca).status_code == 401
 
     engine = bed.engine.host
     first = site.invoke("deploy", "--host", engine, "--version", good["tag"], "--json", env=site.with_login())
@@ -285,8 +285,6 @@ def failing_helper(site: Site) -> dict[str, str]:
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     config = site.fresh_docker_config()
     (config / "config.json").write_text(json.dumps({"credHelpers": {site.server.address: "pc-test-broken"}}))
-    import os
-
     return {**site.base_env(), "DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
