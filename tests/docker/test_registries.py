@@ -15,8 +15,8 @@ pull tokens, a blob redirect that must not carry credentials, Retry-After, and b
 
 from __future__ import annotations
 
-import json
 import base64
+import json
 import os
 import secrets
 import ssl

@@ -157,3 +157,33 @@ def test_auth_file_is_private_and_removed(tmp_path: Path) -> None:
 
 def test_auth_file_with_an_identity_token() -> None:
     assert auth.auth_file_document("h", Credentials("<token>", "t", "x")) == {"auths": {"h": {"identitytoken": "t"}}}
+
+
+# -- logging the docker CLI in (the engines pull with its credentials) ----------------------------------
+class FakeDocker:
+    docker_cmd = ["docker", "--host", "unix:///x.sock"]
+
+
+def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, variable: str | None) -> list[tuple[list[str], bytes]]:
+    from delivery import commands
+    from delivery.config import load_config
+
+    calls: list[tuple[list[str], bytes]] = []
+    monkeypatch.setattr(commands, "run", lambda argv, input=None: calls.append((argv, input)))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker"))
+    if variable is None:
+        monkeypatch.delenv("REGISTRY_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("REGISTRY_PASSWORD", variable)
+    write_config(home, config)
+    commands.login(load_config({"registry": f"{HOST}/team", "registry_user": "ci"}), FakeDocker())
+    return calls
+
+
+def test_login_with_the_variable_goes_by_stdin(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = login_calls(home, monkeypatch, {}, "pw-from-env")
+    assert calls == [(["docker", "--host", "unix:///x.sock", "login", HOST, "--username", "ci", "--password-stdin"], b"pw-from-env")]
+
+
+def test_no_login_when_the_docker_cli_has_credentials(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert login_calls(home, monkeypatch, {"auths": {HOST: {"auth": b64("alice:pw")}}}, "pw-from-env") == []
