@@ -3,11 +3,12 @@
 skopeo (containers/image, Debian's `skopeo` package) speaks the registry protocol as
 registries expect it: the Bearer token flow from the WWW-Authenticate challenge with a
 token per repository scope (anonymous pull tokens too) and Basic; redirects without
-credentials to another host; retries with backoff (429 honours Retry-After); tag list
+credentials to another host; retries of connection errors and of 429 (after Retry-After); tag list
 pagination; cross-repository blob mounts; blobs streamed from disk. `skopeo copy
 --preserve-digests` pushes the build's OCI layout byte for byte, so the reproducible
 digests hold. What is left here: the reads the pull prediction needs, turned into typed
-values (`Manifest`, config), and one clear line for each failure. Credentials come from
+values (`Manifest`, config), retries with backoff of 5xx answers (skopeo 1.9 does not retry
+those), and one clear line for each failure. Credentials come from
 delivery/auth.py and reach skopeo in a private auth file, never argv.
 docs/images.md says why skopeo and what was measured.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -73,13 +75,16 @@ def is_loopback(address: str) -> bool:
 
 
 CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))  # where engines and skopeo find a registry's CA
-RETRIES = 3  # skopeo --retry-times: 5xx and connection resets (429 is retried by skopeo itself, after Retry-After)
+RETRIES = 3  # skopeo --retry-times: connection errors and resets (a 429 skopeo retries itself, after its Retry-After)
+BACKOFF = 1.0  # seconds before our first retry of a 5xx answer (skopeo does not retry those); doubled each time
 
 _MISSING = ("manifest unknown", "name unknown", "repository name not known", "404 (not found)", "not found")
 _REFUSED = ("unauthorized", "authentication required", "denied", "invalid username/password", "forbidden")
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "connection reset",
                 "dial tcp", "eof")
 _TLS = ("x509", "certificate", "tls:", "http response to https client")
+_UNAVAILABLE = re.compile(r"\b5[0-9][0-9] (internal server error|not implemented|bad gateway|service unavailable|gateway timeout)|"
+                          r"unexpected http status: 5[0-9][0-9]", re.IGNORECASE)
 
 
 def skopeo_argv(command: str, reference: str, *, tls_verify: bool, auth: Path | None, timeout: float | None,
@@ -123,8 +128,10 @@ def skopeo_reason(stderr: str) -> str:
 
 
 def failure_kind(reason: str) -> str:
-    """Pure: missing | refused | tls | unreachable | other, from skopeo's message."""
+    """Pure: missing | refused | tls | unavailable (a 5xx answer) | unreachable | other, from skopeo's message."""
     lowered = reason.lower()
+    if _UNAVAILABLE.search(reason):
+        return "unavailable"
     for kind, needles in (("refused", _REFUSED), ("tls", _TLS), ("missing", _MISSING), ("unreachable", _UNREACHABLE)):
         if any(needle in lowered for needle in needles):
             return kind
@@ -148,13 +155,14 @@ class Registry:
     """
 
     def __init__(self, location: str, credentials: Credentials | None = None, timeout: float = 60,
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run):
+                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
         self.location = location
         self.address, _, self.namespace = location.partition("/")  # address: host[:port], as before
         self.host = registry_host(location)
         self.credentials = credentials
         self.timeout = timeout
         self._run = run
+        self._sleep = sleep
 
     @property
     def tls_verify(self) -> bool:
@@ -171,20 +179,28 @@ class Registry:
     # -- running skopeo --------------------------------------------------------------------------
     def _skopeo(self, command: str, reference: str, what: str, *, extra: tuple[str, ...] = (), source: str | None = None,
                 timeout: float | None = None, allow_missing: bool = False) -> bytes | None:
-        with contextlib.ExitStack() as stack:
-            auth = stack.enter_context(auth_file(self.host, self.credentials)) if self.credentials else None
-            argv = skopeo_argv(command, reference, tls_verify=self.tls_verify, auth=auth, timeout=timeout,
-                               extra=extra, source=source)
-            try:
-                done = self._run(argv, capture_output=True, stdin=subprocess.DEVNULL)
-            except FileNotFoundError:
-                raise DeliveryError("skopeo is not installed: run `scripts/setup` (or `apt-get install skopeo`)") from None
-        if done.returncode == 0:
-            return done.stdout
-        reason = self._redact(skopeo_reason(done.stderr.decode(errors="replace")))
-        kind = failure_kind(reason)
+        delay = BACKOFF
+        for attempt in range(1, RETRIES + 2):
+            with contextlib.ExitStack() as stack:
+                auth = stack.enter_context(auth_file(self.host, self.credentials)) if self.credentials else None
+                argv = skopeo_argv(command, reference, tls_verify=self.tls_verify, auth=auth, timeout=timeout,
+                                   extra=extra, source=source)
+                try:
+                    done = self._run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+                except FileNotFoundError:
+                    raise DeliveryError("skopeo is not installed: run `scripts/setup` (or `apt-get install skopeo`)") from None
+            if done.returncode == 0:
+                return done.stdout
+            reason = self._redact(skopeo_reason(done.stderr.decode(errors="replace")))
+            kind = failure_kind(reason)
+            if kind != "unavailable" or attempt > RETRIES:
+                break
+            self._sleep(delay)  # a 5xx: the registry may be restarting or overloaded; each try is idempotent
+            delay *= 2
         if kind == "missing" and allow_missing:
             return None
+        if kind == "unavailable":
+            reason += f" ({RETRIES + 1} tries)"
         raise self._error(kind, reason, what)
 
     def _redact(self, text: str) -> str:
@@ -208,6 +224,8 @@ class Registry:
             )
         if kind == "missing":
             return DeliveryError(f"{what} is not in the registry: build and push it first, or pick one from `invoke status`")
+        if kind == "unavailable":
+            return DeliveryError(f"registry {self.location} failed for {what}: {reason}: retry when the registry is back")
         return DeliveryError(f"registry {self.location} failed for {what}: {reason}")
 
     # -- push --------------------------------------------------------------------------------------

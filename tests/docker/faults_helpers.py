@@ -393,11 +393,17 @@ class RedirectingFront:
     Everything is passed through to the registry, except blob downloads: those are answered
     `307` to a blob store on another loopback port, which serves the bytes from the registry's
     storage and records the headers of each request (no credentials may reach it). With
-    `throttle` > 0 the first manifest request is answered 429 with `Retry-After: <throttle>`.
+    `throttle` > 0 the first manifest request is answered 429 with `Retry-After: <throttle>`;
+    with `fail_first` (an HTTP status) it is answered that status. With `page_size`, tag
+    lists come `page_size` tags at a time with a `Link` to the next page, as registries with
+    many tags answer (docker-registry 2.8 itself does not page tag lists).
     """
 
     registry: RegistryServer
     throttle: int = 0
+    fail_first: int = 0
+    page_size: int = 0
+    tag_requests: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     store_port: int = field(default_factory=free_port)
     store_requests: list[dict[str, str]] = field(default_factory=list)
@@ -425,7 +431,15 @@ class RedirectingFront:
                     if first and front.throttle:
                         front.manifest_times.append((time.monotonic(), 429))
                         return self.reply(429, {"Retry-After": str(front.throttle)}, b"")
+                    if first and front.fail_first:
+                        front.manifest_times.append((time.monotonic(), front.fail_first))
+                        return self.reply(front.fail_first, {}, b"")
                     front.manifest_times.append((time.monotonic(), 200))
+                upstream = self.path
+                if path.endswith("/tags/list"):
+                    front.tag_requests.append(self.path)
+                    if front.page_size:
+                        upstream = path
                 if self.command == "GET" and "/blobs/sha256:" in path:
                     front.redirected.append(dict(self.headers.items()))
                     digest = path.rsplit("/", 1)[1]
@@ -435,10 +449,22 @@ class RedirectingFront:
                 headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")]
                 headers.append(("Host", front.address))  # upload locations then point back at the front
                 with httpx.Client(timeout=60, follow_redirects=False) as client:
-                    answer = client.request(self.command, f"http://{front.registry.address}{self.path}", headers=headers, content=body)
+                    answer = client.request(self.command, f"http://{front.registry.address}{upstream}", headers=headers, content=body)
                 keep = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+                if path.endswith("/tags/list") and front.page_size and answer.status_code == 200:
+                    return self.page(path, answer.json(), keep)
                 self.reply(answer.status_code, keep, answer.content if self.command != "HEAD" else b"",
                            length=len(answer.content) if self.command != "HEAD" else int(answer.headers.get("content-length") or 0))
+
+            def page(self, path: str, listing: dict[str, Any], headers: dict[str, str]) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                size = int((query.get("n") or [front.page_size])[0])
+                tags = sorted(listing.get("tags") or [])
+                last = (query.get("last") or [""])[0]
+                rest = [tag for tag in tags if tag > last]
+                if len(rest) > size:
+                    headers["Link"] = f'<{path}?n={size}&last={rest[size - 1]}>; rel="next"'
+                self.reply(200, headers, json.dumps({"name": listing.get("name"), "tags": rest[:size]}).encode())
 
             def reply(self, status: int, headers: Mapping[str, str], body: bytes, length: int | None = None) -> None:
                 self.send_response(status)

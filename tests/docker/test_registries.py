@@ -10,7 +10,8 @@ of registry is a real `docker-registry` of its own, addressed with a namespace
 On each, a release is pushed and deployed with the credentials of `docker login` (the CLI's
 config file) and another with the configured user and password variable (a docker config
 that never logged in); then status and rollback. The token registry also shows anonymous
-pull tokens, a blob redirect that must not carry credentials, Retry-After, and bad input.
+pull tokens, a blob redirect that must not carry credentials, retries (429 after Retry-After,
+503 after a backoff), tag lists across pages, and bad input.
 """
 
 from __future__ import annotations
@@ -262,18 +263,41 @@ def test_a_redirected_blob_download_carries_no_credentials(bed: FaultBed, sites:
     assert not [h for h in front.store_requests if "authorization" in {k.lower() for k in h}], front.store_requests
 
 
-def test_a_throttled_registry_is_retried_after_retry_after(bed: FaultBed, sites: dict[str, Site]) -> None:
+@pytest.mark.parametrize(
+    ("front_options", "status", "wait"),
+    [
+        pytest.param({"throttle": 2}, 429, 2.0, id="429-after-its-retry-after"),
+        pytest.param({"fail_first": 503}, 503, 1.0, id="503-after-a-backoff"),
+    ],
+)
+def test_a_throttled_or_failing_registry_is_retried(bed: FaultBed, sites: dict[str, Site], front_options: dict[str, int],
+                                                    status: int, wait: float) -> None:  # fmt: skip
     site = site_of(sites, bed, "token")
-    front = RedirectingFront(site.server, throttle=2).start()
+    front = RedirectingFront(site.server, **front_options).start()
     try:
         env = site.with_login(location=f"{front.address}/{NAMESPACE}")
         run = site.invoke("deploy", "--host", bed.engine.host, "--version", site.releases["good"]["tag"], "--dry-run", "--json", env=env)
     finally:
         front.stop()
     assert run.returncode == 0, run.describe()
-    (throttled_at, first), (retried_at, then) = front.manifest_times[:2]
-    assert (first, then) == (429, 200)
-    assert retried_at - throttled_at >= 2.0, f"retried {retried_at - throttled_at:.2f}s after a Retry-After of 2s"
+    (failed_at, first), (retried_at, then) = front.manifest_times[:2]
+    assert (first, then) == (status, 200)
+    assert retried_at - failed_at >= wait, f"retried {retried_at - failed_at:.2f}s after a {status}"
+
+
+def test_tag_lists_are_read_across_pages(bed: FaultBed, sites: dict[str, Site]) -> None:
+    """A bare version is resolved from the tag list: with one tag per page, both releases must be seen."""
+    site = site_of(sites, bed, "token")
+    front = RedirectingFront(site.server, page_size=1).start()
+    try:
+        env = site.with_login(location=f"{front.address}/{NAMESPACE}")
+        run = site.invoke("deploy", "--host", bed.engine.host, "--version", bed.repo.app_version, "--dry-run", env=env)
+    finally:
+        front.stop()
+    line = one_error_line(run)
+    tags = sorted(site.releases[name]["tag"] for name in ("good", "second"))
+    assert f"version {bed.repo.app_version} is ambiguous ({', '.join(tags)})" in line, line
+    assert len([r for r in front.tag_requests if APP_REPOSITORY in r]) >= 2, front.tag_requests
 
 
 # -- bad input: one line, nothing changed ------------------------------------------------------------

@@ -199,6 +199,9 @@ def test_skopeo_argv(args: tuple, expected: list[str]) -> None:
         pytest.param(
             'level=fatal msg="Error parsing image name \\"docker://r/x:1\\": reading manifest 1 in r/x: errors:\\nunauthorized: authentication required\\nunauthorized: authentication required\\n"',
             "reading manifest 1 in r/x: errors: unauthorized: authentication required", "refused", id="multi-line-on-one-line"),
+        pytest.param(
+            'level=fatal msg="Error parsing image name \\"docker://r/x:a\\": reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable"',
+            "reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable", "unavailable", id="503"),
         pytest.param("", "no message", "other", id="silent"),
     ],
 )
@@ -213,6 +216,7 @@ class ScriptedSkopeo:
 
     def __init__(self) -> None:
         self.answers: dict[tuple[str, str], tuple[int, bytes, str]] = {}
+        self.first: list[tuple[int, bytes, str]] = []  # answered before `answers`, one per call
         self.calls: list[list[str]] = []
         self.auth_files: list[tuple[str, int, dict[str, Any]]] = []
 
@@ -226,7 +230,7 @@ class ScriptedSkopeo:
                 path = Path(argv[argv.index(flag) + 1])
                 self.auth_files.append((str(path), path.stat().st_mode & 0o777, json.loads(path.read_text())))
         key = (argv[1] if "--config" not in argv else "config", argv[-1])
-        code, stdout, stderr = self.answers.get(key, (1, b"", 'level=fatal msg="manifest unknown"'))
+        code, stdout, stderr = self.first.pop(0) if self.first else self.answers.get(key, (1, b"", 'level=fatal msg="manifest unknown"'))
         return subprocess.CompletedProcess(argv, code, stdout, stderr.encode())
 
 
@@ -238,8 +242,9 @@ def skopeo() -> ScriptedSkopeo:
     return ScriptedSkopeo()
 
 
-def registry_with(skopeo: ScriptedSkopeo, location: str = "127.0.0.1:5000/team", credentials: Credentials | None = None) -> Registry:
-    return Registry(location, credentials, run=skopeo)
+def registry_with(skopeo: ScriptedSkopeo, location: str = "127.0.0.1:5000/team", credentials: Credentials | None = None,
+                  sleeps: list[float] | None = None) -> Registry:
+    return Registry(location, credentials, run=skopeo, sleep=(sleeps if sleeps is not None else []).append)
 
 
 def test_references_carry_the_namespace(skopeo: ScriptedSkopeo) -> None:
@@ -352,3 +357,33 @@ def test_push_layout_of_several_images_is_refused(skopeo: ScriptedSkopeo, tmp_pa
     with pytest.raises(DeliveryError, match="^the build produced 2 image manifests, expected 1$"):
         registry_with(skopeo).push_layout(tmp_path, REPO, TAG)
     assert skopeo.calls == []
+
+
+UNAVAILABLE = (1, b"", 'level=fatal msg="reading manifest: received unexpected HTTP status: 503 Service Unavailable"')
+
+
+def test_a_5xx_answer_is_retried_with_backoff(skopeo: ScriptedSkopeo) -> None:
+    sleeps: list[float] = []
+    registry = registry_with(skopeo, sleeps=sleeps)
+    skopeo.first = [UNAVAILABLE, UNAVAILABLE]
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
+    assert registry.has_tag(REPO, TAG)
+    assert (len(skopeo.calls), sleeps) == (3, [1.0, 2.0])
+
+
+def test_a_registry_that_keeps_failing_is_one_line_after_the_retries(skopeo: ScriptedSkopeo) -> None:
+    sleeps: list[float] = []
+    registry = registry_with(skopeo, sleeps=sleeps)
+    skopeo.first = [UNAVAILABLE] * 4
+    with pytest.raises(DeliveryError, match=r"^registry 127.0.0.1:5000/team failed for .*503 Service Unavailable \(4 tries\): retry when the registry is back$"):
+        registry.has_tag(REPO, TAG)
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_other_failures_are_not_retried_by_us(skopeo: ScriptedSkopeo) -> None:
+    sleeps: list[float] = []
+    registry = registry_with(skopeo, sleeps=sleeps)
+    skopeo.first = [(1, b"", 'level=fatal msg="unauthorized: authentication required"')]
+    with pytest.raises(DeliveryError, match="refused anonymous access"):
+        registry.has_tag(REPO, TAG)
+    assert (len(skopeo.calls), sleeps) == (1, [])
