@@ -6,8 +6,11 @@ their own pieces, started exactly like scripts/testbed starts the shared ones:
 
 - `RegistryServer`: a `docker-registry serve CONFIG` process (same binary and config shape as
   scripts/testbed's start_registry) on a free loopback port, with its own storage and access
-  log, and optionally htpasswd basic auth. It is stopped, killed and started again by its pid
-  file, always with the same command line.
+  log, and optionally htpasswd basic auth, token auth (with a `TokenIssuer`: the token server,
+  the only test code in that set-up) or TLS (a `TestCA` of the test bed, trusted through
+  certs.d). It is stopped, killed and started again by its pid file, always with the same
+  command line. A `RedirectingFront` in front of it redirects blob downloads to another port,
+  throttles or fails a first request, or pages tag lists.
 - `ScratchEngine`: a dockerd like the test bed's overlay2 server engine, on a bridge of its own
   (pcfault0, 10.213.21.1/24; never `--bridge none`), leaving iptables alone, with its data root
   on a tmpfs of its own: a disk the tests can fill. It is restarted with the same command line.
