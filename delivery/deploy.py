@@ -227,7 +227,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
         healthy, why, seconds, container = start(target, release.tag, say)
         if healthy:
             digests = image_digests(target.docker, container.image)
-            if release.digest not in digests:
+            if not {release.digest, release.manifest.index_digest} & set(digests):  # a tag of an index: its digest
                 healthy, why = False, f"it runs image digest {', '.join(digests) or 'unknown'}, not {release.digest}"
         if healthy:
             report.healthy, report.seconds_to_healthy = True, round(seconds, 2)

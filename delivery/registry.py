@@ -15,6 +15,7 @@ docs/images.md says why skopeo and what was measured.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -58,6 +59,7 @@ class Manifest:
     size: int  # bytes of the manifest document itself
     config: Blob
     layers: tuple[Blob, ...]
+    index_digest: str | None = None  # the index it was chosen from: what an engine records when it pulls the tag
 
     @property
     def layer_bytes(self) -> int:
@@ -287,7 +289,8 @@ class Registry:
         document = self._json(body, f"manifest {repository}:{reference}")
         media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
         if media_type in INDEX_TYPES:
-            return self.manifest(repository, pick_platform(document, platform), platform)
+            chosen = self.manifest(repository, pick_platform(document, platform), platform)
+            return dataclasses.replace(chosen, index_digest="sha256:" + hashlib.sha256(body).hexdigest())
         if "config" not in document and media_type not in MANIFEST_TYPES:
             raise DeliveryError(f"registry {self.location} served {repository}:{reference} as '{media_type}', not an image manifest")
         return parse_manifest(document, digest="sha256:" + hashlib.sha256(body).hexdigest(), size=len(body))

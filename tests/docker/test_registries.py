@@ -300,6 +300,25 @@ def test_tag_lists_are_read_across_pages(bed: FaultBed, sites: dict[str, Site]) 
     assert len([r for r in front.tag_requests if APP_REPOSITORY in r]) >= 2, front.tag_requests
 
 
+def test_a_release_tagged_as_an_index_passes_the_digest_check(bed: FaultBed, sites: dict[str, Site]) -> None:
+    """A tag that names an index (what buildx pushes with attestations or several platforms): the
+    engine records the index digest, the tasks read the platform's manifest; both are the release."""
+    site = site_of(sites, bed, "token")
+    release = build_release(site, "second", site.with_login())  # a new code change: no host has it yet
+    ref = f"{site.location}/{APP_REPOSITORY}:{release['tag']}"
+    env = site.with_login()
+    made = subprocess.run(["docker", "--config", env["DOCKER_CONFIG"], "buildx", "imagetools", "create", "-t", ref, ref],
+                          capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    run = site.invoke("deploy", "--host", bed.engine.host, "--version", release["tag"], "--json", env=env)
+    assert run.returncode == 0, run.describe()
+    report = run.json()
+    assert (report["healthy"], report["digest"]) == (True, release["digest"])
+    assert healthz_commit(site) == release["commit"]
+    repo_digests = bed.server.image.inspect(ref).repo_digests or []
+    assert release["digest"] not in [d.rsplit("@", 1)[1] for d in repo_digests], "the engine pulled the manifest, not the index"
+
+
 # -- bad input: one line, nothing changed ------------------------------------------------------------
 def failing_helper(site: Site) -> dict[str, str]:
     bin_dir = site.root / "helper-bin"

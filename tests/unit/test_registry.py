@@ -276,6 +276,13 @@ def test_manifest_resolves_an_index_to_linux_amd64_and_hashes_the_bytes(skopeo: 
     manifest = registry.manifest(REPO, TAG)
     assert manifest.digest == "sha256:" + hashlib.sha256(body).hexdigest()
     assert (manifest.size, manifest.config, manifest.layers) == (len(body), EXPECTED.config, EXPECTED.layers)
+    assert manifest.index_digest == "sha256:" + hashlib.sha256(json.dumps(INDEX).encode()).hexdigest()
+
+
+def test_a_plain_manifest_has_no_index_digest(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
+    assert registry.manifest(REPO, TAG).index_digest is None
 
 
 def test_config_is_read_by_manifest_digest(skopeo: ScriptedSkopeo) -> None:
