@@ -331,6 +331,22 @@ def failing_helper(site: Site) -> dict[str, str]:
     return {**site.base_env(), "DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
+def arm64_only_index(site: Site, env: dict[str, str]) -> str:
+    """A release tag naming an index whose one entry claims linux/arm64 (no amd64 variant): its tag."""
+    second = site.releases["second"]
+    tag = f"{second['tag'].split('-')[0]}-{'a' * 12}"
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", "--no-creds", f"docker://{site.location}/{APP_REPOSITORY}@{second['digest']}"],
+        capture_output=True, check=True).stdout  # fmt: skip
+    descriptor = site.root / "arm64-only.json"
+    descriptor.write_text(json.dumps({"mediaType": json.loads(raw)["mediaType"], "digest": second["digest"], "size": len(raw),
+                                      "platform": {"os": "linux", "architecture": "arm64"}}))  # fmt: skip
+    made = subprocess.run(["docker", "--config", env["DOCKER_CONFIG"], "buildx", "imagetools", "create",
+                           "-t", f"{site.location}/{APP_REPOSITORY}:{tag}", "-f", str(descriptor)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    return tag
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
@@ -338,6 +354,7 @@ def failing_helper(site: Site) -> dict[str, str]:
         pytest.param("wrong-password", "refused the credentials from deploy.registry_user and $REGISTRY_PASSWORD", id="wrong-password"),
         pytest.param("expired-token", "refused the credentials from docker login", id="expired-token"),
         pytest.param("failing-helper", "the docker credential helper docker-credential-pc-test-broken failed for 127.0.0.1:", id="failing-credential-helper"),
+        pytest.param("platform-missing", "the image has no linux/amd64 variant", id="a-platform-the-index-lacks"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(bed: FaultBed, sites: dict[str, Site], case: str, expected: str) -> None:
@@ -349,10 +366,12 @@ def test_bad_input_is_one_line_and_changes_nothing(bed: FaultBed, sites: dict[st
         "wrong-password": lambda: site.with_variable(password="not-the-password"),
         "expired-token": site.with_login,
         "failing-helper": lambda: failing_helper(site),
+        "platform-missing": site.with_login,
     }[case]()
+    version = arm64_only_index(site, env) if case == "platform-missing" else site.releases["second"]["tag"]
     site.issuer.expired = case == "expired-token"
     try:
-        run = site.invoke("deploy", "--host", bed.engine.host, "--version", site.releases["second"]["tag"], env=env)
+        run = site.invoke("deploy", "--host", bed.engine.host, "--version", version, env=env)
     finally:
         site.issuer.expired = False
     line = one_error_line(run)
