@@ -50,7 +50,8 @@ class BuildPlan:
         """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).
 
         The engine's own image exporter cannot rewrite timestamps while it unpacks
-        into its store, so the image is written as a layout and pushed by `Registry.push_layout`.
+        into its store, so the image is written as a layout and pushed by `Registry.push_layout`
+        (skopeo copy --preserve-digests: the pushed manifest is the layout's, byte for byte).
         """
         return {"type": "oci", "dest": str(layout), "tar": "false", "name": self.image, "rewrite-timestamp": "true"}
 
@@ -193,9 +194,10 @@ def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progres
             ):
                 if is_step_line(line):
                     show(line.rstrip())
-        _, repository, tag, _ = tags.split_image_ref(plan.image)
+        _, path, tag, _ = tags.split_image_ref(plan.image)
         show(f"pushing {plan.image}")
-        return registry.push_layout(layout, repository, tag or "latest", mount_from=(tags.DEPS_REPOSITORY,), progress=show)
+        repository = path.rsplit("/", 1)[-1]  # without deploy.registry's namespace, which the Registry adds
+        return registry.push_layout(layout, repository, tag or "latest", progress=show)
 
 
 def is_step_line(line: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery import build, tags
+from delivery import auth, build, tags
 from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
@@ -51,36 +50,39 @@ def settings(section: Mapping[str, Any]) -> tuple[DeployConfig, Project]:
 
 
 def registry_for(config: DeployConfig) -> Registry:
-    password = os.environ.get(config.registry_password_env) if config.registry_user else None
-    return Registry(config.registry, config.registry_user, password)
+    """The configured registry, with the credentials the docker CLI has for it, else the configured ones."""
+    return Registry(config.registry, auth.resolve(config.registry, config.registry_user, config.registry_password_env))
 
 
 def ensure_registry(config: DeployConfig) -> Registry:
     """The configured registry, started on demand when it is the default local one."""
     registry = registry_for(config)
+    if not is_loopback(config.registry):
+        return registry  # a remote registry's failures are reported by the first real request
     try:
         registry.ping()
     except RegistryUnreachable:
-        if not is_loopback(config.registry):
-            raise
         say(f"registry {config.registry} is not running: starting a local one")
         say(f"started {start_local_registry(config.registry)}")
     return registry
 
 
 def login(config: DeployConfig, docker) -> None:
-    """Log the docker CLI in when the registry needs credentials (the password goes by stdin, never argv or output)."""
-    if not config.registry_user:
-        return
-    password = os.environ.get(config.registry_password_env)
-    if not password:
-        raise DeliveryError(f"deploy.registry_user is set but ${config.registry_password_env} is empty: export the registry password")
+    """Log the docker CLI in with the configured credentials, unless it has its own for the registry.
+
+    The engines pull (and BuildKit reads the deps image) with the CLI's credentials. The
+    password goes by stdin, never argv or output.
+    """
+    credentials = auth.resolve(config.registry, config.registry_user, config.registry_password_env)
+    if credentials is None or not credentials.source.startswith("deploy.registry_user"):
+        return  # anonymous, or the docker CLI already has credentials for it
+    host = auth.registry_host(config.registry)
     try:  # python-on-whales' docker.login lets "Login Succeeded" reach stdout, which --json needs clean
-        run(docker.docker_cmd + ["login", config.registry, "--username", config.registry_user, "--password-stdin"],
-            input=password.encode())
+        run(docker.docker_cmd + ["login", host, "--username", credentials.username, "--password-stdin"],
+            input=credentials.secret.encode())
     except DockerException as exc:
         raise DeliveryError(
-            f"docker login to {config.registry} as {config.registry_user} failed: check ${config.registry_password_env}"
+            f"docker login to {host} as {credentials.username} failed: check ${config.registry_password_env}"
         ) from exc
 
 

@@ -14,7 +14,8 @@ HOST_FORMS = "use unix:///path, ssh://user@host, tcp://host:port or a docker con
 
 _HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
 _PORT = r"[0-9]{1,5}"
-_REGISTRY = re.compile(rf"(?P<host>{_HOSTNAME})(?::(?P<port>{_PORT}))?", re.ASCII)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # distribution/reference
+_REGISTRY = re.compile(rf"(?P<host>{_HOSTNAME})(?::(?P<port>{_PORT}))?(?:/{_PATH_COMPONENT})*", re.ASCII)
 _SSH = re.compile(rf"ssh://(?:[A-Za-z0-9_][A-Za-z0-9_.-]*@)?{_HOSTNAME}(?::(?P<port>{_PORT}))?", re.ASCII)
 _TCP = re.compile(rf"tcp://{_HOSTNAME}:(?P<port>{_PORT})", re.ASCII)
 _UNIX = re.compile(r"unix://(/[^\x00-\x20\x7f]*[^/\x00-\x20\x7f][^\x00-\x20\x7f]*)", re.ASCII)
@@ -64,7 +65,7 @@ def _port_ok(port: str | None) -> bool:
 class DeployConfig:
     """Everything the build, push and deploy tasks need to know, validated."""
 
-    registry: str = "localhost:5000"
+    registry: str = "localhost:5000"  # host[:port][/namespace...]: the images are <registry>/production-control[-deps]
     python_image: str | None = None  # None: the Dockerfile's ARG PYTHON_IMAGE default
     ca_bundle: Path | None = None  # CA bundle for TLS-inspecting proxies, passed as a build secret
     pip_index_url_file: Path | None = None  # file holding a private index URL, passed as a build secret
@@ -136,13 +137,16 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
     )
 
 
+REGISTRY_FORM = "use host[:port][/namespace], e.g. localhost:5000, ghcr.io/acme or docker.io/acme"
+
+
 def _registry(value: Any) -> str:
-    match = _REGISTRY.fullmatch(value) if isinstance(value, str) else None
+    if isinstance(value, str) and "://" in value:
+        raise DeliveryError(f"invalid deploy.registry {value!r}: drop the scheme ({value.split('://')[0]}://): {REGISTRY_FORM}")
+    match = _REGISTRY.fullmatch(value.rstrip("/")) if isinstance(value, str) else None
     if match is None or not _port_ok(match.group("port")):
-        raise DeliveryError(
-            f"invalid deploy.registry {value!r}: use host[:port] without scheme or path, e.g. localhost:5000"
-        )
-    return value
+        raise DeliveryError(f"invalid deploy.registry {value!r}: {REGISTRY_FORM}")
+    return value.rstrip("/")
 
 
 def _image(key: str, value: Any, example: str) -> str | None:

@@ -356,7 +356,7 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
     site.proxy = compose.compose.ps(services=[PROXY_SERVICE])[0]
 
 
-def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digest: str | None = None) -> Any:
+def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset()) -> Any:
     """Start `tag` in the free web slot beside the live one, switch the proxy to it once healthy, watch it,
     drain and stop the old slot, then replace cron. Whatever fails, what was serving keeps serving.
 
@@ -384,10 +384,10 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         started = time.monotonic()
         container = _up(target, service_of(new), tags_, say)
         healthy, why = wait_healthy(target.docker, container.id, config.health_timeout, say)
-        if healthy and digest:
-            digests = image_digests(target.docker, container.image)
-            if digest not in digests:
-                healthy, why = False, f"it runs image digest {', '.join(digests) or 'unknown'}, not {digest}"
+        if healthy and digests:  # the release's manifest digest (or its index's, for a tag that names an index)
+            running = image_digests(target.docker, container.image)
+            if not digests & set(running):
+                healthy, why = False, f"it runs image digest {', '.join(running) or 'unknown'}, not {' or '.join(sorted(digests))}"
         if not healthy:
             say(f"{label}: {tag} is not healthy ({why}); last log lines:")
             _log_tail(target, container.id, say)
@@ -533,7 +533,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
                          target.config.lock_wait, say):
             site = survey(target)
             report.previous = site.live_tag
-            container = handover(target, site, release.tag, report, say, digest=release.digest)
+            accept = frozenset(d for d in (release.digest, release.manifest.index_digest) if d)
+            container = handover(target, site, release.tag, report, say, digests=accept)
             report.healthy = True
             record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")

@@ -1,14 +1,24 @@
-"""A small client for the registry's HTTP API (Docker Registry v2 / OCI distribution).
+"""The registry, through skopeo: push an OCI layout, read manifests, configs and tags.
 
-Used to ask whether a tag exists (so `build-deps` can skip work), to read the
-manifest and config of a release (so `deploy` can predict and verify what a
-host downloads), and to start a local registry on demand for new developers.
+skopeo (containers/image, Debian's `skopeo` package) speaks the registry protocol as
+registries expect it: the Bearer token flow from the WWW-Authenticate challenge with a
+token per repository scope (anonymous pull tokens too) and Basic; redirects without
+credentials to another host; retries of connection errors and of 429 (after Retry-After); tag list
+pagination; cross-repository blob mounts; blobs streamed from disk. `skopeo copy
+--preserve-digests` pushes the build's OCI layout byte for byte, so the reproducible
+digests hold. What is left here: the reads the pull prediction needs, turned into typed
+values (`Manifest`, config), retries with backoff of 5xx answers (skopeo 1.9 does not retry
+those), and one clear line for each failure. Credentials come from
+delivery/auth.py and reach skopeo in a private auth file, never argv.
+docs/images.md says why skopeo and what was measured.
 """
 from __future__ import annotations
 
-import base64
+import contextlib
+import dataclasses
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -18,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from delivery.auth import Credentials, auth_file, registry_host
 from delivery.errors import DeliveryError
 
 MANIFEST_TYPES = (
@@ -48,6 +59,7 @@ class Manifest:
     size: int  # bytes of the manifest document itself
     config: Blob
     layers: tuple[Blob, ...]
+    index_digest: str | None = None  # the index it was chosen from: what an engine records when it pulls the tag
 
     @property
     def layer_bytes(self) -> int:
@@ -55,6 +67,8 @@ class Manifest:
 
 
 def is_loopback(address: str) -> bool:
+    """Is the registry (host[:port][/namespace]) on this machine?"""
+    address = address.split("/", 1)[0]
     if address.startswith("["):
         host = address[1:].partition("]")[0]  # [::1] or [::1]:5000
     else:
@@ -62,153 +76,240 @@ def is_loopback(address: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-class Registry:
-    """The registry at `address` (host[:port]); plain HTTP for loopback addresses, HTTPS otherwise."""
+CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))  # where engines and skopeo find a registry's CA
+RETRIES = 3  # skopeo --retry-times: connection errors and resets (a 429 skopeo retries itself, after its Retry-After)
+BACKOFF = 1.0  # seconds before our first retry of a 5xx answer (skopeo does not retry those); doubled each time
 
-    def __init__(self, address: str, user: str | None = None, password: str | None = None, timeout: float = 30):
-        self.address = address
-        self.base = f"{'http' if is_loopback(address) else 'https'}://{address}/v2/"
-        self.timeout = timeout
-        self._auth = None
-        if user:
-            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
-            self._auth = f"Basic {token}"
+_MISSING = ("manifest unknown", "name unknown", "repository name not known", "404 (not found)", "not found")
+_REFUSED = ("unauthorized", "authentication required", "denied", "invalid username/password", "forbidden")
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "connection reset",
+                "dial tcp", "eof")
+_TLS = ("x509", "certificate", "tls:", "http response to https client")
+_UNAVAILABLE = re.compile(r"\b5[0-9][0-9] (internal server error|not implemented|bad gateway|service unavailable|gateway timeout)|"
+                          r"unexpected http status: 5[0-9][0-9]", re.IGNORECASE)
 
-    # -- HTTP ---------------------------------------------------------------
-    def _request(self, method: str, path: str, accept: tuple[str, ...] = (), data: Any = None,
-                 content_type: str | None = None, length: int | None = None) -> tuple[int, dict[str, str], bytes]:
-        url = path if path.startswith("http") else self.base + path
-        request = urllib.request.Request(url, method=method, data=data)
-        if content_type:
-            request.add_header("Content-Type", content_type)
-        if length is not None:
-            request.add_header("Content-Length", str(length))
-        elif data is None and method in ("POST", "PUT"):
-            request.add_header("Content-Length", "0")
-        if accept:
-            request.add_header("Accept", ", ".join(accept))
-        if self._auth:
-            request.add_header("Authorization", self._auth)
+
+def skopeo_argv(command: str, reference: str, *, tls_verify: bool, auth: Path | None, timeout: float | None,
+                extra: tuple[str, ...] = (), source: str | None = None) -> list[str]:
+    """Pure: the skopeo command line for `command` against `reference` (docker://...).
+
+    For `copy`, `source` is what is copied (oci:LAYOUT) and the registry options are the --dest-* ones.
+    """
+    side = "dest-" if command == "copy" else ""
+    argv = ["skopeo", command, *extra, f"--retry-times={RETRIES}", f"--{side}tls-verify={'true' if tls_verify else 'false'}"]
+    argv += [f"--{side}authfile", str(auth)] if auth else [f"--{side}no-creds"]
+    if timeout is not None:
+        argv.insert(2, f"--command-timeout={int(timeout)}s")
+    return argv + ([source] if source else []) + [reference]
+
+
+def skopeo_reason(stderr: str) -> str:
+    """Pure: the message of skopeo's last `level=fatal msg="..."` line (or its last line)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    last = lines[-1]
+    if 'msg="' in last:
+        text = last.split('msg="', 1)[1].rsplit('"', 1)[0]
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:
-                raise DeliveryError(
-                    f"registry {self.address} refused the credentials: set deploy.registry_user and the password "
-                    "variable (REGISTRY_PASSWORD), or `docker login` for the CLI"
-                ) from exc
-            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            last = json.loads(f'"{text}"')
+        except ValueError:
+            last = text.replace('\\"', '"')
+    parts: list[str] = []  # one line: skopeo's messages may hold newlines and repeat themselves
+    for part in last.split("\n"):
+        part = " ".join(part.split())
+        if part and part not in parts:
+            parts.append(part)
+    last = " ".join(parts)
+    for noise in ("Error parsing image name ", "Error listing repository tags: ", "Error during inspect: "):
+        if last.startswith(noise):
+            last = last[len(noise):]
+            if last.startswith('"docker://'):
+                last = last.split('": ', 1)[-1]
+    return last
+
+
+def failure_kind(reason: str) -> str:
+    """Pure: missing | refused | tls | unavailable (a 5xx answer) | unreachable | other, from skopeo's message."""
+    lowered = reason.lower()
+    if _UNAVAILABLE.search(reason):
+        return "unavailable"
+    for kind, needles in (("refused", _REFUSED), ("tls", _TLS), ("missing", _MISSING), ("unreachable", _UNREACHABLE)):
+        if any(needle in lowered for needle in needles):
+            return kind
+    return "other"
+
+
+def certs_dir(host: str) -> Path | None:
+    """The certs.d directory that holds `host`'s CA, if any (as dockerd and skopeo look it up)."""
+    for base in CERTS_DIRS:
+        if (base / host).is_dir():
+            return base / host
+    return None
+
+
+class Registry:
+    """The registry at `location` (host[:port][/namespace...]), through skopeo.
+
+    Repositories are named without the namespace (`production-control`); the namespace is
+    put in front. HTTPS, verified (with the CA of certs.d when there is one), except on a
+    loopback address without a certs.d entry, which is plain HTTP as Docker allows it.
+    """
+
+    def __init__(self, location: str, credentials: Credentials | None = None, timeout: float = 60,
+                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
+        self.location = location
+        self.address, _, self.namespace = location.partition("/")  # address: host[:port], as before
+        self.host = registry_host(location)
+        self.credentials = credentials
+        self.timeout = timeout
+        self._run = run
+        self._sleep = sleep
+
+    @property
+    def tls_verify(self) -> bool:
+        return not (is_loopback(self.address) and certs_dir(self.address) is None)
+
+    def name(self, repository: str) -> str:
+        """host[:port]/namespace/repository."""
+        return f"{self.location}/{repository}"
+
+    def reference(self, repository: str, reference: str) -> str:
+        separator = "@" if reference.startswith("sha256:") else ":"
+        return f"docker://{self.name(repository)}{separator}{reference}"
+
+    # -- running skopeo --------------------------------------------------------------------------
+    def _skopeo(self, command: str, reference: str, what: str, *, extra: tuple[str, ...] = (), source: str | None = None,
+                timeout: float | None = None, allow_missing: bool = False) -> bytes | None:
+        delay = BACKOFF
+        for attempt in range(1, RETRIES + 2):
+            with contextlib.ExitStack() as stack:
+                auth = stack.enter_context(auth_file(self.host, self.credentials)) if self.credentials else None
+                argv = skopeo_argv(command, reference, tls_verify=self.tls_verify, auth=auth, timeout=timeout,
+                                   extra=extra, source=source)
+                try:
+                    done = self._run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+                except FileNotFoundError:
+                    raise DeliveryError("skopeo is not installed: run `scripts/setup` (or `apt-get install skopeo`)") from None
+            if done.returncode == 0:
+                return done.stdout
+            reason = self._redact(skopeo_reason(done.stderr.decode(errors="replace")))
+            kind = failure_kind(reason)
+            if kind != "unavailable" or attempt > RETRIES:
+                break
+            self._sleep(delay)  # a 5xx: the registry may be restarting or overloaded; each try is idempotent
+            delay *= 2
+        if kind == "missing" and allow_missing:
+            return None
+        if kind == "unavailable":
+            reason += f" ({RETRIES + 1} tries)"
+        raise self._error(kind, reason, what)
+
+    def _redact(self, text: str) -> str:
+        if self.credentials and self.credentials.secret:
+            text = text.replace(self.credentials.secret, "***")
+        return text
+
+    def _error(self, kind: str, reason: str, what: str) -> DeliveryError:
+        if kind == "refused":
+            given = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
+            return DeliveryError(
+                f"registry {self.location} refused {given} for {what} ({reason}): `docker login {self.host}`, or set "
+                "deploy.registry_user and its password variable ($REGISTRY_PASSWORD)"
+            )
+        if kind == "unreachable":
             what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
-            raise RegistryUnreachable(
-                f"registry {self.address} is unreachable ({reason}): {what_to_do} "
-                "set deploy.registry / INVOKE_DEPLOY_REGISTRY"
-            ) from exc
+            return RegistryUnreachable(f"registry {self.address} is unreachable ({reason}): {what_to_do} set deploy.registry / INVOKE_DEPLOY_REGISTRY")
+        if kind == "tls":
+            return DeliveryError(
+                f"registry {self.address}: TLS failed ({reason}): put its CA in /etc/docker/certs.d/{self.address}/ca.crt"
+            )
+        if kind == "missing":
+            return DeliveryError(f"{what} is not in the registry: build and push it first, or pick one from `invoke status`")
+        if kind == "unavailable":
+            return DeliveryError(f"registry {self.location} failed for {what}: {reason}: retry when the registry is back")
+        return DeliveryError(f"registry {self.location} failed for {what}: {reason}")
 
-    def push_layout(self, layout: Path, repository: str, tag: str, mount_from: tuple[str, ...] = (),
-                    progress: Callable[[str], None] = lambda _: None) -> str:
-        """Push the image in an OCI layout directory as repository:tag; return its manifest digest.
+    # -- push --------------------------------------------------------------------------------------
+    def push_layout(self, layout: Path, repository: str, tag: str, progress: Callable[[str], None] = lambda _: None) -> str:
+        """Push the image in an OCI layout directory as repository:tag, digests preserved; return its manifest digest.
 
-        A blob is uploaded only when the registry lacks it: it is first looked up,
-        then mounted from `mount_from` repositories, and only then sent.
+        skopeo sends a blob only when the registry lacks it (looked up, else mounted from a
+        repository it saw the blob in, else streamed from disk).
         """
         index = json.loads((layout / "index.json").read_text())
         manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES[2:]]
         if len(manifests) != 1:
             raise DeliveryError(f"the build produced {len(manifests)} image manifests, expected 1")
-        descriptor = manifests[0]
-        body = blob_path(layout, descriptor["digest"]).read_bytes()
-        document = json.loads(body)
-        sent = 0
-        for blob in [document["config"], *document["layers"]]:
-            sent += self._push_blob(layout, repository, blob["digest"], int(blob["size"]), mount_from)
-        progress(f"uploaded {sent} new blob(s) of {1 + len(document['layers'])} to {self.address}/{repository}")
-        status, headers, answer = self._request("PUT", f"{repository}/manifests/{tag}", data=body,
-                                                content_type=descriptor["mediaType"])
-        if status not in (200, 201):
-            raise DeliveryError(f"registry {self.address} refused the manifest of {repository}:{tag} (HTTP {status}): {answer[:200]!r}")
-        return headers.get("docker-content-digest") or descriptor["digest"]
+        digest = manifests[0]["digest"]
+        target = self.reference(repository, tag)
+        started = time.monotonic()
+        self._skopeo("copy", target, f"{self.name(repository)}:{tag}", extra=("--preserve-digests", "--quiet"),
+                     source=f"oci:{layout}")
+        progress(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
+        return digest
 
-    def _push_blob(self, layout: Path, repository: str, digest: str, size: int, mount_from: tuple[str, ...]) -> int:
-        status, _, _ = self._request("HEAD", f"{repository}/blobs/{digest}")
-        if status == 200:
-            return 0
-        for source in mount_from:
-            status, headers, _ = self._request("POST", f"{repository}/blobs/uploads/?mount={digest}&from={source}")
-            if status == 201:
-                return 0
-        status, headers, _ = self._request("POST", f"{repository}/blobs/uploads/")
-        if status != 202 or "location" not in headers:
-            raise DeliveryError(f"registry {self.address} refused an upload to {repository} (HTTP {status})")
-        location = headers["location"]
-        if not location.startswith("http"):
-            location = self.base[: -len("/v2/")] + location
-        location += ("&" if "?" in location else "?") + f"digest={digest}"
-        with blob_path(layout, digest).open("rb") as data:
-            status, _, answer = self._request("PUT", location, data=data, content_type="application/octet-stream", length=size)
-        if status != 201:
-            raise DeliveryError(f"registry {self.address} refused blob {digest[:19]} (HTTP {status}): {answer[:200]!r}")
-        return 1
-
+    # -- reads ---------------------------------------------------------------------------------------
     def ping(self) -> None:
-        status, _, _ = self._request("GET", "")
-        if status != 200:
-            raise DeliveryError(f"registry {self.address} answered HTTP {status} on /v2/: is it a Docker registry?")
+        """Something answers HTTP at the registry's address (no credentials are sent)."""
+        scheme = "https" if self.tls_verify else "http"
+        try:
+            with urllib.request.urlopen(f"{scheme}://{self.address}/v2/", timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return  # 401 and friends: a registry answers
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if "CERTIFICATE" in str(reason).upper():
+                return  # it answers; skopeo will say what to do about its certificate
+            what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
+            raise RegistryUnreachable(
+                f"registry {self.address} is unreachable ({reason}): {what_to_do} set deploy.registry / INVOKE_DEPLOY_REGISTRY"
+            ) from exc
+
+    def raw_manifest(self, repository: str, reference: str, allow_missing: bool = False) -> bytes | None:
+        return self._skopeo("inspect", self.reference(repository, reference), f"{self.name(repository)}:{reference}",
+                            extra=("--raw",), timeout=self.timeout, allow_missing=allow_missing)
 
     def has_tag(self, repository: str, tag: str) -> bool:
-        status, _, _ = self._request("HEAD", f"{repository}/manifests/{tag}", MANIFEST_TYPES)
-        if status in (200, 404):
-            return status == 200
-        raise DeliveryError(f"registry {self.address} answered HTTP {status} for {repository}:{tag}")
+        return self.raw_manifest(repository, tag, allow_missing=True) is not None
 
     def tags(self, repository: str) -> list[str]:
-        status, _, body = self._request("GET", f"{repository}/tags/list")
-        if status == 404:
+        """Every tag of the repository (skopeo follows the Link header's pages)."""
+        body = self._skopeo("list-tags", f"docker://{self.name(repository)}", f"the tags of {self.name(repository)}",
+                            timeout=self.timeout, allow_missing=True)
+        if body is None:
             return []
-        if status != 200:
-            raise DeliveryError(f"registry {self.address} answered HTTP {status} listing tags of {repository}")
-        return sorted(self._json(body, f"tags of {repository}").get("tags") or [])
+        return sorted(self._json(body, f"tags of {repository}").get("Tags") or [])
 
     def manifest(self, repository: str, reference: str, platform: str = "linux/amd64") -> Manifest:
         """The image manifest of repository:reference (an index is resolved to `platform`)."""
-        status, headers, body = self._request("GET", f"{repository}/manifests/{reference}", MANIFEST_TYPES)
-        if status == 404:
-            raise DeliveryError(
-                f"{self.address}/{repository}:{reference} is not in the registry: build and push it first, "
-                "or pick one from `invoke status`"
-            )
-        if status != 200:
-            raise DeliveryError(f"registry {self.address} answered HTTP {status} for {repository}:{reference}")
-        content_type = headers.get("content-type", "").split(";")[0].strip()
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
         document = self._json(body, f"manifest {repository}:{reference}")
-        media_type = document.get("mediaType") or content_type
+        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
         if media_type in INDEX_TYPES:
-            return self.manifest(repository, pick_platform(document, platform), platform)
-        if media_type not in MANIFEST_TYPES:
-            raise DeliveryError(
-                f"registry {self.address} served {repository}:{reference} as '{content_type}', not an image manifest"
-            )
-        digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
-        return parse_manifest(document, digest=digest, size=len(body))
+            chosen = self.manifest(repository, pick_platform(document, platform), platform)
+            return dataclasses.replace(chosen, index_digest="sha256:" + hashlib.sha256(body).hexdigest())
+        if "config" not in document and media_type not in MANIFEST_TYPES:
+            raise DeliveryError(f"registry {self.location} served {repository}:{reference} as '{media_type}', not an image manifest")
+        return parse_manifest(document, digest="sha256:" + hashlib.sha256(body).hexdigest(), size=len(body))
 
     def config(self, repository: str, manifest: Manifest) -> dict[str, Any]:
         """The image config (holds rootfs.diff_ids, env, labels) of a manifest."""
-        status, _, body = self._request("GET", f"{repository}/blobs/{manifest.config.digest}")
-        if status != 200:
-            raise DeliveryError(f"registry {self.address} answered HTTP {status} for the config of {repository}")
+        body = self._skopeo("inspect", self.reference(repository, manifest.digest), f"the config of {self.name(repository)}",
+                            extra=("--config", "--raw"), timeout=self.timeout)
+        assert body is not None
         return self._json(body, f"config of {repository}")
 
     def _json(self, body: bytes, what: str) -> dict[str, Any]:
         try:
             value = json.loads(body)
         except ValueError as exc:
-            raise DeliveryError(f"registry {self.address} sent something that is not JSON for {what}") from exc
+            raise DeliveryError(f"registry {self.location} sent something that is not JSON for {what}") from exc
         if not isinstance(value, dict):
-            raise DeliveryError(f"registry {self.address} sent unexpected JSON for {what}")
+            raise DeliveryError(f"registry {self.location} sent unexpected JSON for {what}")
         return value
-
 
 def blob_path(layout: Path, digest: str) -> Path:
     algorithm, _, hexdigest = digest.partition(":")

@@ -226,9 +226,10 @@ def parse_app_tag(tag: str) -> AppTag:
 
 
 def image_ref(registry: str, repository: str, tag: str) -> str:
-    """`registry/repository:tag` (just `repository:tag` when registry is empty)."""
-    if registry and not _DOMAIN.fullmatch(registry):
-        raise DeliveryError(f"invalid registry {registry!r}: use host[:port], e.g. localhost:5000")
+    """`registry/repository:tag` (just `repository:tag` when registry is empty); registry may hold a namespace."""
+    domain, _, namespace = registry.partition("/")
+    if registry and (not _DOMAIN.fullmatch(domain) or (namespace and not _REPOSITORY.fullmatch(namespace))):
+        raise DeliveryError(f"invalid registry {registry!r}: use host[:port][/namespace], e.g. localhost:5000 or ghcr.io/acme")
     if not _REPOSITORY.fullmatch(repository):
         raise DeliveryError(f"invalid repository {repository!r}: use lower-case names like {APP_REPOSITORY}")
     if not registry and _looks_like_registry(repository.partition("/")[0]) and "/" in repository:

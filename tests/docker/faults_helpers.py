@@ -6,8 +6,11 @@ their own pieces, started exactly like scripts/testbed starts the shared ones:
 
 - `RegistryServer`: a `docker-registry serve CONFIG` process (same binary and config shape as
   scripts/testbed's start_registry) on a free loopback port, with its own storage and access
-  log, and optionally htpasswd basic auth. It is stopped, killed and started again by its pid
-  file, always with the same command line.
+  log, and optionally htpasswd basic auth, token auth (with a `TokenIssuer`: the token server,
+  the only test code in that set-up) or TLS (a `TestCA` of the test bed, trusted through
+  certs.d). It is stopped, killed and started again by its pid file, always with the same
+  command line. A `RedirectingFront` in front of it redirects blob downloads to another port,
+  throttles or fails a first request, or pages tag lists.
 - `ScratchEngine`: a dockerd like the test bed's overlay2 server engine, on a bridge of its own
   (pcfault0, 10.213.21.1/24; never `--bridge none`), with its data root
   on a tmpfs of its own: a disk the tests can fill. It is restarted with the same command line.
@@ -22,11 +25,13 @@ stopped, files deleted) with pytest's config cleanup, so it runs whatever happen
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -35,8 +40,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 from python_on_whales import Container, DockerClient
@@ -99,11 +106,17 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 # -- a registry of our own ---------------------------------------------------------------------------
 @dataclass
 class RegistryServer:
-    """`docker-registry serve CONFIG` on 127.0.0.1:<port>, as scripts/testbed runs the shared one."""
+    """`docker-registry serve CONFIG` on 127.0.0.1:<port>, as scripts/testbed runs the shared one.
+
+    Optionally with htpasswd basic auth, token auth (`token`: a TokenIssuer whose key it trusts)
+    and TLS (`tls`: a TestCA; the CA goes to certs.d, where engines and skopeo look for it).
+    """
 
     root: Path
     port: int
     htpasswd: Path | None = None
+    token: "TokenIssuer | None" = None
+    tls: "TestCA | None" = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -123,6 +136,10 @@ class RegistryServer:
         return self.root / "pid"
 
     @property
+    def storage(self) -> Path:
+        return self.root / "data"
+
+    @property
     def argv(self) -> list[str]:
         return ["docker-registry", "serve", str(self.config_path)]
 
@@ -131,10 +148,17 @@ class RegistryServer:
         auth = ""
         if self.htpasswd is not None:
             auth = f"auth:\n  htpasswd:\n    realm: production-control-test\n    path: {self.htpasswd}\n"
+        elif self.token is not None:
+            auth = (f"auth:\n  token:\n    realm: {self.token.realm}\n    service: {self.token.service}\n"
+                    f"    issuer: {self.token.issuer}\n    rootcertbundle: {self.token.certificate}\n")
+        tls = ""
+        if self.tls is not None:
+            cert, key = self.tls.server_certificate(self.root, "127.0.0.1")
+            tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
         self.config_path.write_text(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"{auth}http:\n  addr: {self.address}\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
+            f"{auth}http:\n  addr: {self.address}\n{tls}"
         )
 
     def start(self) -> None:
@@ -143,6 +167,8 @@ class RegistryServer:
             return
         if not self.config_path.exists():
             self.write_config()
+        if self.tls is not None:
+            self.tls.trust(self.address)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
@@ -156,7 +182,9 @@ class RegistryServer:
             time.sleep(0.1)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop it by its pid file (SIGKILL: as if it crashed, cutting pulls in flight)."""
+        """Stop it by its pid file (SIGKILL: as if it crashed, cutting pulls in flight); certs.d entry removed."""
+        if self.tls is not None:
+            self.tls.distrust(self.address)
         if self.pid_path.exists():
             pid = int(self.pid_path.read_text())
             if not _signal_and_wait(pid, sig, 15):
@@ -173,12 +201,22 @@ class RegistryServer:
     def running(self) -> bool:
         return self.pid_path.exists() and _alive(int(self.pid_path.read_text()))
 
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
+
     def answers(self) -> bool:
         """/v2/ answers (200, or 401 when it wants credentials)."""
         try:
-            return httpx.get(f"http://{self.address}/v2/", timeout=2).status_code in (200, 401)
+            verify: Any = ssl.create_default_context(cafile=str(self.tls.certificate)) if self.tls else True
+            return httpx.get(f"{self.url}/v2/", timeout=2, verify=verify).status_code in (200, 401)
         except httpx.HTTPError:
             return False
+
+    def blob_file(self, digest: str) -> Path:
+        """Where the registry keeps a blob's bytes (filesystem storage driver layout)."""
+        hexdigest = digest.split(":", 1)[1]
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
 
     def log_size(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -197,6 +235,287 @@ class RegistryServer:
                     return line
             time.sleep(0.02)
         raise AssertionError(f"no access log line with {needles} within {timeout:.0f}s")
+
+
+# -- what registries with auth and TLS need: a CA, a token issuer, a redirecting front -----------------
+def _openssl(*args: str, stdin: bytes | None = None) -> bytes:
+    result = subprocess.run(["openssl", *args], input=stdin, capture_output=True)
+    if result.returncode != 0:
+        raise FaultBedUnavailable(f"openssl {args[0]} failed: {result.stderr.decode(errors='replace').strip()} ({START_HINT})")
+    return result.stdout
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+CERTS_D = Path("/etc/docker/certs.d")  # dockerd's and skopeo's per-registry CA directories
+
+
+@dataclass
+class TestCA:
+    """A CA of the test bed's own (openssl), trusted per registry address through certs.d."""
+
+    __test__ = False
+    root: Path
+    trusted: list[Path] = field(default_factory=list)
+
+    @property
+    def certificate(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.root / "ca.key"
+
+    def create(self) -> "TestCA":
+        self.root.mkdir(parents=True, exist_ok=True)
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key), "-out", str(self.certificate),
+                 "-days", "2", "-subj", "/CN=production-control test CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+        return self
+
+    def server_certificate(self, directory: Path, ip: str) -> tuple[Path, Path]:
+        """A server certificate for `ip`, signed by this CA: (cert, key)."""
+        cert, key, request, ext = (directory / name for name in ("server.crt", "server.key", "server.csr", "server.ext"))
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(request), "-subj", f"/CN={ip}")
+        ext.write_text(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                       "extendedKeyUsage=serverAuth\n")  # fmt: skip
+        _openssl("x509", "-req", "-in", str(request), "-CA", str(self.certificate), "-CAkey", str(self.key),
+                 "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+        return cert, key
+
+    def trust(self, address: str) -> None:
+        """certs.d/<address>/ca.crt: engines and skopeo then verify the registry at `address` with this CA."""
+        directory = CERTS_D / address
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.certificate, directory / "ca.crt")
+        if directory not in self.trusted:
+            self.trusted.append(directory)
+
+    def distrust(self, address: str) -> None:
+        directory = CERTS_D / address
+        if directory in self.trusted:
+            shutil.rmtree(directory, ignore_errors=True)
+            self.trusted.remove(directory)
+
+
+@dataclass
+class TokenIssuer:
+    """The token server of a registry with `auth: token`: the only test code in that set-up.
+
+    It answers the registry's Bearer challenge as Docker's token spec says (GET with Basic
+    credentials or none, or the OAuth2 password POST), with a JWT signed by a key whose
+    certificate the registry trusts (rootcertbundle), granting pull and push to its user and
+    pull to anonymous clients when `anonymous_pull`. `expired` makes it hand out tokens that
+    have already expired; `requests` records what was asked (scopes, whether credentials came).
+    """
+
+    root: Path
+    users: dict[str, str]
+    anonymous_pull: bool = True
+    expired: bool = False
+    service: str = "production-control-test"
+    issuer: str = "production-control-test-issuer"
+    port: int = field(default_factory=lambda: 0)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+    _x5c: str = field(default="", init=False, repr=False)
+
+    @property
+    def certificate(self) -> Path:
+        return self.root / "issuer.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.root / "issuer.key"
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def start(self) -> "TokenIssuer":
+        self.root.mkdir(parents=True, exist_ok=True)
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key), "-out", str(self.certificate),
+                 "-days", "2", "-subj", "/CN=production-control test token issuer")  # fmt: skip
+        self._x5c = base64.b64encode(_openssl("x509", "-in", str(self.certificate), "-outform", "DER")).decode()
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                user, password = None, None
+                header = self.headers.get("Authorization", "")
+                if header.startswith("Basic "):
+                    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                issuer.answer(self, user, password, query.get("scope", []), "token")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                issuer.answer(self, (form.get("username") or [None])[0], (form.get("password") or [None])[0],
+                              form.get("scope", [""])[0].split(), "access_token")  # fmt: skip
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def answer(self, handler: BaseHTTPRequestHandler, user: str | None, password: str | None, scopes: list[str], key: str) -> None:
+        self.requests.append({"user": user, "scopes": scopes, "credentials": password is not None})
+        if user is not None and self.users.get(user) != password:
+            body, status = b'{"errors": [{"code": "UNAUTHORIZED", "message": "wrong user name or password"}]}', 401
+        else:
+            actions = ["pull", "push"] if user is not None else (["pull"] if self.anonymous_pull else [])
+            access = []
+            for scope in scopes:
+                kind, _, rest = scope.partition(":")
+                name, _, wanted = rest.rpartition(":")
+                granted = [action for action in wanted.split(",") if action in actions or (action == "*" and "push" in actions)]
+                if kind == "repository" and name:
+                    access.append({"type": kind, "name": name, "actions": granted})
+            token = self.sign(user or "", access)
+            body, status = json.dumps({key: token, "token": token, "expires_in": 300}).encode(), 200
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def sign(self, subject: str, access: list[dict[str, Any]]) -> str:
+        now = int(time.time())
+        expires = now - 60 if self.expired else now + 300
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": expires, "nbf": now - 120,
+                  "iat": now - 120, "jti": uuid.uuid4().hex, "access": access}  # fmt: skip
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = _openssl("dgst", "-sha256", "-sign", str(self.key), stdin=signing_input.encode())
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+@dataclass
+class RedirectingFront:
+    """A front for a registry, on a port of its own, as registries with object storage behave.
+
+    Everything is passed through to the registry, except blob downloads: those are answered
+    `307` to a blob store on another loopback port, which serves the bytes from the registry's
+    storage and records the headers of each request (no credentials may reach it). With
+    `throttle` > 0 the first manifest request is answered 429 with `Retry-After: <throttle>`;
+    with `fail_first` (an HTTP status) it is answered that status. With `page_size`, tag
+    lists come `page_size` tags at a time with a `Link` to the next page, as registries with
+    many tags answer (docker-registry 2.8 itself does not page tag lists).
+    """
+
+    registry: RegistryServer
+    throttle: int = 0
+    fail_first: int = 0
+    page_size: int = 0
+    tag_requests: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    store_port: int = field(default_factory=free_port)
+    store_requests: list[dict[str, str]] = field(default_factory=list)
+    redirected: list[dict[str, str]] = field(default_factory=list)  # the blob requests answered 307
+    manifest_times: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, status)
+    _servers: list[ThreadingHTTPServer] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "RedirectingFront":
+        front = self
+
+        class Front(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def handle_any(self) -> None:
+                path = urlparse(self.path).path
+                if "/manifests/" in path:
+                    first = not front.manifest_times
+                    if first and front.throttle:
+                        front.manifest_times.append((time.monotonic(), 429))
+                        return self.reply(429, {"Retry-After": str(front.throttle)}, b"")
+                    if first and front.fail_first:
+                        front.manifest_times.append((time.monotonic(), front.fail_first))
+                        return self.reply(front.fail_first, {}, b"")
+                    front.manifest_times.append((time.monotonic(), 200))
+                upstream = self.path
+                if path.endswith("/tags/list"):
+                    front.tag_requests.append(self.path)
+                    if front.page_size:
+                        upstream = path
+                if self.command == "GET" and "/blobs/sha256:" in path:
+                    front.redirected.append(dict(self.headers.items()))
+                    digest = path.rsplit("/", 1)[1]
+                    return self.reply(307, {"Location": f"http://127.0.0.1:{front.store_port}/blobs/{digest}"}, b"")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")]
+                headers.append(("Host", front.address))  # upload locations then point back at the front
+                with httpx.Client(timeout=60, follow_redirects=False) as client:
+                    answer = client.request(self.command, f"http://{front.registry.address}{upstream}", headers=headers, content=body)
+                keep = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+                if path.endswith("/tags/list") and front.page_size and answer.status_code == 200:
+                    return self.page(path, answer.json(), keep)
+                self.reply(answer.status_code, keep, answer.content if self.command != "HEAD" else b"",
+                           length=len(answer.content) if self.command != "HEAD" else int(answer.headers.get("content-length") or 0))
+
+            def page(self, path: str, listing: dict[str, Any], headers: dict[str, str]) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                size = int((query.get("n") or [front.page_size])[0])
+                tags = sorted(listing.get("tags") or [])
+                last = (query.get("last") or [""])[0]
+                rest = [tag for tag in tags if tag > last]
+                if len(rest) > size:
+                    headers["Link"] = f'<{path}?n={size}&last={rest[size - 1]}>; rel="next"'
+                self.reply(200, headers, json.dumps({"name": listing.get("name"), "tags": rest[:size]}).encode())
+
+            def reply(self, status: int, headers: Mapping[str, str], body: bytes, length: int | None = None) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                if body:
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+        class Store(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.store_requests.append(dict(self.headers.items()))
+                data = front.registry.blob_file(self.path.rsplit("/", 1)[1]).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        for handler, port in ((Front, self.port), (Store, self.store_port)):
+            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self._servers.append(server)
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self._servers.clear()
 
 
 # -- an engine of our own ----------------------------------------------------------------------------

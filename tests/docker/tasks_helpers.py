@@ -38,7 +38,7 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
-# User agent of the server engine's pulls; the tasks' own registry client is Python-urllib.
+# User agent of the server engine's pulls; the tasks read and push with skopeo (its own user agent).
 ENGINE_USER_AGENT = '"docker/'
 
 

@@ -42,7 +42,6 @@ from tasks_helpers import (
     free_port,
     get_json,
     log_size,
-    project_filter,
     push_derived_release,
     wait_for,
 )

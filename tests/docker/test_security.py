@@ -217,8 +217,16 @@ def assert_about_credentials(line: str, registry: AuthRegistry) -> None:
     assert "credentials" in line or "$REGISTRY_PASSWORD" in line, line
 
 
+def never_logged_in(bed: FaultBed) -> Path:
+    """A docker CLI config without a login: credentials from `docker login` come before the variable."""
+    directory = bed.tmp / f"docker-config-{secrets.token_hex(4)}"
+    directory.mkdir()
+    return directory
+
+
 def test_a_wrong_registry_password_fails_deploy_in_one_line(bed: FaultBed, auth_registry: AuthRegistry) -> None:
-    env = {**auth_registry.env(password="not-the-password"), "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth"}
+    env = {**auth_registry.env(password="not-the-password", docker_config=never_logged_in(bed)),
+           "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth"}  # fmt: skip
     line = one_error_line(bed.invoke("deploy", "--host", bed.engine.host, "--version", bed.release("good").tag, env=env))
     assert_about_credentials(line, auth_registry)
 
@@ -227,7 +235,7 @@ def test_a_wrong_registry_password_fails_build_in_one_line(bed: FaultBed, auth_r
     """A registry that refuses the credentials is running: build tasks must not try to start one."""
     state_existed = LOCAL_REGISTRY_STATE.exists()
     try:
-        run = bed.invoke("build-app", env=auth_registry.env(password="not-the-password"))
+        run = bed.invoke("build-app", env=auth_registry.env(password="not-the-password", docker_config=never_logged_in(bed)))
     finally:
         if not state_existed:
             shutil.rmtree(LOCAL_REGISTRY_STATE, ignore_errors=True)

@@ -52,6 +52,14 @@ def test_loads_from_an_invoke_config_section() -> None:
     assert loaded.hosts == ("local",)
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["ghcr.io/acme", "registry.example.com:5000/team/sub-team", "docker.io/acme", "localhost:5000/team", "ghcr.io/acme/"],
+)
+def test_registry_with_a_namespace(value: str) -> None:
+    assert load_config({"registry": value}).registry == value.rstrip("/")
+
+
 def test_none_values_take_the_defaults() -> None:
     assert load_config({"registry": None, "hosts": None, "http_port": None}) == DeployConfig()
 
@@ -114,8 +122,10 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        pytest.param({"registry": "http://localhost:5000"}, "invalid deploy.registry 'http://localhost:5000': use host[:port] without scheme or path, e.g. localhost:5000", id="registry-scheme"),
-        pytest.param({"registry": "localhost:5000/team"}, "invalid deploy.registry 'localhost:5000/team': use host[:port]", id="registry-path"),
+        pytest.param({"registry": "http://localhost:5000"}, "invalid deploy.registry 'http://localhost:5000': drop the scheme (http://): use host[:port][/namespace], e.g. localhost:5000, ghcr.io/acme or docker.io/acme", id="registry-scheme"),
+        pytest.param({"registry": "https://ghcr.io/acme"}, "invalid deploy.registry 'https://ghcr.io/acme': drop the scheme (https://)", id="registry-scheme-with-namespace"),
+        pytest.param({"registry": "ghcr.io/Acme"}, "invalid deploy.registry 'ghcr.io/Acme': use host[:port][/namespace]", id="registry-namespace-upper-case"),
+        pytest.param({"registry": "ghcr.io//acme"}, "invalid deploy.registry 'ghcr.io//acme'", id="registry-empty-path-component"),
         pytest.param({"registry": "localhost:99999"}, "invalid deploy.registry 'localhost:99999'", id="registry-port-range"),
         pytest.param({"registry": ""}, "invalid deploy.registry ''", id="registry-empty"),
         pytest.param({"python_image": "Python 3"}, "invalid deploy.python_image 'Python 3': use an image reference like python:3.12-slim-bookworm", id="python-image"),

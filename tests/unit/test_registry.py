@@ -1,26 +1,26 @@
-"""The registry client: manifest parsing, platform choice, and HTTP behaviour against a scripted in-process registry."""
+"""The registry: manifest parsing, platform choice, skopeo command lines and its answers (a scripted runner in place of skopeo)."""
 
-import base64
 import hashlib
 import json
-import socket
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import subprocess
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
 
+from delivery.auth import Credentials
 from delivery.errors import DeliveryError
 from delivery.registry import (
-    MANIFEST_TYPES,
     Blob,
     Manifest,
     Registry,
+    RegistryUnreachable,
+    failure_kind,
     is_loopback,
     parse_manifest,
     pick_platform,
+    skopeo_argv,
+    skopeo_reason,
 )
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -141,327 +141,256 @@ def test_pick_platform_without_the_platform(index: dict) -> None:
         pytest.param("localhost.example.com:443", False, id="localhost-prefixed-domain"),
         pytest.param("10.0.0.1:5000", False, id="private-ip"),
         pytest.param("192.168.1.127:5000", False, id="127-not-at-the-start"),
+        pytest.param("127.0.0.1:5000/team/app", True, id="loopback-with-namespace"),
+        pytest.param("ghcr.io/localhost", False, id="namespace-named-localhost"),
     ],
 )
 def test_is_loopback(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback
 
 
+# -- skopeo command lines and messages (pure) ---------------------------------------------------------
 @pytest.mark.parametrize(
-    ("address", "base"),
+    ("args", "expected"),
     [
-        pytest.param("localhost:5000", "http://localhost:5000/v2/", id="loopback-plain-http"),
-        pytest.param("registry.example.com", "https://registry.example.com/v2/", id="remote-https"),
+        pytest.param(
+            ("inspect", "docker://r/x:t", dict(tls_verify=False, auth=None, timeout=60, extra=("--raw",))),
+            ["skopeo", "inspect", "--command-timeout=60s", "--raw", "--retry-times=3", "--tls-verify=false", "--no-creds", "docker://r/x:t"],
+            id="inspect-anonymous-plain-http",
+        ),
+        pytest.param(
+            ("list-tags", "docker://r/x", dict(tls_verify=True, auth=Path("/tmp/a.json"), timeout=None)),
+            ["skopeo", "list-tags", "--retry-times=3", "--tls-verify=true", "--authfile", "/tmp/a.json", "docker://r/x"],
+            id="list-tags-with-an-auth-file",
+        ),
+        pytest.param(
+            ("copy", "docker://r/x:t", dict(tls_verify=True, auth=Path("/tmp/a.json"), timeout=None,
+                                            extra=("--preserve-digests",), source="oci:/tmp/layout")),
+            ["skopeo", "copy", "--preserve-digests", "--retry-times=3", "--dest-tls-verify=true", "--dest-authfile",
+             "/tmp/a.json", "oci:/tmp/layout", "docker://r/x:t"],
+            id="copy-uses-the-dest-options",
+        ),
     ],
 )
-def test_registry_base_url(address: str, base: str) -> None:
-    assert Registry(address).base == base
+def test_skopeo_argv(args: tuple, expected: list[str]) -> None:
+    command, reference, options = args
+    assert skopeo_argv(command, reference, **options) == expected
 
 
-# -- a scripted registry -------------------------------------------------------------------------------
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
+@pytest.mark.parametrize(
+    ("stderr", "reason", "kind"),
+    [
+        pytest.param(
+            'time="x" level=fatal msg="Error parsing image name \\"docker://127.0.0.1:5592/ns/app:nope\\": reading manifest nope in 127.0.0.1:5592/ns/app: manifest unknown: manifest unknown"\n',
+            "reading manifest nope in 127.0.0.1:5592/ns/app: manifest unknown: manifest unknown", "missing", id="manifest-unknown"),
+        pytest.param(
+            'time="x" level=fatal msg="Error listing repository tags: fetching tags list: invalid status code from registry 404 (Not Found)"',
+            "fetching tags list: invalid status code from registry 404 (Not Found)", "missing", id="no-repository"),
+        pytest.param(
+            'time="x" level=fatal msg="Error listing repository tags: unable to retrieve auth token: invalid username/password: unauthorized: authentication required"',
+            "unable to retrieve auth token: invalid username/password: unauthorized: authentication required", "refused", id="refused"),
+        pytest.param(
+            'time="x" level=fatal msg="Error listing repository tags: pinging container registry 127.0.0.1:5599: Get \\"http://127.0.0.1:5599/v2/\\": dial tcp 127.0.0.1:5599: connect: connection refused"',
+            'pinging container registry 127.0.0.1:5599: Get "http://127.0.0.1:5599/v2/": dial tcp 127.0.0.1:5599: connect: connection refused',
+            "unreachable", id="connection-refused"),
+        pytest.param(
+            'level=fatal msg="pinging container registry r: Get \\"https://r/v2/\\": x509: certificate signed by unknown authority"',
+            'pinging container registry r: Get "https://r/v2/": x509: certificate signed by unknown authority', "tls", id="unknown-ca"),
+        pytest.param(
+            'level=fatal msg="Error parsing image name \\"docker://r/x:1\\": reading manifest 1 in r/x: errors:\\nunauthorized: authentication required\\nunauthorized: authentication required\\n"',
+            "reading manifest 1 in r/x: errors: unauthorized: authentication required", "refused", id="multi-line-on-one-line"),
+        pytest.param(
+            'level=fatal msg="Error parsing image name \\"docker://r/x:a\\": reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable"',
+            "reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable", "unavailable", id="503"),
+        pytest.param("", "no message", "other", id="silent"),
+    ],
+)
+def test_skopeo_reason_and_kind(stderr: str, reason: str, kind: str) -> None:
+    assert skopeo_reason(stderr) == reason
+    assert failure_kind(reason) == kind
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeRegistry:
-    """Answers (method, path-with-query) from `routes`; anything else is 404. Records every request."""
+# -- Registry with a scripted skopeo -------------------------------------------------------------------
+class ScriptedSkopeo:
+    """Answers skopeo command lines by the reference they name; records them and the auth files given."""
 
     def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], Reply] = {}
-        self.seen: list[Seen] = []
-        fake = self
+        self.answers: dict[tuple[str, str], tuple[int, bytes, str]] = {}
+        self.first: list[tuple[int, bytes, str]] = []  # answered before `answers`, one per call
+        self.calls: list[list[str]] = []
+        self.auth_files: list[tuple[str, int, dict[str, Any]]] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                fake.seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                reply = fake.routes.get((self.command, self.path), Reply(404, b'{"errors":[{"code":"NOT_FOUND"}]}'))
-                self.send_response(reply.status)
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(reply.body)
+    def answer(self, command: str, reference: str, stdout: bytes = b"", stderr: str = "", code: int = 0) -> None:
+        self.answers[(command, reference)] = (code, stdout, stderr)
 
-            do_GET = do_HEAD = do_POST = do_PUT = _answer
+    def __call__(self, argv: list[str], **_: Any) -> subprocess.CompletedProcess:
+        self.calls.append(argv)
+        for flag in ("--authfile", "--dest-authfile"):
+            if flag in argv:
+                path = Path(argv[argv.index(flag) + 1])
+                self.auth_files.append((str(path), path.stat().st_mode & 0o777, json.loads(path.read_text())))
+        key = (argv[1] if "--config" not in argv else "config", argv[-1])
+        code, stdout, stderr = self.first.pop(0) if self.first else self.answers.get(key, (1, b"", 'level=fatal msg="manifest unknown"'))
+        return subprocess.CompletedProcess(argv, code, stdout, stderr.encode())
 
-            def log_message(self, *args) -> None:
-                pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-
-    def reply(self, method: str, path: str, status: int, body: bytes | dict = b"", **headers: str) -> None:
-        data = json.dumps(body).encode() if isinstance(body, dict) else body
-        self.routes[(method, path)] = Reply(status, data, {k.replace("_", "-"): v for k, v in headers.items()})
-
-    def requests(self) -> list[tuple[str, str]]:
-        return [(s.method, s.path) for s in self.seen]
+CREDENTIALS = Credentials("ci", "s3cret-pw", "deploy.registry_user and $REGISTRY_PASSWORD")
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
-    monkeypatch.setenv("no_proxy", "*")  # a developer's http_proxy must not catch 127.0.0.1
-    server = FakeRegistry()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def skopeo() -> ScriptedSkopeo:
+    return ScriptedSkopeo()
 
 
-@pytest.fixture
-def registry(fake: FakeRegistry) -> Registry:
-    return Registry(fake.address, timeout=5)
+def registry_with(skopeo: ScriptedSkopeo, location: str = "127.0.0.1:5000/team", credentials: Credentials | None = None,
+                  sleeps: list[float] | None = None) -> Registry:
+    return Registry(location, credentials, run=skopeo, sleep=(sleeps if sleeps is not None else []).append)
 
 
-@pytest.mark.parametrize(("status", "exists"), [pytest.param(200, True, id="200-exists"), pytest.param(404, False, id="404-absent")])
-def test_has_tag(fake: FakeRegistry, registry: Registry, status: int, exists: bool) -> None:
-    fake.reply("HEAD", f"/v2/{REPO}/manifests/{TAG}", status)
+def test_references_carry_the_namespace(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo, "ghcr.io/acme/apps")
+    assert (registry.address, registry.namespace, registry.host) == ("ghcr.io", "acme/apps", "ghcr.io")
+    assert registry.reference(REPO, TAG) == f"docker://ghcr.io/acme/apps/{REPO}:{TAG}"
+    assert registry.reference(REPO, sha("a")) == f"docker://ghcr.io/acme/apps/{REPO}@{sha('a')}"
+    assert registry.tls_verify
+
+
+def test_loopback_without_certs_d_is_plain_http(skopeo: ScriptedSkopeo) -> None:
+    assert not registry_with(skopeo, "127.0.0.1:1").tls_verify
+
+
+@pytest.mark.parametrize(("code", "exists"), [pytest.param(0, True, id="present"), pytest.param(1, False, id="manifest-unknown")])
+def test_has_tag(skopeo: ScriptedSkopeo, code: int, exists: bool) -> None:
+    registry = registry_with(skopeo)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode(), code=code,
+                  stderr="" if code == 0 else 'level=fatal msg="reading manifest: manifest unknown"')
     assert registry.has_tag(REPO, TAG) is exists
-    assert fake.requests() == [("HEAD", f"/v2/{REPO}/manifests/{TAG}")]
-    assert fake.seen[0].headers["accept"] == ", ".join(MANIFEST_TYPES)
+    assert "--no-creds" in skopeo.calls[0]
 
 
-def test_has_tag_on_a_server_error(fake: FakeRegistry, registry: Registry) -> None:
-    fake.reply("HEAD", f"/v2/{REPO}/manifests/{TAG}", 500)
-    with pytest.raises(DeliveryError, match=rf"^registry {fake.address} answered HTTP 500 for {REPO}:{TAG}$"):
-        registry.has_tag(REPO, TAG)
-
-
-def test_manifest_resolves_an_index_to_linux_amd64(fake: FakeRegistry, registry: Registry) -> None:
+def test_manifest_resolves_an_index_to_linux_amd64_and_hashes_the_bytes(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
     body = json.dumps(OCI_DOC).encode()
-    fake.reply("GET", f"/v2/{REPO}/manifests/{TAG}", 200, INDEX, Content_Type=OCI_INDEX, Docker_Content_Digest=sha("i"))
-    fake.reply("GET", f"/v2/{REPO}/manifests/{sha('a')}", 200, body, Content_Type=OCI_MANIFEST, Docker_Content_Digest=sha("a"))
-    assert registry.manifest(REPO, TAG) == Manifest(
-        digest=sha("a"), size=len(body), config=Blob(sha("c"), 1469), layers=(Blob(sha("1"), 29126484), Blob(sha("2"), 3547))
-    )
-    assert fake.requests() == [("GET", f"/v2/{REPO}/manifests/{TAG}"), ("GET", f"/v2/{REPO}/manifests/{sha('a')}")]
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(INDEX).encode())
+    skopeo.answer("inspect", registry.reference(REPO, sha("a")), body)
+    manifest = registry.manifest(REPO, TAG)
+    assert manifest.digest == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert (manifest.size, manifest.config, manifest.layers) == (len(body), EXPECTED.config, EXPECTED.layers)
+    assert manifest.index_digest == "sha256:" + hashlib.sha256(json.dumps(INDEX).encode()).hexdigest()
 
 
-def test_manifest_media_type_from_the_content_type_header(fake: FakeRegistry, registry: Registry) -> None:
-    document = {k: v for k, v in DOCKER_DOC.items() if k != "mediaType"}
-    fake.reply("GET", f"/v2/{REPO}/manifests/{TAG}", 200, document, Content_Type=f"{DOCKER_MANIFEST}; charset=utf-8",
-               Docker_Content_Digest=sha("m"))
-    assert registry.manifest(REPO, TAG).digest == sha("m")
+def test_a_plain_manifest_has_no_index_digest(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
+    assert registry.manifest(REPO, TAG).index_digest is None
 
 
-def test_manifest_digest_without_the_digest_header_is_the_body_hash(fake: FakeRegistry, registry: Registry) -> None:
-    body = json.dumps(OCI_DOC).encode()
-    fake.reply("GET", f"/v2/{REPO}/manifests/{TAG}", 200, body, Content_Type=OCI_MANIFEST)
-    assert registry.manifest(REPO, TAG).digest == "sha256:" + hashlib.sha256(body).hexdigest()
+def test_config_is_read_by_manifest_digest(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
+    skopeo.answer("config", registry.reference(REPO, sha("m")), b'{"rootfs": {"diff_ids": ["sha256:1"]}}')
+    assert registry.config(REPO, EXPECTED)["rootfs"]["diff_ids"] == ["sha256:1"]
 
 
-def test_manifest_served_with_a_wrong_content_type(fake: FakeRegistry, registry: Registry) -> None:
-    fake.reply("GET", f"/v2/{REPO}/manifests/{TAG}", 200, {"schemaVersion": 2}, Content_Type="text/html; charset=utf-8")
-    with pytest.raises(DeliveryError, match=rf"served {REPO}:{TAG} as 'text/html', not an image manifest"):
+def test_tags_of_a_missing_repository_are_none(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
+    assert registry.tags(REPO) == []
+    skopeo.answer("list-tags", f"docker://{registry.name(REPO)}", b'{"Repository": "x", "Tags": ["b", "a"]}')
+    assert registry.tags(REPO) == ["a", "b"]
+
+
+def test_manifest_not_in_the_registry(skopeo: ScriptedSkopeo) -> None:
+    with pytest.raises(DeliveryError, match=rf"^127.0.0.1:5000/team/{REPO}:{TAG} is not in the registry: build and push it first"):
+        registry_with(skopeo).manifest(REPO, TAG)
+
+
+def test_manifest_that_is_not_json(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), b"<html>")
+    with pytest.raises(DeliveryError, match=rf"sent something that is not JSON for manifest {REPO}:{TAG}$"):
         registry.manifest(REPO, TAG)
 
 
-def test_manifest_that_is_not_json(fake: FakeRegistry, registry: Registry) -> None:
-    fake.reply("GET", f"/v2/{REPO}/manifests/{TAG}", 200, b"<html>proxy login</html>", Content_Type=OCI_MANIFEST)
-    with pytest.raises(DeliveryError, match=rf"^registry {fake.address} sent something that is not JSON for manifest {REPO}:{TAG}$"):
+def test_credentials_reach_skopeo_in_a_private_file_only(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo, credentials=CREDENTIALS)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
+    assert registry.has_tag(REPO, TAG)
+    path, mode, document = skopeo.auth_files[0]
+    assert mode == 0o600
+    assert document == {"auths": {"127.0.0.1:5000": {"auth": "Y2k6czNjcmV0LXB3"}}}  # ci:s3cret-pw
+    assert not Path(path).exists(), "the auth file outlived the call"
+    assert not any("s3cret-pw" in arg for arg in skopeo.calls[0])
+
+
+def test_refused_credentials_name_their_source_never_the_secret(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo, credentials=CREDENTIALS)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), code=1,
+                  stderr='level=fatal msg="reading manifest: unauthorized: authentication required (s3cret-pw)"')
+    with pytest.raises(DeliveryError) as caught:
         registry.manifest(REPO, TAG)
+    message = str(caught.value)
+    assert message.startswith("registry 127.0.0.1:5000/team refused the credentials from deploy.registry_user and $REGISTRY_PASSWORD")
+    assert "s3cret-pw" not in message and "***" in message
 
 
-def test_manifest_that_is_json_but_not_an_object(fake: FakeRegistry, registry: Registry) -> None:
-    fake.reply("GET", f"/v2/{REPO}/manifests/{TAG}", 200, b"[1, 2]", Content_Type=OCI_MANIFEST)
-    with pytest.raises(DeliveryError, match="sent unexpected JSON for manifest"):
-        registry.manifest(REPO, TAG)
+def test_unreachable_registry(skopeo: ScriptedSkopeo) -> None:
+    registry = registry_with(skopeo)
+    skopeo.answer("list-tags", f"docker://{registry.name(REPO)}", code=1,
+                  stderr='level=fatal msg="pinging container registry 127.0.0.1:5000: dial tcp: connect: connection refused"')
+    with pytest.raises(RegistryUnreachable, match=r"^registry 127.0.0.1:5000 is unreachable .*: start it \(`invoke registry`\)"):
+        registry.tags(REPO)
 
 
-def test_manifest_not_in_the_registry(fake: FakeRegistry, registry: Registry) -> None:
-    with pytest.raises(DeliveryError, match=rf"^{fake.address}/{REPO}:{TAG} is not in the registry: build and push it first"):
-        registry.manifest(REPO, TAG)
+def test_skopeo_not_installed() -> None:
+    def missing(argv: list[str], **_: Any) -> subprocess.CompletedProcess:
+        raise FileNotFoundError(argv[0])
+
+    with pytest.raises(DeliveryError, match=r"^skopeo is not installed: run `scripts/setup`"):
+        Registry("127.0.0.1:5000", run=missing).has_tag(REPO, TAG)
 
 
-def test_refused_credentials(fake: FakeRegistry) -> None:
-    fake.reply("HEAD", f"/v2/{REPO}/manifests/{TAG}", 401, Www_Authenticate='Basic realm="registry"')
-    registry = Registry(fake.address, user="ci", password="s3cret-pw", timeout=5)
-    with pytest.raises(DeliveryError, match=rf"^registry {fake.address} refused the credentials") as caught:
+def test_push_layout_copies_with_preserved_digests(skopeo: ScriptedSkopeo, tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"mediaType": OCI_MANIFEST, "digest": sha("m"), "size": 1}]}))
+    registry = registry_with(skopeo)
+    skopeo.answer("copy", registry.reference(REPO, TAG))
+    assert registry.push_layout(tmp_path, REPO, TAG) == sha("m")
+    argv = skopeo.calls[0]
+    assert argv[:2] == ["skopeo", "copy"] and "--preserve-digests" in argv
+    assert argv[-2:] == [f"oci:{tmp_path}", f"docker://127.0.0.1:5000/team/{REPO}:{TAG}"]
+
+
+def test_push_layout_of_several_images_is_refused(skopeo: ScriptedSkopeo, tmp_path: Path) -> None:
+    entry = {"mediaType": OCI_MANIFEST, "digest": sha("m"), "size": 1}
+    (tmp_path / "index.json").write_text(json.dumps({"manifests": [entry, entry]}))
+    with pytest.raises(DeliveryError, match="^the build produced 2 image manifests, expected 1$"):
+        registry_with(skopeo).push_layout(tmp_path, REPO, TAG)
+    assert skopeo.calls == []
+
+
+UNAVAILABLE = (1, b"", 'level=fatal msg="reading manifest: received unexpected HTTP status: 503 Service Unavailable"')
+
+
+def test_a_5xx_answer_is_retried_with_backoff(skopeo: ScriptedSkopeo) -> None:
+    sleeps: list[float] = []
+    registry = registry_with(skopeo, sleeps=sleeps)
+    skopeo.first = [UNAVAILABLE, UNAVAILABLE]
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
+    assert registry.has_tag(REPO, TAG)
+    assert (len(skopeo.calls), sleeps) == (3, [1.0, 2.0])
+
+
+def test_a_registry_that_keeps_failing_is_one_line_after_the_retries(skopeo: ScriptedSkopeo) -> None:
+    sleeps: list[float] = []
+    registry = registry_with(skopeo, sleeps=sleeps)
+    skopeo.first = [UNAVAILABLE] * 4
+    with pytest.raises(DeliveryError, match=r"^registry 127.0.0.1:5000/team failed for .*503 Service Unavailable \(4 tries\): retry when the registry is back$"):
         registry.has_tag(REPO, TAG)
-    assert fake.seen[0].headers["authorization"] == "Basic " + base64.b64encode(b"ci:s3cret-pw").decode()
-    assert "s3cret-pw" not in str(caught.value)
+    assert sleeps == [1.0, 2.0, 4.0]
 
 
-def test_no_authorization_header_without_a_user(fake: FakeRegistry, registry: Registry) -> None:
-    registry.has_tag(REPO, TAG)
-    assert "authorization" not in fake.seen[0].headers
-
-
-def test_unreachable_registry() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"
-    # the port is closed now: the connection is refused
-    with pytest.raises(DeliveryError, match=rf"^registry {address} is unreachable \(.*\): start it \(`invoke registry`\)"):
-        Registry(address, timeout=5).has_tag(REPO, TAG)
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        pytest.param(200, {"name": REPO, "tags": ["1.0.1-bbbbbbbbbbbb", "1.0.0-aaaaaaaaaaaa"]}, ["1.0.0-aaaaaaaaaaaa", "1.0.1-bbbbbbbbbbbb"], id="sorted"),
-        pytest.param(200, {"name": REPO, "tags": None}, [], id="null-tags"),
-        pytest.param(404, {"errors": [{"code": "NAME_UNKNOWN"}]}, [], id="unknown-repository"),
-    ],
-)
-def test_tags(fake: FakeRegistry, registry: Registry, status: int, body: dict, expected: list[str]) -> None:
-    fake.reply("GET", f"/v2/{REPO}/tags/list", status, body)
-    assert registry.tags(REPO) == expected
-
-
-def test_config_blob(fake: FakeRegistry, registry: Registry) -> None:
-    config = {"rootfs": {"type": "layers", "diff_ids": [sha("d"), sha("e")]}}
-    fake.reply("GET", f"/v2/{REPO}/blobs/{sha('c')}", 200, config)
-    assert registry.config(REPO, EXPECTED) == config
-
-
-@pytest.mark.parametrize(("status", "ok"), [pytest.param(200, True, id="registry"), pytest.param(404, False, id="not-a-registry")])
-def test_ping(fake: FakeRegistry, registry: Registry, status: int, ok: bool) -> None:
-    fake.reply("GET", "/v2/", status, {})
-    if ok:
-        registry.ping()
-    else:
-        with pytest.raises(DeliveryError, match=r"answered HTTP 404 on /v2/: is it a Docker registry\?"):
-            registry.ping()
-    assert fake.requests() == [("GET", "/v2/")]
-
-
-# -- push_layout -----------------------------------------------------------------------------------------
-@dataclass
-class Layout:
-    path: Path
-    manifest: bytes
-    manifest_digest: str
-    config: str
-    mounted: str  # in the deps repository: mounted
-    uploaded: str  # nowhere: uploaded
-    blobs: dict[str, bytes]
-
-
-def write_blob(layout: Path, data: bytes) -> str:
-    hexdigest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / hexdigest).write_bytes(data)
-    return f"sha256:{hexdigest}"
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    path = tmp_path / "layout"
-    (path / "blobs" / "sha256").mkdir(parents=True)
-    blobs = {b"config": b'{"rootfs":{}}', b"deps": b"deps layer bytes", b"code": b"code layer bytes, new"}
-    digests = {name: write_blob(path, data) for name, data in blobs.items()}
-    document = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[b"config"], "size": len(blobs[b"config"])},
-        "layers": [
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digests[name], "size": len(blobs[name])}
-            for name in (b"deps", b"code")
-        ],
-    }
-    manifest = json.dumps(document).encode()
-    manifest_digest = write_blob(path, manifest)
-    (path / "index.json").write_text(json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest),
-                       "annotations": {"org.opencontainers.image.ref.name": TAG}}],
-    }))
-    (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    return Layout(path, manifest, manifest_digest, digests[b"config"], digests[b"deps"], digests[b"code"],
-                  {digests[name]: data for name, data in blobs.items()})
-
-
-@pytest.mark.parametrize(
-    ("location", "put_path"),
-    [
-        pytest.param("/v2/{repo}/blobs/uploads/uuid-1?_state=abc", "/v2/{repo}/blobs/uploads/uuid-1?_state=abc&digest={digest}", id="relative-location-with-query"),
-        pytest.param("http://{address}/v2/{repo}/blobs/uploads/uuid-2", "/v2/{repo}/blobs/uploads/uuid-2?digest={digest}", id="absolute-location"),
-    ],
-)
-def test_push_layout_sends_only_what_the_registry_lacks(fake: FakeRegistry, registry: Registry, layout: Layout,
-                                                        location: str, put_path: str) -> None:
-    location = location.format(repo=REPO, address=fake.address)
-    put_path = put_path.format(repo=REPO, digest=layout.uploaded)
-    fake.reply("HEAD", f"/v2/{REPO}/blobs/{layout.config}", 200)
-    fake.reply("POST", f"/v2/{REPO}/blobs/uploads/?mount={layout.mounted}&from=production-control-deps", 201)
-    fake.reply("POST", f"/v2/{REPO}/blobs/uploads/?mount={layout.uploaded}&from=production-control-deps", 202,
-               Location=f"/v2/{REPO}/blobs/uploads/uuid-mount-attempt")
-    fake.reply("POST", f"/v2/{REPO}/blobs/uploads/", 202, Location=location)
-    fake.reply("PUT", put_path, 201)
-    fake.reply("PUT", f"/v2/{REPO}/manifests/{TAG}", 201, Docker_Content_Digest=layout.manifest_digest)
-    progress: list[str] = []
-
-    digest = registry.push_layout(layout.path, REPO, TAG, mount_from=("production-control-deps",), progress=progress.append)
-
-    assert digest == layout.manifest_digest
-    assert fake.requests() == [
-        ("HEAD", f"/v2/{REPO}/blobs/{layout.config}"),
-        ("HEAD", f"/v2/{REPO}/blobs/{layout.mounted}"),
-        ("POST", f"/v2/{REPO}/blobs/uploads/?mount={layout.mounted}&from=production-control-deps"),
-        ("HEAD", f"/v2/{REPO}/blobs/{layout.uploaded}"),
-        ("POST", f"/v2/{REPO}/blobs/uploads/?mount={layout.uploaded}&from=production-control-deps"),
-        ("POST", f"/v2/{REPO}/blobs/uploads/"),
-        ("PUT", put_path),
-        ("PUT", f"/v2/{REPO}/manifests/{TAG}"),
-    ]
-    blob_put, manifest_put = fake.seen[-2], fake.seen[-1]
-    assert blob_put.body == layout.blobs[layout.uploaded]
-    assert blob_put.headers["content-type"] == "application/octet-stream"
-    assert blob_put.headers["content-length"] == str(len(layout.blobs[layout.uploaded]))
-    assert manifest_put.body == layout.manifest
-    assert manifest_put.headers["content-type"] == OCI_MANIFEST
-    assert progress == [f"uploaded 1 new blob(s) of 3 to {fake.address}/{REPO}"]
-
-
-def test_push_layout_without_a_digest_header_returns_the_layout_digest(fake: FakeRegistry, registry: Registry, layout: Layout) -> None:
-    for digest in (layout.config, layout.mounted, layout.uploaded):
-        fake.reply("HEAD", f"/v2/{REPO}/blobs/{digest}", 200)
-    fake.reply("PUT", f"/v2/{REPO}/manifests/{TAG}", 201)
-    assert registry.push_layout(layout.path, REPO, TAG) == layout.manifest_digest
-    assert [m for m, _ in fake.requests()] == ["HEAD", "HEAD", "HEAD", "PUT"]
-
-
-def test_push_layout_refused_upload(fake: FakeRegistry, registry: Registry, layout: Layout) -> None:
-    fake.reply("POST", f"/v2/{REPO}/blobs/uploads/", 500)
-    with pytest.raises(DeliveryError, match=rf"^registry {fake.address} refused an upload to {REPO} \(HTTP 500\)$"):
-        registry.push_layout(layout.path, REPO, TAG)
-    assert ("PUT", f"/v2/{REPO}/manifests/{TAG}") not in fake.requests()
-
-
-def test_push_layout_refused_manifest(fake: FakeRegistry, registry: Registry, layout: Layout) -> None:
-    for digest in (layout.config, layout.mounted, layout.uploaded):
-        fake.reply("HEAD", f"/v2/{REPO}/blobs/{digest}", 200)
-    fake.reply("PUT", f"/v2/{REPO}/manifests/{TAG}", 400, b'{"errors":[{"code":"MANIFEST_INVALID"}]}')
-    with pytest.raises(DeliveryError, match=rf"refused the manifest of {REPO}:{TAG} \(HTTP 400\): .*MANIFEST_INVALID"):
-        registry.push_layout(layout.path, REPO, TAG)
-
-
-@pytest.mark.parametrize("count", [pytest.param(0, id="no-manifest"), pytest.param(2, id="two-manifests")])
-def test_push_layout_needs_exactly_one_image_manifest(registry: Registry, layout: Layout, count: int) -> None:
-    index = json.loads((layout.path / "index.json").read_text())
-    index["manifests"] = index["manifests"] * count
-    (layout.path / "index.json").write_text(json.dumps(index))
-    with pytest.raises(DeliveryError, match=rf"^the build produced {count} image manifests, expected 1$"):
-        registry.push_layout(layout.path, REPO, TAG)
-
-
-def test_parse_manifest_says_when_a_size_is_not_a_number() -> None:
-    document = {"config": {"digest": sha("c"), "size": "big"}, "layers": []}
-    with pytest.raises(DeliveryError, match=rf"^malformed image manifest {sha('m')}: a size is not a number"):
-        parse_manifest(document, digest=sha("m"), size=1)
+def test_other_failures_are_not_retried_by_us(skopeo: ScriptedSkopeo) -> None:
+    sleeps: list[float] = []
+    registry = registry_with(skopeo, sleeps=sleeps)
+    skopeo.first = [(1, b"", 'level=fatal msg="unauthorized: authentication required"')]
+    with pytest.raises(DeliveryError, match="refused anonymous access"):
+        registry.has_tag(REPO, TAG)
+    assert (len(skopeo.calls), sleeps) == (1, [])

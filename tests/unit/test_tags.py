@@ -350,6 +350,10 @@ def test_tag_parsers_raise_only_delivery_error(text: str) -> None:
         pytest.param(("registry.example.com", APP_REPOSITORY, "1.0.0-0123456789ab"),
                      "registry.example.com/production-control:1.0.0-0123456789ab", id="app"),
         pytest.param(("", "python", "3.12"), "python:3.12", id="no-registry"),
+        pytest.param(("ghcr.io/acme", APP_REPOSITORY, "1.0.0-0123456789ab"),
+                     "ghcr.io/acme/production-control:1.0.0-0123456789ab", id="namespace"),
+        pytest.param(("registry.example.com:5000/a/b", "production-control-deps", "deps-1.0.0-abcdef123456"),
+                     "registry.example.com:5000/a/b/production-control-deps:deps-1.0.0-abcdef123456", id="nested-namespace"),
     ],
 )  # fmt: skip
 def test_image_ref(args: tuple[str, str, str], expected: str) -> None:
@@ -360,6 +364,7 @@ def test_image_ref(args: tuple[str, str, str], expected: str) -> None:
     ("args", "message"),
     [
         pytest.param(("http://x", APP_REPOSITORY, "t"), "invalid registry 'http://x'", id="scheme"),
+        pytest.param(("ghcr.io/Acme", APP_REPOSITORY, "t"), "invalid registry 'ghcr.io/Acme'", id="upper-case-namespace"),
         pytest.param(("localhost:5000", "Upper", "t"), "invalid repository 'Upper'", id="uppercase-repository"),
         pytest.param(("localhost:5000", APP_REPOSITORY, "-t"), "is not a valid Docker tag", id="bad-tag"),
         pytest.param(("", "example.com/app", "t"), "would be read as a registry host", id="ambiguous-repository"),
@@ -409,7 +414,7 @@ def test_split_image_ref_errors(ref: str) -> None:
         split_image_ref(ref)
 
 
-registries = st.sampled_from(["", "localhost:5000", "registry.example.com", "10.0.0.1:443", "[::1]:5000"])
+registries = st.sampled_from(["", "localhost:5000", "registry.example.com", "10.0.0.1:443", "[::1]:5000", "ghcr.io/acme", "localhost:5000/a/b"])
 repositories = st.from_regex(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+)?", fullmatch=True)
 docker_tags = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", fullmatch=True)
 
@@ -421,7 +426,8 @@ def test_image_ref_and_split_round_trip(registry: str, repository: str, tag: str
     except DeliveryError:
         assert not registry and "." in repository.partition("/")[0]
         return
-    assert split_image_ref(ref) == ImageRef(registry, repository, tag, None)
+    host, _, namespace = registry.partition("/")  # a namespace reads back as part of the repository
+    assert split_image_ref(ref) == ImageRef(host, f"{namespace}/{repository}" if namespace else repository, tag, None)
 
 
 @given(st.text())

@@ -1,0 +1,189 @@
+"""Where registry credentials come from: the docker CLI's config (helpers, store, logins), then the variable."""
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from delivery import auth
+from delivery.auth import Credentials, auth_file, registry_host, resolve
+from delivery.errors import DeliveryError
+
+HOST = "registry.example.com:5000"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A docker config dir and a bin dir of fake credential helpers on PATH."""
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    return tmp_path
+
+
+def env(home: Path, **extra: str) -> dict[str, str]:
+    return {"DOCKER_CONFIG": str(home / "docker"), **extra}
+
+
+def write_config(home: Path, document: dict) -> Path:
+    (home / "docker").mkdir(exist_ok=True)
+    path = home / "docker" / "config.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def helper(home: Path, name: str, script: str) -> None:
+    """A docker-credential-<name> that runs `script` (sh) with the server URL on stdin."""
+    path = home / "bin" / f"docker-credential-{name}"
+    path.write_text(f"#!/bin/sh\nread server\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.parametrize(
+    ("registry", "host"),
+    [
+        pytest.param("ghcr.io/acme", "ghcr.io", id="namespace"),
+        pytest.param("localhost:5000", "localhost:5000", id="host-port"),
+        pytest.param("docker.io/acme", "docker.io", id="docker-hub"),
+        pytest.param("index.docker.io/acme", "docker.io", id="docker-hub-index"),
+    ],
+)
+def test_registry_host(registry: str, host: str) -> None:
+    assert registry_host(registry) == host
+
+
+def test_a_docker_login_comes_before_the_variable(home: Path) -> None:
+    write_config(home, {"auths": {HOST: {"auth": b64("alice:from-login")}}})
+    found = resolve(f"{HOST}/team", "ci", "REGISTRY_PASSWORD", env(home, REGISTRY_PASSWORD="from-env"))
+    assert (found.username, found.secret) == ("alice", "from-login")
+    assert found.source.startswith("docker login (")
+
+
+def test_the_variable_when_the_docker_cli_has_nothing(home: Path) -> None:
+    write_config(home, {"auths": {"other.example.com": {"auth": b64("bob:x")}}})
+    found = resolve(HOST, "ci", "CI_TOKEN", env(home, CI_TOKEN="from-env"))
+    assert found == Credentials("ci", "from-env", "deploy.registry_user and $CI_TOKEN")
+
+
+def test_anonymous_without_either(home: Path) -> None:
+    assert resolve(HOST, None, "REGISTRY_PASSWORD", env(home)) is None
+
+
+def test_a_user_without_a_password_says_what_to_export(home: Path) -> None:
+    with pytest.raises(DeliveryError, match=r"^deploy.registry_user is set but \$REGISTRY_PASSWORD is empty: export"):
+        resolve(HOST, "ci", "REGISTRY_PASSWORD", env(home))
+
+
+def test_docker_hub_logins_are_found_under_the_index_url(home: Path) -> None:
+    write_config(home, {"auths": {"https://index.docker.io/v1/": {"auth": b64("carol:hub")}}})
+    assert resolve("docker.io/acme", None, "REGISTRY_PASSWORD", env(home)).secret == "hub"
+
+
+def test_a_cred_helper_for_the_host_wins_over_the_store(home: Path) -> None:
+    helper(home, "per-host", 'echo "{\\"Username\\": \\"helper-user\\", \\"Secret\\": \\"for-$server\\"}"')
+    helper(home, "store", "echo store-must-not-be-asked >&2; exit 1")
+    write_config(home, {"credsStore": "store", "credHelpers": {HOST: "per-host"}})
+    found = resolve(HOST, None, "REGISTRY_PASSWORD", env(home))
+    assert (found.username, found.secret, found.source) == ("helper-user", f"for-{HOST}", "docker credential helper docker-credential-per-host")
+
+
+def test_the_creds_store(home: Path) -> None:
+    helper(home, "desktop", 'echo "{\\"Username\\": \\"<token>\\", \\"Secret\\": \\"identity\\"}"')
+    write_config(home, {"credsStore": "desktop", "auths": {HOST: {}}})
+    found = resolve(HOST, None, "REGISTRY_PASSWORD", env(home))
+    assert found.is_identity_token and found.secret == "identity"
+
+
+def test_a_store_without_credentials_falls_back_to_the_variable(home: Path) -> None:
+    helper(home, "desktop", 'echo "credentials not found in native keychain"; exit 1')
+    write_config(home, {"credsStore": "desktop"})
+    assert resolve(HOST, "ci", "REGISTRY_PASSWORD", env(home, REGISTRY_PASSWORD="pw")).source.startswith("deploy.registry_user")
+
+
+def test_a_failing_helper_is_one_line_without_secrets(home: Path) -> None:
+    helper(home, "broken", "echo 'keychain is locked' >&2; exit 3")
+    config = write_config(home, {"credHelpers": {HOST: "broken"}})
+    with pytest.raises(DeliveryError) as caught:
+        resolve(HOST, "ci", "REGISTRY_PASSWORD", env(home, REGISTRY_PASSWORD="must-not-leak"))
+    message = str(caught.value)
+    assert message == (f"the docker credential helper docker-credential-broken failed for {HOST} (keychain is locked): "
+                       f"fix it and `docker login {HOST}`, or remove it from {config}")
+    assert "must-not-leak" not in message
+
+
+def test_a_missing_helper(home: Path) -> None:
+    write_config(home, {"credsStore": "nowhere-to-be-found"})
+    with pytest.raises(DeliveryError, match=r"^the docker credential helper docker-credential-nowhere-to-be-found \(named in .*config.json\) is not installed"):
+        resolve(HOST, None, "REGISTRY_PASSWORD", env(home))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("{not json", "is not valid JSON: fix it", id="not-json"),
+        pytest.param("[]", "is not a docker CLI config", id="not-an-object"),
+    ],
+)
+def test_a_broken_docker_config(home: Path, text: str, message: str) -> None:
+    (home / "docker").mkdir()
+    (home / "docker" / "config.json").write_text(text)
+    with pytest.raises(DeliveryError, match=message):
+        resolve(HOST, None, "REGISTRY_PASSWORD", env(home))
+
+
+def test_a_damaged_login(home: Path) -> None:
+    write_config(home, {"auths": {HOST: {"auth": "!!!"}}})
+    with pytest.raises(DeliveryError, match=rf"^the stored login for {HOST} in .* is damaged: `docker login {HOST}` again$"):
+        resolve(HOST, None, "REGISTRY_PASSWORD", env(home))
+
+
+def test_credentials_never_show_their_secret_in_repr() -> None:
+    assert "hunter2" not in repr(Credentials("u", "hunter2", "x"))
+
+
+def test_auth_file_is_private_and_removed(tmp_path: Path) -> None:
+    with auth_file("ghcr.io", Credentials("u", "p", "x")) as path:
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        assert json.loads(path.read_text()) == {"auths": {"ghcr.io": {"auth": b64("u:p")}}}
+    assert not path.exists()
+
+
+def test_auth_file_with_an_identity_token() -> None:
+    assert auth.auth_file_document("h", Credentials("<token>", "t", "x")) == {"auths": {"h": {"identitytoken": "t"}}}
+
+
+# -- logging the docker CLI in (the engines pull with its credentials) ----------------------------------
+class FakeDocker:
+    docker_cmd = ["docker", "--host", "unix:///x.sock"]
+
+
+def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, variable: str | None) -> list[tuple[list[str], bytes]]:
+    from delivery import commands
+    from delivery.config import load_config
+
+    calls: list[tuple[list[str], bytes]] = []
+    monkeypatch.setattr(commands, "run", lambda argv, input=None: calls.append((argv, input)))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker"))
+    if variable is None:
+        monkeypatch.delenv("REGISTRY_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("REGISTRY_PASSWORD", variable)
+    write_config(home, config)
+    commands.login(load_config({"registry": f"{HOST}/team", "registry_user": "ci"}), FakeDocker())
+    return calls
+
+
+def test_login_with_the_variable_goes_by_stdin(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = login_calls(home, monkeypatch, {}, "pw-from-env")
+    assert calls == [(["docker", "--host", "unix:///x.sock", "login", HOST, "--username", "ci", "--password-stdin"], b"pw-from-env")]
+
+
+def test_no_login_when_the_docker_cli_has_credentials(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert login_calls(home, monkeypatch, {"auths": {HOST: {"auth": b64("alice:pw")}}}, "pw-from-env") == []
