@@ -20,6 +20,7 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from delivery import build, tags
+from delivery.builder import BuilderInfo, detect
 from delivery.config import DeployConfig, Host, load_config, parse_host
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
@@ -81,13 +82,41 @@ def login(config: DeployConfig, docker) -> None:
         ) from exc
 
 
-def builder(config: DeployConfig):
-    """The local engine, checked for buildx and logged in to the registry: where images are built."""
+def builder(config: DeployConfig) -> tuple[Any, BuilderInfo]:
+    """The local engine's CLI and its current buildx builder, checked and logged in: where images are built.
+
+    Says which builder and which build path (delivery/builder.py) before any work.
+    """
     local = parse_host("local")
     docker = connect(local)
-    check_engine(docker, local, need_buildx=True)
+    info = detect(docker, local)
+    say(info.summary())
     login(config, docker)
-    return docker
+    return docker, info
+
+
+def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Which builder the build tasks would use and which path they would take; fails, naming the fix, when none."""
+    config = load_config(section)
+    local = parse_host("local")
+    info = detect(connect(local), local)
+    return {"builder": info.as_dict(), "registry": config.registry}
+
+
+def format_doctor(result: Mapping[str, Any]) -> str:
+    b = result["builder"]
+    lines = [
+        f"builder       {b['name']} ({b['driver']} driver, {b['status'] or 'status unknown'})",
+        f"BuildKit      {b['buildkit']}",
+        f"engine        Docker Engine {b['engine']}, {b['image_store']} image store",
+        f"build path    {b['path']}: " + ("reproducible OCI layout, pushed by the toolkit (same commit, same digest)"
+                                          if b["reproducible"] else "built into the engine, pushed with docker push"),
+    ]
+    if not b["reproducible"]:
+        lines.append(f"loses         {b['loses']}")
+        lines.append(f"reproducible  {b['to_reproducible']}")
+    lines.append(f"registry      {result['registry']}")
+    return "\n".join(lines)
 
 
 # -- lock ---------------------------------------------------------------------------------------
@@ -116,6 +145,7 @@ def lock() -> str:
 # -- build ---------------------------------------------------------------------------------------
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
+    docker, info = builder(config)  # an unusable builder: say so before anything else
     registry = ensure_registry(config)
     plan = build.deps_plan(project, config)
     tag = plan.image.rsplit(":", 1)[1]
@@ -124,13 +154,13 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
         digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
         return {"image": plan.image, "digest": digest, "built": False}
     say(f"building deps image {plan.image}")
-    digest = build.run_build(builder(config), registry, plan, say, use_cache=use_cache)
+    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "built": True}
 
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
-    docker = builder(config)  # missing CLI, plugin or engine: say so before anything else
+    docker, info = builder(config)  # missing CLI, plugin, engine or a usable builder: say so before anything else
     registry = ensure_registry(config)
     deps_image = build.deps_ref(project, config)
     if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
@@ -140,7 +170,7 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     if source.dirty_fingerprint:
         say("the work tree has uncommitted changes: tagging the build as -dirty-")
     say(f"building app image {plan.image} FROM {deps_image}")
-    digest = build.run_build(docker, registry, plan, say, use_cache=use_cache)
+    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
 
 
