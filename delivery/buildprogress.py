@@ -66,7 +66,7 @@ class BuildProgress:
             return
         step, rest = match.groups()
         if step not in self.steps and rest.startswith("["):
-            self.steps[step] = rest
+            self.steps[step] = " ".join(rest.split())  # a RUN's line continuations leave runs of spaces
             self.last_shown[step] = self.clock()
             self.show(text)
         elif rest.startswith("ERROR"):
@@ -76,7 +76,9 @@ class BuildProgress:
         elif _OUTPUT.match(rest):
             output = _OUTPUT.sub("", rest, count=1)
             self.output.setdefault(step, deque(maxlen=20)).append(output)
-            if step in self.steps and self.clock() - self.last_shown.get(step, 0.0) >= self.heartbeat:
+            if "ERROR" in output:
+                self.show(text)
+            elif step in self.steps and self.clock() - self.last_shown.get(step, 0.0) >= self.heartbeat:
                 self.last_shown[step] = self.clock()
                 self.show(text)
         else:

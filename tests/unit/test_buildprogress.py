@@ -8,7 +8,7 @@ FAILED_DEPS_BUILD = """\
 #1 [internal] load build definition from Dockerfile
 #1 transferring dockerfile: 3.1kB done
 #1 DONE 0.0s
-#9 [layer-1 1/1] RUN --mount=type=secret,id=ca_bundle,required=false /deps/install-layer.sh 1
+#9 [layer-1 1/1] RUN --mount=type=secret,id=ca_bundle,required=false     /deps/install-layer.sh 1
 #9 0.512 Collecting pydantic-core==2.33.2
 #9 2.001 ERROR: Could not find a version that satisfies the requirement pydantic-core==99.0 (from versions: none)
 #9 2.002 ERROR: No matching distribution found for pydantic-core==99.0
@@ -42,7 +42,8 @@ def test_a_failed_build_names_the_failing_step_its_error_and_what_to_do() -> Non
     )
     assert "docs.docker.com" not in message and "\n" not in message
     assert shown[0] == "#1 [internal] load build definition from Dockerfile"
-    assert "#9 [layer-1 1/1] RUN --mount=type=secret,id=ca_bundle,required=false /deps/install-layer.sh 1" in shown
+    assert "#9 [layer-1 1/1] RUN --mount=type=secret,id=ca_bundle,required=false     /deps/install-layer.sh 1" in shown
+    assert "#9 2.002 ERROR: No matching distribution found for pydantic-core==99.0" in shown
     assert shown[-1].startswith("ERROR: failed to solve")
 
 
