@@ -82,16 +82,15 @@ def login(config: DeployConfig, docker) -> None:
         ) from exc
 
 
-def builder(config: DeployConfig) -> tuple[Any, BuilderInfo]:
-    """The local engine's CLI and its current buildx builder, checked and logged in: where images are built.
+def builder() -> tuple[Any, BuilderInfo]:
+    """The local engine's CLI and its current buildx builder, checked: where images are built.
 
-    Says which builder and which build path (delivery/builder.py) before any work.
+    Says which builder and which build path (delivery/builder.py) it takes, before any work.
     """
     local = parse_host("local")
     docker = connect(local)
     info = detect(docker, local)
     say(info.summary())
-    login(config, docker)
     return docker, info
 
 
@@ -145,7 +144,7 @@ def lock() -> str:
 # -- build ---------------------------------------------------------------------------------------
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
-    docker, info = builder(config)  # an unusable builder: say so before anything else
+    docker, info = builder()  # an unusable builder: say so before anything else
     registry = ensure_registry(config)
     plan = build.deps_plan(project, config)
     tag = plan.image.rsplit(":", 1)[1]
@@ -153,6 +152,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
         say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
         digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
         return {"image": plan.image, "digest": digest, "built": False}
+    login(config, docker)
     say(f"building deps image {plan.image}")
     digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "built": True}
@@ -160,7 +160,8 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
-    docker, info = builder(config)  # missing CLI, plugin, engine or a usable builder: say so before anything else
+    docker, info = builder()  # missing CLI, plugin, engine or a usable builder: say so before anything else
+    login(config, docker)
     registry = ensure_registry(config)
     deps_image = build.deps_ref(project, config)
     if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
