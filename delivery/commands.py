@@ -181,7 +181,9 @@ def ci(section: Mapping[str, Any], tests: str = "unit") -> dict[str, Any]:
     if tests != "none":
         paths = ["tests/unit"] if tests == "unit" else []
         say(f"running the {'unit' if paths else 'whole'} test suite")
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], cwd=ROOT)
+        # The test report is progress: it goes to stderr, so `invoke ci --json` prints only JSON on stdout.
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], cwd=ROOT,
+                                stdout=sys.stderr)
         if result.returncode != 0:
             raise DeliveryError("tests failed: nothing was built or pushed; fix them and push again")
     deps = build_deps(section)

@@ -10,6 +10,7 @@ task the tests run, the environment also names this machine's offline base image
 proxy's CA bundle (INVOKE_DEPLOY_PYTHON_IMAGE, INVOKE_DEPLOY_CA_BUNDLE): no Docker Hub here.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -100,8 +101,8 @@ def steps_run(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed) -> Ite
             break
     yield job, runs
     if runs and runs[-1].returncode == 0:
-        with suppress(yaml.YAMLError, KeyError, TypeError, DockerException):  # untag: the layers are shared
-            DockerClient(host=testbed.classic_builder_host).image.remove(yaml.safe_load(runs[-1].stdout)["app"]["image"])
+        with suppress(ValueError, KeyError, TypeError, DockerException):  # untag: the layers are shared
+            DockerClient(host=testbed.classic_builder_host).image.remove(json.loads(runs[-1].stdout)["app"]["image"])
 
 
 def test_every_run_step_succeeds_in_order(steps_run: tuple[dict[str, Any], list[StepRun]]) -> None:
@@ -118,7 +119,7 @@ def test_the_workflow_shows_the_build_path_and_invoke_ci_builds_on_it(steps_run:
     assert "build path    engine" in doctor.stdout, doctor.describe()
     ci = runs[-1]
     assert ci.returncode == 0, ci.describe()
-    result = yaml.safe_load(ci.stdout)  # --json: JSON is YAML
+    result = json.loads(ci.stdout)  # --json: only JSON on stdout (the unit tests' report goes to stderr)
     assert "building into the engine and pushing with docker push" in ci.stderr, ci.describe()
     assert result["app"]["image"].startswith(f"{REGISTRY}/{APP_REPOSITORY}:")
     assert release_blobs(REGISTRY, APP_REPOSITORY, result["app"]["tag"]).digest == result["app"]["digest"]
