@@ -83,15 +83,14 @@ def login(config: DeployConfig, docker) -> None:
 
 
 def builder() -> tuple[Any, BuilderInfo]:
-    """The local engine's CLI and its current buildx builder, checked: where images are built.
+    """The local engine's CLI and its current buildx builder, checked before any work: where images are built.
 
-    Says which builder and which build path (delivery/builder.py) it takes, before any work.
+    A builder that cannot build these images stops the task here, with the fix
+    (delivery/builder.py); the build path it takes is announced when a build starts.
     """
     local = parse_host("local")
     docker = connect(local)
-    info = detect(docker, local)
-    say(info.summary())
-    return docker, info
+    return docker, detect(docker, local)
 
 
 def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,6 +152,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
         digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
         return {"image": plan.image, "digest": digest, "built": False}
     login(config, docker)
+    say(info.summary())
     say(f"building deps image {plan.image}")
     digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "built": True}
@@ -170,6 +170,7 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     plan = build.app_plan(project, config, source, deps_image)
     if source.dirty_fingerprint:
         say("the work tree has uncommitted changes: tagging the build as -dirty-")
+    say(info.summary())
     say(f"building app image {plan.image} FROM {deps_image}")
     digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
