@@ -270,6 +270,25 @@ def test_same_commit_rebuilt_on_a_clean_builder(
     MEASURED["same commit, deps + app rebuilt without cache (clean builder)"] = (len(fetched - {rebuilt.blobs.config[0]}), served, image_bytes(rebuilt.blobs))
 
 
+def test_a_failed_build_shows_its_steps_then_names_the_failing_step_and_what_to_do(clone: Clone, deps_build: TaskRun) -> None:
+    """A lock pinning a version the index does not have: pip fails in a dependency layer's RUN step."""
+    lock = clone.path / "requirements.lock"
+    text = lock.read_text()
+    pinned = next(line for line in text.splitlines() if line.startswith("fastapi=="))
+    try:
+        lock.write_text(text.replace(pinned, "fastapi==99.0.0 \\", 1))
+        run = clone.invoke("build-deps", timeout=BUILD_TIMEOUT)
+    finally:
+        clone.discard_changes()
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.describe()
+    assert any(line.startswith("#") and "[os" in line for line in run.stderr_lines), "no BuildKit progress was shown"
+    assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
+    line = run.error_lines[0]
+    assert "failed at step [layer-" in line and "install-layer.sh" in line, line
+    assert "fastapi==99.0.0" in line and "`invoke lock`" in line, line
+    assert "docs.docker.com" not in line and "see the build log" not in line
+
+
 def test_report_measurements(capsys: pytest.CaptureFixture[str]) -> None:
     """Prints what was measured (docs/performance.md quotes it); fails when a step did not measure."""
     assert len(MEASURED) == 4, f"measured only {sorted(MEASURED)}"
