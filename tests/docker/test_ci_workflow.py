@@ -101,8 +101,12 @@ def steps_run(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed) -> Ite
             break
     yield job, runs
     if runs and runs[-1].returncode == 0:
-        with suppress(ValueError, KeyError, TypeError, DockerException):  # untag: the layers are shared
-            DockerClient(host=testbed.classic_builder_host).image.remove(json.loads(runs[-1].stdout)["app"]["image"])
+        builder = DockerClient(host=testbed.classic_builder_host)
+        with suppress(ValueError, KeyError, TypeError):
+            result = json.loads(runs[-1].stdout)
+            for ref in (result["app"]["image"], result["deps"]["image"]):  # untag; a deps image not built here is not there
+                with suppress(DockerException):
+                    builder.image.remove(ref)
 
 
 def test_every_run_step_succeeds_in_order(steps_run: tuple[dict[str, Any], list[StepRun]]) -> None:

@@ -103,9 +103,11 @@ def site(testbed: Testbed) -> Iterator[Site]:
                 engine(testbed.server_host, "server engine"), builder)
     yield made
     remove_project(made.server, made.project, made.release_tags)
-    for ref in made.built_refs:  # untag only: the build cache stays
+    for ref in made.built_refs:  # untag; the build cache stays
         with suppress(DockerException):
             made.builder.image.remove(ref)
+    with suppress(DockerException):  # the images a same-tag rebuild left untagged (only these tests build there)
+        made.builder.image.prune()
     assert not made.server.container.list(all=True, filters=project_filter(made.project))
 
 
