@@ -109,6 +109,14 @@ def status(c, host=None, json=False):
     emit(_one_or_many(entries), json, "\n\n".join(commands.format_status(e) for e in entries))
 
 
+@task(help={"json": "Print as JSON."})
+@user_errors
+def doctor(c, json=False):
+    """Show which builder the build tasks use and which build path it takes (reproducible or through the engine)."""
+    result = commands.doctor(c.config.deploy)
+    emit(result, json, commands.format_doctor(result))
+
+
 @task(iterable=["host"], help={"host": "Host(s), as for deploy."})
 @user_errors
 def unlock(c, host=None):
@@ -189,5 +197,5 @@ def registry(c):
     print(commands.registry_up(c.config.deploy))
 
 
-ns = Collection(build_deps, build_app, ci, deploy, rollback, status, unlock, prune, logs, run_job, bump, lock_, registry)
+ns = Collection(build_deps, build_app, ci, doctor, deploy, rollback, status, unlock, prune, logs, run_job, bump, lock_, registry)
 ns.configure({"deploy": DEFAULTS})

@@ -4,10 +4,18 @@
 build args, secrets) and are tested without Docker. `run_build` is the one
 place that builds, through BuildKit, and pushes.
 
-Reproducibility: the build context is staged with normalized file times and
-modes, every build passes SOURCE_DATE_EPOCH=0 and asks the exporter to rewrite
-file timestamps to it, without provenance attestations, so the same inputs give
-the same image digest on any builder, warm or clean.
+Two paths (delivery/builder.py chooses): on a builder with BuildKit's `oci`
+exporter the image is written as an OCI layout and pushed by `Registry.push_layout`;
+on an engine with the classic image store it is built into the engine and pushed
+by it (`docker push`).
+
+Reproducibility (layout path): the build context is staged with normalized file
+times and modes, every build passes SOURCE_DATE_EPOCH=0 and asks the exporter to
+rewrite file timestamps to it, without provenance attestations, so the same inputs
+give the same image digest on any such builder, warm or clean. The engine path
+cannot rewrite file times: its image config is still dated SOURCE_DATE_EPOCH, but
+every layer it builds carries the build's times (the directories COPY creates, the
+files RUN writes), so a rebuild gives new layers with the same files.
 """
 from __future__ import annotations
 
@@ -21,10 +29,14 @@ from pathlib import Path
 from typing import Callable
 
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
 from delivery import tags
+from delivery.builder import ENGINE
+from delivery.buildprogress import BuildProgress
 from delivery.config import DeployConfig
-from delivery.engine import docker_errors
+from delivery.engine import docker_errors, last_line
+from delivery.errors import DeliveryError
 from delivery.project import Project
 from delivery.registry import Registry
 from delivery.source import SourceState
@@ -45,6 +57,7 @@ class BuildPlan:
     build_args: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    base_image: str | None = None  # an image of the registry the build starts FROM (the app's deps image)
 
     def output(self, layout: Path) -> dict[str, str]:
         """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).
@@ -147,6 +160,7 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
             "org.opencontainers.image.created": datetime.fromtimestamp(source.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "org.opencontainers.image.base.name": deps_image,
         },
+        base_image=deps_image,
     )
 
 
@@ -171,36 +185,51 @@ def stage_context(root: Path, destination: Path) -> Path:
     return destination
 
 
-def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progress: Callable[[str], None] | None = None,
-              use_cache: bool = True) -> str:
-    """Build `plan` with BuildKit (use_cache=False: as on a fresh CI runner), push it, return the manifest digest."""
+def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: str,
+              progress: Callable[[str], None] | None = None, use_cache: bool = True) -> str:
+    """Build `plan` on the path the builder takes (builder.LAYOUT or builder.ENGINE), push it, return the manifest digest.
+
+    use_cache=False builds as on a fresh CI runner.
+    """
     show = progress or (lambda line: print(line, file=sys.stderr))
+    _, image_path, tag, _ = tags.split_image_ref(plan.image)
+    repository = image_path.rsplit("/", 1)[-1]  # without deploy.registry's namespace, which the Registry adds
     with tempfile.TemporaryDirectory(prefix="production-control-build-") as tmp:
         layout = Path(tmp) / "layout"
         context = stage_context(plan.context, Path(tmp) / "context")
-        with docker_errors(f"building {plan.target} ({plan.image})", "see the build log above"):
-            for line in docker.buildx.build(
-                context,
-                file=context / plan.dockerfile.relative_to(plan.context),
-                target=plan.target,
-                build_args=plan.build_args,
-                secrets=list(plan.secrets),
-                labels=plan.labels,
-                output=plan.output(layout),
-                provenance=False,
-                cache=use_cache,
-                progress="plain",
-                stream_logs=True,
-            ):
-                if is_step_line(line):
-                    show(line.rstrip())
-        _, path, tag, _ = tags.split_image_ref(plan.image)
+        if path == ENGINE:
+            if plan.base_image:  # the engine then knows the registry's blobs of those layers: push mounts them
+                show(f"pulling {plan.base_image} into the engine")
+                with docker_errors(f"pulling {plan.base_image}", "run `invoke build-deps` first, or check the registry"):
+                    docker.image.pull(plan.base_image, quiet=True)
+            build_logged(docker, plan, context, show, use_cache, tags=[plan.image], load=True)
+            show(f"pushing {plan.image} with docker push")
+            with docker_errors(f"pushing {plan.image}", "check that the engine can reach the registry and is logged in to it"):
+                docker.image.push(plan.image, quiet=True)
+            return registry.manifest(repository, tag or "latest").digest
+        build_logged(docker, plan, context, show, use_cache, output=plan.output(layout))
         show(f"pushing {plan.image}")
-        repository = path.rsplit("/", 1)[-1]  # without deploy.registry's namespace, which the Registry adds
         return registry.push_layout(layout, repository, tag or "latest", progress=show)
 
 
-def is_step_line(line: str) -> bool:
-    """The lines of BuildKit's plain progress worth showing: each step as it starts, and errors."""
-    text = line.strip()
-    return (text.startswith("#") and " [" in text and "] " in text and not text.split(" ", 1)[1][:1].isdigit()) or "ERROR" in text
+def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, show: Callable[[str], None], use_cache: bool,
+                 **output: object) -> None:
+    """Run BuildKit on the staged context, showing its progress; a failure names the failing step and what to do."""
+    watcher = BuildProgress(show)
+    try:
+        for line in docker.buildx.build(
+            context,
+            file=context / plan.dockerfile.relative_to(plan.context),
+            target=plan.target,
+            build_args=plan.build_args,
+            secrets=list(plan.secrets),
+            labels=plan.labels,
+            provenance=False,
+            cache=use_cache,
+            progress="plain",
+            stream_logs=True,
+            **output,  # type: ignore[arg-type]
+        ):
+            watcher.feed(line)
+    except DockerException as exc:
+        raise DeliveryError(watcher.failure(f"building {plan.target} ({plan.image})", last_line(exc))) from exc

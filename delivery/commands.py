@@ -20,6 +20,7 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from delivery import auth, build, tags
+from delivery.builder import BuilderInfo, detect
 from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
@@ -86,13 +87,39 @@ def login(config: DeployConfig, docker) -> None:
         ) from exc
 
 
-def builder(config: DeployConfig):
-    """The local engine, checked for buildx and logged in to the registry: where images are built."""
+def builder() -> tuple[Any, BuilderInfo]:
+    """The local engine's CLI and its current buildx builder, checked before any work: where images are built.
+
+    A builder that cannot build these images stops the task here, with the fix
+    (delivery/builder.py); the build path it takes is announced when a build starts.
+    """
     local = parse_host("local")
     docker = connect(local)
-    check_engine(docker, local, need_buildx=True)
-    login(config, docker)
-    return docker
+    return docker, detect(docker, local)
+
+
+def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Which builder the build tasks would use and which path they would take; fails, naming the fix, when none."""
+    config = load_config(section)
+    local = parse_host("local")
+    info = detect(connect(local), local)
+    return {"builder": info.as_dict(), "registry": config.registry}
+
+
+def format_doctor(result: Mapping[str, Any]) -> str:
+    b = result["builder"]
+    lines = [
+        f"builder       {b['name']} ({b['driver']} driver, {b['status'] or 'status unknown'})",
+        f"BuildKit      {b['buildkit']}",
+        f"engine        Docker Engine {b['engine']}, {b['image_store']} image store",
+        f"build path    {b['path']}: " + ("reproducible OCI layout, pushed by the toolkit (same commit, same digest)"
+                                          if b["reproducible"] else "built into the engine, pushed with docker push"),
+    ]
+    if not b["reproducible"]:
+        lines.append(f"loses         {b['loses']}")
+        lines.append(f"reproducible  {b['to_reproducible']}")
+    lines.append(f"registry      {result['registry']}")
+    return "\n".join(lines)
 
 
 # -- lock ---------------------------------------------------------------------------------------
@@ -121,6 +148,7 @@ def lock() -> str:
 # -- build ---------------------------------------------------------------------------------------
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
+    docker, info = builder()  # an unusable builder: say so before anything else
     registry = ensure_registry(config)
     plan = build.deps_plan(project, config)
     tag = plan.image.rsplit(":", 1)[1]
@@ -128,14 +156,17 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
         say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
         digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
         return {"image": plan.image, "digest": digest, "built": False}
+    login(config, docker)
+    say(info.summary())
     say(f"building deps image {plan.image}")
-    digest = build.run_build(builder(config), registry, plan, say, use_cache=use_cache)
+    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "built": True}
 
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
-    docker = builder(config)  # missing CLI, plugin or engine: say so before anything else
+    docker, info = builder()  # missing CLI, plugin, engine or a usable builder: say so before anything else
+    login(config, docker)
     registry = ensure_registry(config)
     deps_image = build.deps_ref(project, config)
     if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
@@ -144,8 +175,9 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     plan = build.app_plan(project, config, source, deps_image)
     if source.dirty_fingerprint:
         say("the work tree has uncommitted changes: tagging the build as -dirty-")
+    say(info.summary())
     say(f"building app image {plan.image} FROM {deps_image}")
-    digest = build.run_build(docker, registry, plan, say, use_cache=use_cache)
+    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
     return {"image": plan.image, "digest": digest, "tag": plan.image.rsplit(":", 1)[1], "deps": deps_image}
 
 
@@ -155,7 +187,9 @@ def ci(section: Mapping[str, Any], tests: str = "unit") -> dict[str, Any]:
     if tests != "none":
         paths = ["tests/unit"] if tests == "unit" else []
         say(f"running the {'unit' if paths else 'whole'} test suite")
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], cwd=ROOT)
+        # The test report is progress: it goes to stderr, so `invoke ci --json` prints only JSON on stdout.
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], cwd=ROOT,
+                                stdout=sys.stderr)
         if result.returncode != 0:
             raise DeliveryError("tests failed: nothing was built or pushed; fix them and push again")
     deps = build_deps(section)

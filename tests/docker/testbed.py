@@ -24,6 +24,7 @@ ENV_NAMES = {
     "registry": "TESTBED_REGISTRY",
     "registry_log": "TESTBED_REGISTRY_LOG",
     "server_host": "TESTBED_SERVER_HOST",
+    "classic_builder_host": "TESTBED_CLASSIC_BUILDER_HOST",
     "python_image": "TESTBED_PYTHON_IMAGE",
     "proxy_image": "TESTBED_PROXY_IMAGE",
     "state": "TESTBED_STATE",
@@ -38,13 +39,14 @@ class TestbedUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Testbed:
-    """Where the test bed's pieces are: registry, second engine, offline base image."""
+    """Where the test bed's pieces are: registry, server engine, classic-store builder engine, offline base image."""
 
     __test__ = False  # not a pytest test class
 
     registry: str
     registry_log: Path
     server_host: str
+    classic_builder_host: str  # an engine with the classic image store: builds take the engine path there
     python_image: str
     proxy_image: str  # HAProxy from Debian's package, in the test bed's registry
     state: Path
@@ -57,6 +59,7 @@ class Testbed:
             registry=values["registry"],
             registry_log=Path(values["registry_log"]),
             server_host=values["server_host"],
+            classic_builder_host=values["classic_builder_host"],
             python_image=values["python_image"],
             proxy_image=values["proxy_image"],
             state=Path(values["state"]),

@@ -14,7 +14,6 @@ from delivery.build import (
     deps_inputs,
     deps_plan,
     deps_tag_for,
-    is_step_line,
     stage_context,
 )
 from delivery.config import DeployConfig
@@ -172,6 +171,7 @@ def test_app_plan(project: Project, root: Path, dirty: str | None, tag: str, pyt
             "org.opencontainers.image.created": "2026-11-27T17:58:38Z",  # the commit time, not the build time
             "org.opencontainers.image.base.name": DEPS_IMAGE,
         },
+        base_image=DEPS_IMAGE,  # pulled into the engine first on the engine path
     )
 
 
@@ -312,23 +312,3 @@ def test_stage_context_normalizes_modes_and_keeps_fresh_times(repo: Path, tmp_pa
     # File times stay fresh: BuildKit sends context files whose size or time changed, so a
     # same-size edit must show a new time (the exporter clamps layer times to the epoch).
     assert all(p.stat().st_mtime > 1_000_000_000 for p in destination.rglob("*") if p.is_file())
-
-
-# -- build log filter ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("line", "shown"),
-    [
-        pytest.param("#5 [deps 1/3] RUN /deps/install-layer.sh 1", True, id="step-start"),
-        pytest.param("#1 [internal] load build definition from Dockerfile", True, id="internal-step"),
-        pytest.param("  #9 [runtime 2/4] COPY --link crontab /etc/crontab\n", True, id="indented-with-newline"),
-        pytest.param("#5 0.512 Collecting fastapi==0.165.0", False, id="step-output"),
-        pytest.param("#5 0.512 [notice] A new release of pip is available", False, id="bracketed-step-output"),
-        pytest.param("#5 DONE 0.3s", False, id="step-done"),
-        pytest.param("#12 exporting layers 0.4s done", False, id="export"),
-        pytest.param("#7 ERROR: process did not complete successfully", True, id="step-error"),
-        pytest.param("ERROR: failed to solve: exit code 1", True, id="final-error"),
-        pytest.param("", False, id="empty"),
-    ],
-)
-def test_is_step_line(line: str, shown: bool) -> None:
-    assert is_step_line(line) is shown

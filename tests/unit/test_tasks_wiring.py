@@ -429,3 +429,40 @@ def test_format_prune_dry_run_and_nothing_to_do() -> None:
     assert commands.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
     failed = {**PRUNE_REPORT, "errors": ["r:1: image is being used by a container"]}
     assert commands.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
+
+
+# -- doctor ----------------------------------------------------------------------------------------------------
+ENGINE_BUILDER = {
+    "name": "default", "driver": "docker", "status": "running", "buildkit": "bundled with Engine 26.1.5",
+    "engine": "26.1.5", "image_store": "overlay2", "path": "engine", "reproducible": False,
+    "loses": "not byte-reproducible", "to_reproducible": "enable the containerd image store",
+}
+
+
+def test_doctor_json_is_the_command_result(invoke: Run, recorder: Recorder) -> None:
+    result = {"builder": ENGINE_BUILDER, "registry": "localhost:5000"}
+    recorder.fake("doctor", result)
+    code, out, err = invoke("doctor", "--json")
+    assert (code, err) == (0, "")
+    assert recorder.calls == [("doctor", {"section": REPO_SECTION})]
+    assert json.loads(out) == result
+
+
+def test_format_doctor_engine_path_names_the_loss_and_the_fix() -> None:
+    assert commands.format_doctor({"builder": ENGINE_BUILDER, "registry": "localhost:5000"}) == "\n".join([
+        "builder       default (docker driver, running)",
+        "BuildKit      bundled with Engine 26.1.5",
+        "engine        Docker Engine 26.1.5, overlay2 image store",
+        "build path    engine: built into the engine, pushed with docker push",
+        "loses         not byte-reproducible",
+        "reproducible  enable the containerd image store",
+        "registry      localhost:5000",
+    ])
+
+
+def test_format_doctor_layout_path() -> None:
+    builder = {**ENGINE_BUILDER, "driver": "docker-container", "name": "ci", "path": "layout", "reproducible": True,
+               "loses": None, "to_reproducible": None, "buildkit": "v0.18.2"}
+    text = commands.format_doctor({"builder": builder, "registry": "r:5000"})
+    assert "build path    layout: reproducible OCI layout" in text
+    assert "loses" not in text and "reproducible  " not in text
