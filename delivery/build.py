@@ -12,6 +12,7 @@ the same image digest on any builder, warm or clean.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import json
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Callable
 from python_on_whales import DockerClient
 
 from delivery import tags
+from delivery.base import BaseImage
 from delivery.config import DeployConfig
 from delivery.engine import docker_errors
 from delivery.project import Project
@@ -85,16 +87,17 @@ def deps_inputs(project: Project) -> bytes:
     )
 
 
-def deps_tag_for(project: Project, config: DeployConfig) -> str:
-    """deps-<semver>-<hash of the deps inputs + deps stages + base image>: the same inputs give the same tag."""
-    content_hash = tags.deps_content_hash(
-        deps_inputs(project), project.dockerfile_path.read_text(), python_image(project, config)
-    )
-    return tags.deps_tag(project.deps_version, content_hash)
+def deps_tag_for(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
+    """deps-<semver>-<hash of the deps inputs + deps stages + base image digest>: the same inputs give the same tag.
+
+    `version` (default: the project's deps version) is higher for a refresh (`build-deps --refresh`).
+    """
+    content_hash = tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned)
+    return tags.deps_tag(version or project.deps_version, content_hash)
 
 
-def deps_ref(project: Project, config: DeployConfig) -> str:
-    return tags.image_ref(config.registry, tags.DEPS_REPOSITORY, deps_tag_for(project, config))
+def deps_ref(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
+    return tags.image_ref(config.registry, tags.DEPS_REPOSITORY, deps_tag_for(project, config, base, version))
 
 
 def app_tag_for(project: Project, source: SourceState) -> str:
@@ -112,11 +115,9 @@ def build_secrets(config: DeployConfig) -> tuple[str, ...]:
     return tuple(secrets)
 
 
-def deps_plan(project: Project, config: DeployConfig) -> BuildPlan:
-    tag = deps_tag_for(project, config)
-    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
-    if config.python_image:
-        args["PYTHON_IMAGE"] = config.python_image
+def deps_plan(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> BuildPlan:
+    tag = deps_tag_for(project, config, base, version)
+    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "PYTHON_IMAGE": base.build_ref}
     return BuildPlan(
         target="deps",
         image=tags.image_ref(config.registry, tags.DEPS_REPOSITORY, tag),
@@ -124,7 +125,7 @@ def deps_plan(project: Project, config: DeployConfig) -> BuildPlan:
         dockerfile=project.dockerfile_path,
         build_args=args,
         secrets=build_secrets(config),
-        labels={"org.opencontainers.image.version": tag},
+        labels={"org.opencontainers.image.version": tag, **base.labels()},
     )
 
 
@@ -171,8 +172,12 @@ def stage_context(root: Path, destination: Path) -> Path:
 
 
 def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progress: Callable[[str], None] | None = None,
-              use_cache: bool = True) -> str:
-    """Build `plan` with BuildKit (use_cache=False: as on a fresh CI runner), push it, return the manifest digest."""
+              use_cache: bool = True, before_push: Callable[[Path], bool] | None = None) -> str:
+    """Build `plan` with BuildKit (use_cache=False: as on a fresh CI runner), push it, return the manifest digest.
+
+    `before_push(layout)` sees the built image first: it raises to fail the build, or
+    returns False to leave it unpushed (the digest is then the layout's).
+    """
     show = progress or (lambda line: print(line, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="production-control-build-") as tmp:
         layout = Path(tmp) / "layout"
@@ -194,8 +199,15 @@ def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, progres
                 if is_step_line(line):
                     show(line.rstrip())
         _, repository, tag, _ = tags.split_image_ref(plan.image)
+        if before_push is not None and not before_push(layout):
+            return layout_digest(layout)
         show(f"pushing {plan.image}")
         return registry.push_layout(layout, repository, tag or "latest", mount_from=(tags.DEPS_REPOSITORY,), progress=show)
+
+
+def layout_digest(layout: Path) -> str:
+    """The manifest digest of the one image in an OCI layout."""
+    return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
 
 
 def is_step_line(line: str) -> bool:

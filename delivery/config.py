@@ -66,6 +66,7 @@ class DeployConfig:
 
     registry: str = "localhost:5000"
     python_image: str | None = None  # None: the Dockerfile's ARG PYTHON_IMAGE default
+    python_image_source: str = "registry"  # where its digest is read: "registry", or "local" (an offline base)
     ca_bundle: Path | None = None  # CA bundle for TLS-inspecting proxies, passed as a build secret
     pip_index_url_file: Path | None = None  # file holding a private index URL, passed as a build secret
     hosts: tuple[str, ...] = ("local",)
@@ -76,6 +77,7 @@ class DeployConfig:
     site_name: str = "production"
     registry_user: str | None = None
     registry_password_env: str = "REGISTRY_PASSWORD"  # NAME of the env var with the password
+    audit_osv_url: str | None = None  # an OSV-compatible API for the audit; None: PyPI's vulnerability data
 
     @property
     def host_targets(self) -> tuple[Host, ...]:
@@ -111,6 +113,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
     return DeployConfig(
         registry=_registry(values.get("registry", base.registry)),
         python_image=_python_image(values.get("python_image")),
+        python_image_source=_python_image_source(values.get("python_image_source", base.python_image_source)),
         ca_bundle=_existing_file("ca_bundle", values.get("ca_bundle")),
         pip_index_url_file=_existing_file("pip_index_url_file", values.get("pip_index_url_file")),
         hosts=_hosts(values.get("hosts", base.hosts)),
@@ -121,6 +124,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         site_name=_site_name(values.get("site_name", base.site_name)),
         registry_user=_registry_user(values.get("registry_user")),
         registry_password_env=_env_name(values.get("registry_password_env", base.registry_password_env)),
+        audit_osv_url=_url("audit_osv_url", values.get("audit_osv_url")),
     )
 
 
@@ -144,6 +148,15 @@ def _python_image(value: Any) -> str | None:
         raise DeliveryError(
             f"invalid deploy.python_image {value!r}: use an image reference like python:3.12-slim-bookworm"
         ) from None
+    return value
+
+
+def _python_image_source(value: Any) -> str:
+    if value not in ("registry", "local"):
+        raise DeliveryError(
+            f"invalid deploy.python_image_source {value!r}: use registry (digest from the registry) "
+            "or local (an image only in the builder engine, tracked by its image ID)"
+        )
     return value
 
 
@@ -235,6 +248,14 @@ def _env_name(value: Any) -> str:
             "invalid deploy.registry_password_env: give the NAME of the environment variable"
             " holding the password (e.g. REGISTRY_PASSWORD), never the password itself"
         )
+    return value
+
+
+def _url(key: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise DeliveryError(f"invalid deploy.{key} {value!r}: use an http(s) URL, e.g. https://api.osv.dev/v1/query")
     return value
 
 
