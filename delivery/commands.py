@@ -161,25 +161,32 @@ def sbom_step(registry: Registry, project: Project, plan: build.BuildPlan, base:
 
 def refresh_deps(docker, registry: Registry, config: DeployConfig, project: Project, base: BaseImage,
                  pushed: list[str], content_hash: str, current: str | None) -> dict[str, Any]:
-    """Rebuild without cache on the current base and Debian packages; push only what differs, as the next patch."""
+    """Rebuild without cache on the current base and Debian packages; push only what differs, as the next patch.
+
+    With a new base digest there is no deps image of this content hash yet: it is pushed, and
+    compared with the last deps image built on the same base name (what servers run now).
+    """
     version = refreshing.refresh_version(pushed, content_hash, project.deps_version)
     plan = build.deps_plan(project, config, base, version)
+    previous = tags.deps_tag(current, content_hash) if current else refreshing.previous_for_base(registry, pushed, base.name)
     result: dict[str, Any] = {"image": plan.image, "base": base.pinned, "refresh": True, "built": False,
-                              "previous": build.deps_ref(project, config, base, current) if current else None}
+                              "base_changed": current is None, "compared_with": previous}
 
     def decide(layout: Path, sbom_text: str) -> bool:
-        if current is None:
-            say(f"no deps image for base {base.pinned} yet: pushing it as {plan.image}")
+        if previous is None:
+            say(f"no earlier deps image on {base.name} to compare with: pushing {plan.image}")
             return True
-        comparison = refreshing.compare_with_current(registry, tags.deps_tag(current, content_hash), plan.image, layout, sbom_text)
+        comparison = refreshing.compare_with(registry, previous, plan.image, layout, sbom_text)
         result.update(comparison)
-        if comparison["identical"]:
-            say(f"the rebuilt image has the layers of {result['previous']}: nothing to push")
+        if comparison["identical"] and current is not None:
+            say(f"the rebuilt image has the layers of {previous}: nothing to push")
             return False
+        if current is None:
+            say(f"the base {base.name} now points at {base.digest}: a new deps image")
         for change in comparison["debian_changes"]:
             say(f"  debian  {change}")
         for p in comparison["predicted_pull"]:
-            say(f"  predicted pull on a {p['store']} server running {current}: {p['pulled_layers']}/{p['total_layers']} layers, "
+            say(f"  predicted pull on a {p['store']} server running {previous}: {p['pulled_layers']}/{p['total_layers']} layers, "
                 f"{human_bytes(p['pulled_bytes'])} of {human_bytes(p['total_bytes'])}")
         return True
 
@@ -187,7 +194,8 @@ def refresh_deps(docker, registry: Registry, config: DeployConfig, project: Proj
     digest = build.run_build(docker, registry, plan, say, use_cache=False,
                              before_push=sbom_step(registry, project, plan, base, decide))
     if current is not None and result.get("identical"):
-        result.update(image=result["previous"], digest=registry.manifest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)).digest)
+        result.update(image=build.deps_ref(project, config, base, current),
+                      digest=registry.manifest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)).digest)
     else:
         result.update(digest=digest, built=True, sbom=sbom.sbom_tag(plan_tag(plan)))
     return result

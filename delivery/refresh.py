@@ -89,16 +89,34 @@ def package_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]
     return changes
 
 
-def compare_with_current(registry: Registry, current_tag: str, image: str, layout: Path, sbom_text: str) -> dict[str, Any]:
-    """How the refreshed image in `layout` differs from `current_tag`: same layers?, predicted pulls, package changes."""
+def previous_for_base(registry: Registry, tag_list: Sequence[str], base_name: str) -> str | None:
+    """The deps tag built last on `base_name` (by its SBOM's time): what servers run before a republished base."""
+    have = set(tag_list)
+    newest: tuple[str, str] | None = None
+    for tag in tag_list:
+        if f"{tag}.sbom" not in have:
+            continue
+        document = fetch_sbom(registry, tags.DEPS_REPOSITORY, tag) or {}
+        metadata = document.get("metadata", {})
+        names = {p.get("value") for p in metadata.get("component", {}).get("properties", [])
+                 if p.get("name") == "production-control:base.name"}
+        stamp = str(metadata.get("timestamp", ""))
+        if base_name in names and (newest is None or stamp > newest[0]):
+            newest = (stamp, tag)
+    return newest[1] if newest else None
+
+
+def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path, sbom_text: str) -> dict[str, Any]:
+    """How the image in `layout` differs from `previous_tag`: same layers?, predicted pulls, package changes."""
     _, new, new_diff_ids = layout_image(layout)
-    old = registry.manifest(tags.DEPS_REPOSITORY, current_tag)
+    old = registry.manifest(tags.DEPS_REPOSITORY, previous_tag)
     old_diff_ids = registry.config(tags.DEPS_REPOSITORY, old)["rootfs"]["diff_ids"]
     identical = [b.digest for b in old.layers] == [b.digest for b in new.layers]
-    old_sbom = fetch_sbom(registry, tags.DEPS_REPOSITORY, current_tag)
+    old_sbom = fetch_sbom(registry, tags.DEPS_REPOSITORY, previous_tag)
     new_packages = sbom_packages(json.loads(sbom_text))
     changes = package_changes(sbom_packages(old_sbom)["deb"], new_packages["deb"]) if old_sbom else []
     return {
+        "compared_with": previous_tag,
         "identical": identical,
         "changed_layers": sum(1 for a, b in zip(old.layers, new.layers) if a.digest != b.digest)
         + abs(len(old.layers) - len(new.layers)),

@@ -387,7 +387,8 @@ def test_rollback_returns_to_the_previous_release_without_pulling(
 
 # -- 7. status -------------------------------------------------------------------------------------
 def test_status_shows_the_running_release_and_history_newest_first(
-    first_release: Release, code_release: CodeRelease, status: dict[str, Any]
+    first_release: Release, code_release: CodeRelease, status: dict[str, Any], deps_build: TaskRun,
+    docker: DockerClient, testbed: Testbed,
 ) -> None:
     running = status["running"]
     assert (running["tag"], running["digest"]) == (first_release.tag, first_release.digest)
@@ -398,6 +399,10 @@ def test_status_shows_the_running_release_and_history_newest_first(
     times = [entry["time"] for entry in status["history"]]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
     assert status["lock"] is None
+    deps = status["deps"]  # the running image's base and deps image (issue 11)
+    assert deps["deps_tag"] == deps_build.stdout.split()[0].rsplit(":", 1)[1]
+    assert deps["base_digest"] == docker.image.inspect(testbed.python_image).id and deps["newer"] is None
+    assert deps["age_days"] is not None and deps["age_days"] >= 0
 
 
 # -- 8. bump ---------------------------------------------------------------------------------------
