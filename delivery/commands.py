@@ -186,7 +186,7 @@ def refresh_deps(docker, registry: Registry, config: DeployConfig, project: Proj
         for change in comparison["debian_changes"]:
             say(f"  debian  {change}")
         for p in comparison["predicted_pull"]:
-            say(f"  predicted pull on a {p['store']} server running {previous}: {p['pulled_layers']}/{p['total_layers']} layers, "
+            say(f"  predicted pull on a server with the {p['store']} store running {previous}: {p['pulled_layers']}/{p['total_layers']} layers, "
                 f"{human_bytes(p['pulled_bytes'])} of {human_bytes(p['total_bytes'])}")
         return True
 

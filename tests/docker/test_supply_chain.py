@@ -181,7 +181,7 @@ def test_a_refresh_of_a_new_base_predicts_each_store_before_pushing(first_build:
     assert by_store["overlay2"]["pulled_layers"] > by_store["containerd"]["pulled_layers"] >= 1
     assert by_store["overlay2"]["pulled_bytes"] > by_store["containerd"]["pulled_bytes"]
     stderr = republished.refresh.stderr
-    assert stderr.index("predicted pull on a containerd server") < stderr.index("pushing ")
+    assert stderr.index("predicted pull on a server with the containerd store") < stderr.index("pushing ")
 
 
 def test_a_refresh_with_nothing_new_pushes_nothing(republished: Republished) -> None:
