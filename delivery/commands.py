@@ -350,8 +350,11 @@ def with_freshness(target: Target, entry: dict[str, Any], registry: Registry) ->
     """The status entry plus the running image's base digest, deps age and newer deps image (delivery/refresh.py)."""
     running = entry.get("running")
     if running:
-        image = target.docker.image.inspect(running["image"])
-        entry["deps"] = refreshing.deps_freshness(image.config.labels or {}, image.config.env or [], registry)
+        try:
+            image = target.docker.image.inspect(running["image"])
+            entry["deps"] = refreshing.deps_freshness(image.config.labels or {}, image.config.env or [], registry)
+        except (DeliveryError, DockerException) as exc:  # status still answers with the registry down
+            entry["deps"] = {"error": str(exc).splitlines()[0]}
     return entry
 
 

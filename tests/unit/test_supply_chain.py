@@ -215,3 +215,25 @@ def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
     assert newest["newer"] is None
     old_image = deps_freshness({}, ["PRODUCTION_CONTROL_DEPS_TAG=dev"], FakeRegistry([], None))
     assert old_image["base_digest"] is None and old_image["age_days"] is None
+
+
+def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
+    from types import SimpleNamespace
+
+    from delivery.commands import with_freshness
+    from delivery.refresh import format_freshness
+    from delivery.registry import RegistryUnreachable
+
+    class Registry:
+        def tags(self, repository: str) -> list[str]:
+            raise RegistryUnreachable("registry localhost:5000 is unreachable (refused): start it")
+
+        def has_tag(self, repository: str, tag: str) -> bool:
+            return self.tags(repository) == []
+
+    image = SimpleNamespace(config=SimpleNamespace(labels={}, env=[f"PRODUCTION_CONTROL_DEPS_TAG=deps-1.0.0-{HASH}"]))
+    target = SimpleNamespace(docker=SimpleNamespace(image=SimpleNamespace(inspect=lambda ref: image)))
+    entry = with_freshness(target, {"running": {"image": "r/i:t"}}, Registry())
+    assert entry["deps"] == {"error": "registry localhost:5000 is unreachable (refused): start it"}
+    assert format_freshness(entry["deps"]) == "  deps      unknown (registry localhost:5000 is unreachable (refused): start it)"
+    assert with_freshness(target, {"running": None}, Registry()) == {"running": None}
