@@ -225,6 +225,17 @@ def test_the_sbom_lists_the_images_debian_packages(first_build: TaskRun, bases: 
     assert props["production-control:base.digest"] == bases.first
 
 
+def test_the_image_records_its_debian_package_set_as_the_sbom_lists_it(first_build: TaskRun, docker: DockerClient) -> None:
+    image = first_build.json()["image"]
+    try:
+        listed = docker.run(image, ["/usr/share/production-control/debian-packages.txt"], entrypoint="cat", remove=True)
+    finally:
+        docker.image.remove(image)
+    recorded = dict(line.split("=", 1) for line in str(listed).splitlines() if line)
+    debs = {c["name"]: c["version"] for c in sbom_of(tag_of(first_build))["components"] if c.get("purl", "").startswith("pkg:deb/")}
+    assert {name.split(":")[0]: version for name, version in recorded.items()} == debs
+
+
 # -- 4. the audit ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def osv() -> Iterator[OsvStandin]:
