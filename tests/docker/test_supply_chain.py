@@ -9,11 +9,9 @@ base (which the SBOM tests read), one failed by a broken SBOM tool on the republ
 one refresh that finds nothing to push.
 """
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
