@@ -237,3 +237,16 @@ def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     assert entry["deps"] == {"error": "registry localhost:5000 is unreachable (refused): start it"}
     assert format_freshness(entry["deps"]) == "  deps      unknown (registry localhost:5000 is unreachable (refused): start it)"
     assert with_freshness(target, {"running": None}, Registry()) == {"running": None}
+
+
+def test_a_weekly_scheduled_job_runs_the_refresh() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    triggers = workflow.get("on") or workflow.get(True)  # YAML 1.1 reads the key `on` as True
+    cron = triggers["schedule"][0]["cron"].split()
+    assert len(cron) == 5 and cron[2:4] == ["*", "*"] and cron[4].isdigit()  # one day a week
+    refresh = workflow["jobs"]["refresh"]
+    assert refresh["if"] == "github.event_name == 'schedule'"
+    assert any("invoke build-deps --refresh" in str(step.get("run", "")) for step in refresh["steps"])
+    assert workflow["jobs"]["release"]["if"] == "github.event_name != 'schedule'"
