@@ -19,12 +19,17 @@ ARG DEPS_IMAGE=deps
 # --- os: changes only when the base image or the OS package list changes -----
 FROM ${PYTHON_IMAGE} AS os
 # cron runs the jobs; curl serves the healthcheck; util-linux gives flock and setpriv.
+# The upgrade brings the base's own packages up to the current Debian updates (what
+# `invoke build-deps --refresh` picks up); the package set is recorded for the SBOM.
 # Logs and caches that hold build times are removed, and SOURCE_DATE_EPOCH fixes
 # the password-change date useradd writes, so the layer is reproducible.
 ARG SOURCE_DATE_EPOCH=0
 RUN set -eu; \
     apt-get update; \
+    apt-get upgrade -y --no-install-recommends; \
     apt-get install -y --no-install-recommends cron curl util-linux; \
+    install -d -m 0755 /usr/share/production-control; \
+    dpkg-query -W -f '${binary:Package}=${Version}\n' | LC_ALL=C sort >/usr/share/production-control/debian-packages.txt; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
            /var/log/alternatives.log /var/cache/debconf/*-old /var/lib/dpkg/*-old \
            /var/cache/ldconfig/aux-cache; \

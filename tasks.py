@@ -47,12 +47,23 @@ def user_errors(fn):
 NO_CACHE = "Build without the builder's cache, as a fresh CI runner would (same digest: builds are reproducible)."
 
 
-@task(help={"force": "Rebuild and push even if the tag is already in the registry.", "no_cache": NO_CACHE, "json": "Print the result as JSON."})
+@task(help={"force": "Rebuild and push even if the tag is already in the registry.", "no_cache": NO_CACHE,
+            "refresh": "Rebuild without cache on the current base and Debian packages; push it as the next patch "
+            "version only if it differs, after predicting what servers would download.",
+            "json": "Print the result as JSON."})
 @user_errors
-def build_deps(c, force=False, no_cache=False, json=False):
-    """Build and push the deps image, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
-    result = commands.build_deps(c.config.deploy, force=force, use_cache=not no_cache)
+def build_deps(c, force=False, no_cache=False, refresh=False, json=False):
+    """Build and push the deps image and its SBOM, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
+    result = commands.build_deps(c.config.deploy, force=force, use_cache=not no_cache, refresh=refresh)
     emit(result, json, f"{result['image']}\n{result['digest']}")
+
+
+@task(help={"lock": "The lock to audit (default: requirements.lock).", "json": "Print the result as JSON."})
+@user_errors
+def audit(c, lock=None, json=False):
+    """Audit the locked Python packages for known vulnerabilities (ignores: audit-ignores.toml, each dated)."""
+    result = commands.audit(c.config.deploy, Path(lock).absolute() if lock else None)
+    emit(result, json, f"audit ok: {result['audited']} packages, {len(result['ignored'])} known vulnerabilities ignored until their dates")
 
 
 @task(help={"no_cache": NO_CACHE, "json": "Print the result as JSON."})
@@ -66,7 +77,7 @@ def build_app(c, no_cache=False, json=False):
 @task(help={"tests": "Which tests run first: unit (default), all (needs the Docker test bed) or none.", "json": "Print the result as JSON."})
 @user_errors
 def ci(c, tests="unit", json=False):
-    """What CI runs on each push: tests, then build-deps (no-op unless deps changed), then build-app and push."""
+    """What CI runs on each push: tests, the audit, then build-deps (no-op unless deps changed), then build-app and push."""
     if tests not in ("unit", "all", "none"):
         raise Exit(f"error: --tests {tests!r}: use unit, all or none", code=1)
     result = commands.ci(c.config.deploy, tests)
@@ -197,5 +208,5 @@ def registry(c):
     print(commands.registry_up(c.config.deploy))
 
 
-ns = Collection(build_deps, build_app, ci, doctor, deploy, rollback, status, unlock, prune, logs, run_job, bump, lock_, registry)
+ns = Collection(build_deps, build_app, audit, ci, doctor, deploy, rollback, status, unlock, prune, logs, run_job, bump, lock_, registry)
 ns.configure({"deploy": DEFAULTS})

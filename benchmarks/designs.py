@@ -111,6 +111,7 @@ def build_ours(clone: Clone, scenario: scenarios.Scenario, base: str, settings: 
         **os.environ,
         "INVOKE_DEPLOY_REGISTRY": settings.registry,
         "INVOKE_DEPLOY_PYTHON_IMAGE": base,
+        "INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE": "local",  # the bases here are local stand-ins, tracked by image ID
     }
     if settings.ca_bundle:
         env["INVOKE_DEPLOY_CA_BUNDLE"] = settings.ca_bundle

@@ -20,9 +20,11 @@ files RUN writes), so a rebuild gives new layers with the same files.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from python_on_whales.exceptions import DockerException
 from delivery import tags
 from delivery.builder import ENGINE
 from delivery.buildprogress import BuildProgress
+from delivery.base import BaseImage
 from delivery.config import DeployConfig
 from delivery.engine import docker_errors, last_line
 from delivery.errors import DeliveryError
@@ -99,16 +102,17 @@ def deps_inputs(project: Project) -> bytes:
     )
 
 
-def deps_tag_for(project: Project, config: DeployConfig) -> str:
-    """deps-<semver>-<hash of the deps inputs + deps stages + base image>: the same inputs give the same tag."""
-    content_hash = tags.deps_content_hash(
-        deps_inputs(project), project.dockerfile_path.read_text(), python_image(project, config)
-    )
-    return tags.deps_tag(project.deps_version, content_hash)
+def deps_tag_for(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
+    """deps-<semver>-<hash of the deps inputs + deps stages + base image digest>: the same inputs give the same tag.
+
+    `version` (default: the project's deps version) is higher for a refresh (`build-deps --refresh`).
+    """
+    content_hash = tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned)
+    return tags.deps_tag(version or project.deps_version, content_hash)
 
 
-def deps_ref(project: Project, config: DeployConfig) -> str:
-    return tags.image_ref(config.registry, tags.DEPS_REPOSITORY, deps_tag_for(project, config))
+def deps_ref(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
+    return tags.image_ref(config.registry, tags.DEPS_REPOSITORY, deps_tag_for(project, config, base, version))
 
 
 def app_tag_for(project: Project, source: SourceState) -> str:
@@ -126,11 +130,9 @@ def build_secrets(config: DeployConfig) -> tuple[str, ...]:
     return tuple(secrets)
 
 
-def deps_plan(project: Project, config: DeployConfig) -> BuildPlan:
-    tag = deps_tag_for(project, config)
-    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
-    if config.python_image:
-        args["PYTHON_IMAGE"] = config.python_image
+def deps_plan(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> BuildPlan:
+    tag = deps_tag_for(project, config, base, version)
+    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "PYTHON_IMAGE": base.build_ref}
     return BuildPlan(
         target="deps",
         image=tags.image_ref(config.registry, tags.DEPS_REPOSITORY, tag),
@@ -138,7 +140,7 @@ def deps_plan(project: Project, config: DeployConfig) -> BuildPlan:
         dockerfile=project.dockerfile_path,
         build_args=args,
         secrets=build_secrets(config),
-        labels={"org.opencontainers.image.version": tag},
+        labels={"org.opencontainers.image.version": tag, **base.labels()},
     )
 
 
@@ -186,10 +188,13 @@ def stage_context(root: Path, destination: Path) -> Path:
 
 
 def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: str,
-              progress: Callable[[str], None] | None = None, use_cache: bool = True) -> str:
+              progress: Callable[[str], None] | None = None, use_cache: bool = True,
+              before_push: Callable[[Path], bool] | None = None) -> str:
     """Build `plan` on the path the builder takes (builder.LAYOUT or builder.ENGINE), push it, return the manifest digest.
 
-    use_cache=False builds as on a fresh CI runner.
+    use_cache=False builds as on a fresh CI runner. `before_push(layout)` sees the built image
+    first (as an OCI layout; on the engine path, the engine's own export of it): it raises to
+    fail the build, or returns False to leave it unpushed (the digest is then the layout's).
     """
     show = progress or (lambda line: print(line, file=sys.stderr))
     _, image_path, tag, _ = tags.split_image_ref(plan.image)
@@ -203,11 +208,18 @@ def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: s
                 with docker_errors(f"pulling {plan.base_image}", "run `invoke build-deps` first, or check the registry"):
                     docker.image.pull(plan.base_image, quiet=True)
             build_logged(docker, plan, context, show, use_cache, tags=[plan.image], load=True)
+            if before_push is not None:
+                saved = Path(tmp) / "saved"
+                export_from_engine(docker, plan.image, saved)
+                if not before_push(saved):
+                    return layout_digest(saved)
             show(f"pushing {plan.image} with docker push")
             with docker_errors(f"pushing {plan.image}", "check that the engine can reach the registry and is logged in to it"):
                 docker.image.push(plan.image, quiet=True)
             return registry.manifest(repository, tag or "latest").digest
         build_logged(docker, plan, context, show, use_cache, output=plan.output(layout))
+        if before_push is not None and not before_push(layout):
+            return layout_digest(layout)
         show(f"pushing {plan.image}")
         return registry.push_layout(layout, repository, tag or "latest", progress=show)
 
@@ -233,3 +245,19 @@ def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, show: Cal
             watcher.feed(line)
     except DockerException as exc:
         raise DeliveryError(watcher.failure(f"building {plan.target} ({plan.image})", last_line(exc))) from exc
+
+
+def layout_digest(layout: Path) -> str:
+    """The manifest digest of the one image in an OCI layout."""
+    return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
+
+
+def export_from_engine(docker: DockerClient, image: str, layout: Path) -> None:
+    """The engine's image as an OCI layout (`docker save` writes one since Engine 25), for what reads layouts."""
+    layout.mkdir(parents=True)
+    archive = layout.parent / "saved.tar"
+    with docker_errors(f"exporting {image} from the engine"):
+        docker.image.save(image, output=archive)
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout, filter="data")
+    archive.unlink()

@@ -19,7 +19,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery import auth, build, tags
+from delivery import auth, build, sbom, tags
+from delivery import refresh as refreshing
+from delivery.audit import IGNORES_FILE, run_audit
+from delivery.base import BaseImage, resolve_base
 from delivery.builder import BuilderInfo, detect
 from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
@@ -146,21 +149,106 @@ def lock() -> str:
 
 
 # -- build ---------------------------------------------------------------------------------------
-def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True) -> dict[str, Any]:
+def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True, refresh: bool = False) -> dict[str, Any]:
+    """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py."""
     config, project = settings(section)
     docker, info = builder()  # an unusable builder: say so before anything else
+    base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
     registry = ensure_registry(config)
-    plan = build.deps_plan(project, config)
-    tag = plan.image.rsplit(":", 1)[1]
-    if registry.has_tag(tags.DEPS_REPOSITORY, tag) and not force:
+    content_hash = tags.parse_deps_tag(build.deps_tag_for(project, config, base)).content_hash
+    pushed = registry.tags(tags.DEPS_REPOSITORY)
+    current = refreshing.current_version(pushed, content_hash, project.deps_version)
+    if refresh:
+        return refresh_deps(docker, info, registry, config, project, base, pushed, content_hash, current)
+    plan = build.deps_plan(project, config, base, current)
+    summary = {"image": plan.image, "base": base.pinned}
+    if current and not force:
         say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
-        digest = registry.manifest(tags.DEPS_REPOSITORY, tag).digest
-        return {"image": plan.image, "digest": digest, "built": False}
+        return {**summary, "digest": registry.manifest(tags.DEPS_REPOSITORY, plan_tag(plan)).digest, "built": False}
     login(config, docker)
     say(info.summary())
-    say(f"building deps image {plan.image}")
-    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache)
-    return {"image": plan.image, "digest": digest, "built": True}
+    say(f"building deps image {plan.image} on {base.pinned}")
+    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache,
+                             before_push=sbom_step(registry, project, plan, base))
+    return {**summary, "digest": digest, "built": True, "sbom": sbom.sbom_tag(plan_tag(plan))}
+
+
+def plan_tag(plan: build.BuildPlan) -> str:
+    return plan.image.rsplit(":", 1)[1]
+
+
+def sbom_step(registry: Registry, project: Project, plan: build.BuildPlan, base: BaseImage,
+              decide: Callable[[Path, str], bool] | None = None) -> Callable[[Path], bool]:
+    """Before the image is pushed: make its SBOM (a failure fails the build), let `decide` stop the push, push the SBOM."""
+
+    def step(layout: Path) -> bool:
+        say("making the SBOM (CycloneDX: the locked Python packages, the image's Debian packages)")
+        text = sbom.sbom_for_layout(layout, plan.image, base, project.lock_path.read_text())
+        if decide is not None and not decide(layout, text):
+            return False
+        descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
+        sbom.push_sbom(registry, tags.DEPS_REPOSITORY, plan_tag(plan), text, descriptor)
+        say(f"pushed the SBOM as {plan.image.rsplit(':', 1)[0]}:{sbom.sbom_tag(plan_tag(plan))}")
+        return True
+
+    return step
+
+
+def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployConfig, project: Project, base: BaseImage,
+                 pushed: list[str], content_hash: str, current: str | None) -> dict[str, Any]:
+    """Rebuild without cache on the current base and Debian packages; push only what differs, as the next patch.
+
+    With a new base digest there is no deps image of this content hash yet: it is pushed, and
+    compared with the last deps image built on the same base name (what servers run now).
+    """
+    version = refreshing.refresh_version(pushed, content_hash, project.deps_version)
+    plan = build.deps_plan(project, config, base, version)
+    previous = tags.deps_tag(current, content_hash) if current else refreshing.previous_for_base(registry, pushed, base.name)
+    result: dict[str, Any] = {"image": plan.image, "base": base.pinned, "refresh": True, "built": False,
+                              "base_changed": current is None, "compared_with": previous}
+
+    def decide(layout: Path, sbom_text: str) -> bool:
+        if previous is None:
+            say(f"no earlier deps image on {base.name} to compare with: pushing {plan.image}")
+            return True
+        comparison = refreshing.compare_with(registry, previous, plan.image, layout, sbom_text)
+        result.update(comparison)
+        if comparison["identical"] and current is not None:
+            say(f"the rebuilt image has the layers of {previous}: nothing to push")
+            return False
+        if current is None:
+            say(f"the base {base.name} now points at {base.digest}: a new deps image")
+        for change in comparison["debian_changes"]:
+            say(f"  debian  {change}")
+        for p in comparison["predicted_pull"]:
+            say(f"  predicted pull on a server with the {p['store']} store running {previous}: {p['pulled_layers']}/{p['total_layers']} layers, "
+                f"{human_bytes(p['pulled_bytes'])} of {human_bytes(p['total_bytes'])}")
+        return True
+
+    login(config, docker)
+    say(info.summary())
+    say(f"refreshing the deps image on {base.pinned}, without cache (current base and Debian packages)")
+    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=False,
+                             before_push=sbom_step(registry, project, plan, base, decide))
+    if current is not None and result.get("identical"):
+        result.update(image=build.deps_ref(project, config, base, current),
+                      digest=registry.manifest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)).digest)
+    else:
+        result.update(digest=digest, built=True, sbom=sbom.sbom_tag(plan_tag(plan)))
+    return result
+
+
+def current_deps_ref(config: DeployConfig, project: Project, registry: Registry, docker) -> str:
+    """The deps image a build of this checkout is FROM: the newest refresh of its content hash."""
+    base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
+    content_hash = tags.parse_deps_tag(build.deps_tag_for(project, config, base)).content_hash
+    current = refreshing.current_version(registry.tags(tags.DEPS_REPOSITORY), content_hash, project.deps_version)
+    if current is None:
+        raise DeliveryError(
+            f"{build.deps_ref(project, config, base)} is not in the registry (the deps inputs or the base image "
+            "changed, or the registry is new): run `invoke build-deps` first"
+        )
+    return build.deps_ref(project, config, base, current)
 
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
@@ -168,9 +256,7 @@ def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, A
     docker, info = builder()  # missing CLI, plugin, engine or a usable builder: say so before anything else
     login(config, docker)
     registry = ensure_registry(config)
-    deps_image = build.deps_ref(project, config)
-    if not registry.has_tag(tags.DEPS_REPOSITORY, deps_image.rsplit(":", 1)[1]):
-        raise DeliveryError(f"{deps_image} is not in the registry (the deps inputs changed, or the registry is new): run `invoke build-deps` first")
+    deps_image = current_deps_ref(config, project, registry, docker)
     source = read_source_state(ROOT)
     plan = build.app_plan(project, config, source, deps_image)
     if source.dirty_fingerprint:
@@ -192,9 +278,25 @@ def ci(section: Mapping[str, Any], tests: str = "unit") -> dict[str, Any]:
                                 stdout=sys.stderr)
         if result.returncode != 0:
             raise DeliveryError("tests failed: nothing was built or pushed; fix them and push again")
+    say("auditing the locked Python packages")
+    audited = audit(section)
+    say(f"audit: {audited['audited']} locked packages, no known vulnerability without a dated ignore")
     deps = build_deps(section)
     app = build_app(section)
-    return {"deps": deps, "app": app}
+    return {"audit": audited, "deps": deps, "app": app}
+
+
+# -- audit ------------------------------------------------------------------------------------------
+def audit(section: Mapping[str, Any], lock: Path | None = None) -> dict[str, Any]:
+    """Audit the locked Python packages (delivery/audit.py); fail on what the policy does not allow."""
+    config = load_config(section)
+    target = lock or ROOT / "requirements.lock"
+    if not target.is_file():
+        raise DeliveryError(f"{target} does not exist: give the path of a requirements lock")
+    result = run_audit(target, ROOT / IGNORES_FILE, ca_bundle=config.ca_bundle, osv_url=config.audit_osv_url)
+    if not result.ok:
+        raise DeliveryError(result.failure())
+    return result.as_dict()
 
 
 # -- deploy ----------------------------------------------------------------------------------------
@@ -309,8 +411,22 @@ def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | No
 
 def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     config = load_config(section)
+    registry = registry_for(config)
     return each_host(config, hosts_from(config, hosts),
-                     lambda target: {**deploying.status(target), "releases": retention.usage(target)}, "status")
+                     lambda target: with_freshness(target, {**deploying.status(target), "releases": retention.usage(target)}, registry),
+                     "status")
+
+
+def with_freshness(target: Target, entry: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """The status entry plus the running image's base digest, deps age and newer deps image (delivery/refresh.py)."""
+    running = entry.get("running")
+    if running:
+        try:
+            image = target.docker.image.inspect(running["image"])
+            entry["deps"] = refreshing.deps_freshness(image.config.labels or {}, image.config.env or [], registry)
+        except (DeliveryError, DockerException) as exc:  # status still answers with the registry down
+            entry["deps"] = {"error": str(exc).splitlines()[0]}
+    return entry
 
 
 def format_status(entry: Mapping[str, Any]) -> str:
@@ -333,6 +449,8 @@ def format_status(entry: Mapping[str, Any]) -> str:
     if releases:
         lines.append(f"  releases  {releases['count']} on the host (keep_releases {releases['keep_releases']}), "
                      f"{human_bytes(releases['bytes'])} of images")
+    if entry.get("deps"):
+        lines.append(refreshing.format_freshness(entry["deps"]))
     if entry["lock"]:
         lines.append(f"  lock      {entry['lock']}")
     lines.append("  history (newest first):")

@@ -67,6 +67,7 @@ class DeployConfig:
 
     registry: str = "localhost:5000"  # host[:port][/namespace...]: the images are <registry>/production-control[-deps]
     python_image: str | None = None  # None: the Dockerfile's ARG PYTHON_IMAGE default
+    python_image_source: str = "registry"  # where its digest is read: "registry", or "local" (an offline base)
     ca_bundle: Path | None = None  # CA bundle for TLS-inspecting proxies, passed as a build secret
     pip_index_url_file: Path | None = None  # file holding a private index URL, passed as a build secret
     hosts: tuple[str, ...] = ("local",)
@@ -83,6 +84,7 @@ class DeployConfig:
     registry_password_env: str = "REGISTRY_PASSWORD"  # NAME of the env var with the password
     keep_releases: int = 5  # releases kept on each host after a healthy deploy (retention)
     lock_wait: float = 0.0  # seconds a deploy waits for another one's lock; 0: fail at once
+    audit_osv_url: str | None = None  # an OSV-compatible API for the audit; None: PyPI's vulnerability data
 
     @property
     def host_targets(self) -> tuple[Host, ...]:
@@ -118,6 +120,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
     return DeployConfig(
         registry=_registry(values.get("registry", base.registry)),
         python_image=_image("python_image", values.get("python_image"), "python:3.12-slim-bookworm"),
+        python_image_source=_python_image_source(values.get("python_image_source", base.python_image_source)),
         ca_bundle=_existing_file("ca_bundle", values.get("ca_bundle")),
         pip_index_url_file=_existing_file("pip_index_url_file", values.get("pip_index_url_file")),
         hosts=_hosts(values.get("hosts", base.hosts)),
@@ -134,6 +137,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         registry_password_env=_env_name(values.get("registry_password_env", base.registry_password_env)),
         keep_releases=keep_count("deploy.keep_releases", values.get("keep_releases", base.keep_releases)),
         lock_wait=wait_seconds("deploy.lock_wait", values.get("lock_wait", base.lock_wait)),
+        audit_osv_url=_url("audit_osv_url", values.get("audit_osv_url")),
     )
 
 
@@ -158,6 +162,15 @@ def _image(key: str, value: Any, example: str) -> str | None:
         split_image_ref(value)
     except DeliveryError:
         raise DeliveryError(f"invalid deploy.{key} {value!r}: use an image reference like {example}") from None
+    return value
+
+
+def _python_image_source(value: Any) -> str:
+    if value not in ("registry", "local"):
+        raise DeliveryError(
+            f"invalid deploy.python_image_source {value!r}: use registry (digest from the registry) "
+            "or local (an image only in the builder engine, tracked by its image ID)"
+        )
     return value
 
 
@@ -289,6 +302,14 @@ def _env_name(value: Any) -> str:
             "invalid deploy.registry_password_env: give the NAME of the environment variable"
             " holding the password (e.g. REGISTRY_PASSWORD), never the password itself"
         )
+    return value
+
+
+def _url(key: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise DeliveryError(f"invalid deploy.{key} {value!r}: use an http(s) URL, e.g. https://api.osv.dev/v1/query")
     return value
 
 

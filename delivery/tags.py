@@ -155,7 +155,7 @@ def deps_dockerfile_part(dockerfile_text: str) -> str:
 
 
 def deps_content_hash(lock_bytes: bytes, dockerfile_text: str, python_image: str) -> str:
-    """First 12 hex chars of sha256 over the deps part of the Dockerfile, the lock and the base image.
+    """First 12 hex chars of sha256 over the deps part of the Dockerfile, the lock and the base image (name@digest).
 
     Each field is length-prefixed, so no two different inputs encode to the same bytes.
     """

@@ -87,6 +87,7 @@ def task_environment(testbed: Testbed, overrides: Mapping[str, str]) -> dict[str
     env = {key: value for key, value in os.environ.items() if not key.startswith("INVOKE_")}
     env["INVOKE_DEPLOY_PYTHON_IMAGE"] = testbed.python_image  # no Docker Hub: the offline base image
     env["INVOKE_DEPLOY_PROXY_IMAGE"] = testbed.proxy_image  # likewise the proxy's
+    env["INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE"] = "local"  # tracked by its image ID in the builder engine
     ca_bundle = os.environ.get("INVOKE_DEPLOY_CA_BUNDLE") or (str(CA_BUNDLE) if CA_BUNDLE.is_file() else None)
     if ca_bundle:
         env["INVOKE_DEPLOY_CA_BUNDLE"] = ca_bundle  # PyPI goes through a TLS-inspecting proxy

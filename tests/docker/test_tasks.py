@@ -259,7 +259,9 @@ def test_build_deps_runs_once_and_is_then_a_no_op(clone: Clone, deps_build: Task
 
     again = succeeded(clone.invoke("build-deps", "--json"))
     assert "already in the registry" in again.stderr, again.describe()
-    assert again.json() == {"image": image, "digest": digest, "built": False}
+    result = again.json()
+    assert result.pop("base").startswith(f"{clone.testbed.python_image}@sha256:")  # the base, by digest (issue 11)
+    assert result == {"image": image, "digest": digest, "built": False}
     assert again.seconds < NO_OP_SECONDS, f"a no-op build-deps took {again.seconds:.1f}s"
 
 
@@ -391,7 +393,8 @@ def test_rollback_returns_to_the_previous_release_without_pulling(
 
 # -- 7. status -------------------------------------------------------------------------------------
 def test_status_shows_the_running_release_and_history_newest_first(
-    first_release: Release, code_release: CodeRelease, status: dict[str, Any]
+    first_release: Release, code_release: CodeRelease, status: dict[str, Any], deps_build: TaskRun,
+    docker: DockerClient, testbed: Testbed,
 ) -> None:
     running = status["running"]
     assert (running["tag"], running["digest"]) == (first_release.tag, first_release.digest)
@@ -403,6 +406,10 @@ def test_status_shows_the_running_release_and_history_newest_first(
     times = [entry["time"] for entry in status["history"]]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
     assert status["lock"] is None
+    deps = status["deps"]  # the running image's base and deps image (issue 11)
+    assert deps["deps_tag"] == deps_build.stdout.split()[0].rsplit(":", 1)[1]
+    assert deps["base_digest"] == docker.image.inspect(testbed.python_image).id and deps["newer"] is None
+    assert deps["age_days"] is not None and deps["age_days"] >= 0
 
 
 # -- 8. bump ---------------------------------------------------------------------------------------

@@ -194,3 +194,68 @@ def copy_worktree(destination: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
     return destination
+
+
+# -- a vulnerability service for the audit ------------------------------------------------------------
+ADVISORIES = Path(__file__).with_name("fixtures") / "advisories"
+
+
+class OsvStandin:
+    """An OSV-compatible query API (POST /v1/query) on a loopback port, serving the advisory
+    records in tests/docker/fixtures/advisories (real advisories, OSV format).
+
+    The audit's public services (PyPI's per-release JSON API, api.osv.dev) are not reachable
+    from the test bed: this serves pip-audit real records through its real OSV client. It
+    records every (name, version) it was asked about.
+    """
+
+    def __init__(self, records_dir: Path = ADVISORIES):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from packaging.version import Version
+
+        records = [json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json"))]
+        self.queries: list[tuple[str, str]] = []
+        standin = self
+
+        def affects(record: dict, name: str, version: str) -> bool:
+            for affected in record.get("affected", []):
+                if affected["package"]["name"].lower() != name or affected["package"]["ecosystem"] != "PyPI":
+                    continue
+                if version in affected.get("versions", []):
+                    return True
+                for span in affected.get("ranges", []):
+                    introduced = fixed = None
+                    for event in span.get("events", []):
+                        introduced = event.get("introduced", introduced)
+                        fixed = event.get("fixed", fixed)
+                    low = Version("0") if introduced in (None, "0") else Version(introduced)
+                    if low <= Version(version) and (fixed is None or Version(version) < Version(fixed)):
+                        return True
+            return False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                query = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                name, version = query["package"]["name"].lower(), query["version"]
+                standin.queries.append((name, version))
+                body = json.dumps({"vulns": [r for r in records if affects(r, name, version)]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1/query"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from delivery import tags
+from delivery.base import BaseImage
 from delivery.build import (
     BuildPlan,
     app_plan,
@@ -22,6 +23,8 @@ from delivery.source import SourceState
 
 REGISTRY = "registry.example.com:5000"
 BASE_IMAGE = "python:3.12.12-slim-bookworm"
+BASE = BaseImage(BASE_IMAGE, "sha256:" + "a" * 64, "registry")
+REPUBLISHED = BaseImage(BASE_IMAGE, "sha256:" + "b" * 64, "registry")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 COMMIT_TIME = 1795802318
 
@@ -79,7 +82,7 @@ def project(root: Path) -> Project:
     )
 
 
-def expected_deps_tag(python_image: str = BASE_IMAGE, deps_version: str = "1.0.0") -> str:
+def expected_deps_tag(python_image: str = BASE.pinned, deps_version: str = "1.0.0") -> str:
     """The deps tag built independently: each input file as `name NUL size NUL bytes`, lock first, deps/ sorted."""
     files = [
         ("requirements.lock", LOCK),
@@ -101,26 +104,34 @@ def test_deps_inputs_are_the_lock_then_deps_files_sorted_and_name_prefixed(proje
     ).encode()
 
 
-def test_deps_plan_with_the_dockerfile_base_image(project: Project, root: Path) -> None:
+def test_deps_plan_builds_on_the_base_by_digest_and_labels_it(project: Project, root: Path) -> None:
     tag = expected_deps_tag()
-    assert deps_plan(project, DeployConfig(registry=REGISTRY)) == BuildPlan(
+    assert deps_plan(project, DeployConfig(registry=REGISTRY), BASE) == BuildPlan(
         target="deps",
         image=f"{REGISTRY}/production-control-deps:{tag}",
         context=root,
         dockerfile=root / "Dockerfile",
-        build_args={"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": "0"},
+        build_args={"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": "0", "PYTHON_IMAGE": f"{BASE_IMAGE}@sha256:{'a' * 64}"},
         secrets=(),
-        labels={"org.opencontainers.image.version": tag},
+        labels={
+            "org.opencontainers.image.version": tag,
+            "production-control.base.name": BASE_IMAGE,
+            "production-control.base.digest": BASE.digest,
+        },
     )
 
 
-def test_deps_plan_with_a_configured_base_image_passes_it_and_changes_the_tag(project: Project) -> None:
-    config = DeployConfig(registry=REGISTRY, python_image="debian-python:3.12")
-    plan = deps_plan(project, config)
-    tag = expected_deps_tag("debian-python:3.12")
-    assert tag != expected_deps_tag()
-    assert plan.image == f"{REGISTRY}/production-control-deps:{tag}"
-    assert plan.build_args == {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": "0", "PYTHON_IMAGE": "debian-python:3.12"}
+def test_deps_plan_of_a_refresh_has_its_version_and_the_same_content_hash(project: Project) -> None:
+    plan = deps_plan(project, DeployConfig(registry=REGISTRY), BASE, "1.0.1")
+    assert plan.image == f"{REGISTRY}/production-control-deps:{expected_deps_tag(deps_version='1.0.1')}"
+    assert plan.build_args["DEPS_TAG"].rsplit("-", 1)[1] == expected_deps_tag().rsplit("-", 1)[1]
+
+
+def test_a_local_base_on_a_classic_builder_is_built_by_its_tag_but_hashed_by_its_id(project: Project) -> None:
+    local = BaseImage("production-control/python-base:bookworm", "sha256:" + "c" * 64, "local", by_digest=False)
+    plan = deps_plan(project, DeployConfig(registry=REGISTRY), local)
+    assert plan.build_args["PYTHON_IMAGE"] == "production-control/python-base:bookworm"
+    assert plan.image.endswith(expected_deps_tag(local.pinned))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +151,7 @@ def test_deps_plan_with_a_configured_base_image_passes_it_and_changes_the_tag(pr
 def test_build_secrets_name_files_only(project: Project, ca_bundle: Path | None, index_file: Path | None, expected: tuple) -> None:
     config = DeployConfig(registry=REGISTRY, ca_bundle=ca_bundle, pip_index_url_file=index_file)
     assert build_secrets(config) == expected
-    assert deps_plan(project, config).secrets == expected
+    assert deps_plan(project, config, BASE).secrets == expected
 
 
 # -- app plan ------------------------------------------------------------------------------------------
@@ -176,7 +187,7 @@ def test_app_plan(project: Project, root: Path, dirty: str | None, tag: str, pyt
 
 
 def test_output_is_an_oci_layout_with_rewritten_timestamps(project: Project, tmp_path: Path) -> None:
-    plan = deps_plan(project, DeployConfig(registry=REGISTRY))
+    plan = deps_plan(project, DeployConfig(registry=REGISTRY), BASE)
     assert plan.output(tmp_path / "layout") == {
         "type": "oci",
         "dest": str(tmp_path / "layout"),
@@ -216,17 +227,17 @@ KEEPS_THE_TAG = [
 @pytest.mark.parametrize("change", CHANGES_THE_TAG)
 def test_deps_tag_changes_with_its_inputs(root: Path, change) -> None:
     config = DeployConfig(registry=REGISTRY)
-    before = deps_tag_for(load_project(root), config)
+    before = deps_tag_for(load_project(root), config, BASE)
     change(root)
-    assert deps_tag_for(load_project(root), config) != before
+    assert deps_tag_for(load_project(root), config, BASE) != before
 
 
 @pytest.mark.parametrize("change", KEEPS_THE_TAG)
 def test_deps_tag_ignores_what_is_not_in_the_deps_image(root: Path, change) -> None:
     config = DeployConfig(registry=REGISTRY)
-    before = deps_tag_for(load_project(root), config)
+    before = deps_tag_for(load_project(root), config, BASE)
     change(root)
-    assert deps_tag_for(load_project(root), config) == before == expected_deps_tag()
+    assert deps_tag_for(load_project(root), config, BASE) == before == expected_deps_tag()
 
 
 def test_deps_tag_ignores_git_ignored_files_in_deps(root: Path) -> None:
@@ -234,14 +245,16 @@ def test_deps_tag_ignores_git_ignored_files_in_deps(root: Path) -> None:
     git(root, "init", "-q")
     git(root, "add", "-A")
     config = DeployConfig(registry=REGISTRY)
-    before = deps_tag_for(load_project(root), config)
+    before = deps_tag_for(load_project(root), config, BASE)
     (root / "deps" / ".layers.toml.swp").write_bytes(b"editor swap file")
-    assert deps_tag_for(load_project(root), config) == before
+    assert deps_tag_for(load_project(root), config, BASE) == before
 
 
-def test_deps_tag_changes_with_the_configured_base_image(project: Project) -> None:
-    assert deps_tag_for(project, DeployConfig(python_image="python:3.13-slim")) != deps_tag_for(project, DeployConfig())
-    assert deps_tag_for(project, DeployConfig(python_image=BASE_IMAGE)) == deps_tag_for(project, DeployConfig())
+def test_deps_tag_changes_when_the_base_tag_is_republished(project: Project) -> None:
+    """Same base name, new digest (a republished python:3.12-slim): a new deps tag."""
+    config = DeployConfig()
+    assert deps_tag_for(project, config, REPUBLISHED) != deps_tag_for(project, config, BASE)
+    assert deps_tag_for(project, config, BaseImage(BASE_IMAGE, BASE.digest, "local")) == deps_tag_for(project, config, BASE)
 
 
 # -- staged build context ----------------------------------------------------------------------------
