@@ -208,15 +208,20 @@ def _hosts(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _positive(key: str, value: Any, zero: bool = False) -> float:
-    number: float | None = None
+def _number(value: Any) -> float | None:
+    """A number given as a number or a string (as INVOKE_DEPLOY_* variables are); None otherwise."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
+        return float(value)
+    if isinstance(value, str):
         try:
-            number = float(value)
+            return float(value)
         except ValueError:
-            number = None
+            return None
+    return None
+
+
+def _positive(key: str, value: Any, zero: bool = False) -> float:
+    number = _number(value)
     if number is None or not math.isfinite(number) or number < 0 or (number == 0 and not zero):
         kind = "a number of seconds, 0 or more" if zero else "a positive number of seconds"
         raise DeliveryError(f"invalid deploy.{key} {value!r}: use {kind}, e.g. 90")
@@ -249,14 +254,7 @@ def keep_count(name: str, value: Any) -> int:
 
 def wait_seconds(name: str, value: Any) -> float:
     """Seconds to wait for the deploy lock (deploy.lock_wait, deploy --lock-wait): 0 or more."""
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
+    number = _number(value)
     if number is None or not math.isfinite(number) or number < 0:
         raise DeliveryError(f"invalid {name} {value!r}: use a number of seconds, 0 or more (0: fail at once), e.g. 300")
     return number

@@ -74,6 +74,31 @@ class TaskRun:
         return f"$ {self.command}\nexit {self.returncode} after {self.seconds:.1f}s\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
 
 
+def succeeded(run: TaskRun) -> TaskRun:
+    """A task that worked: exit 0, no traceback."""
+    assert run.returncode == 0, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    return run
+
+
+def one_error_line(run: TaskRun, last: bool = True) -> str:
+    """A failed task: exit 1, no traceback, exactly one `error:` line (the last line, unless last=False);
+    progress lines may come before it."""
+    assert run.returncode == 1, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    assert not last or run.stderr_lines[-1] == run.error_lines[0], run.describe()
+    return run.error_lines[0]
+
+
+def only_an_error_line(run: TaskRun) -> str:
+    """A user error caught before any work: exit 1, no traceback, stderr is exactly one `error: ...` line."""
+    assert run.returncode == 1, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    assert len(run.stderr_lines) == 1 and run.stderr_lines[0].startswith("error: "), run.describe()
+    return run.stderr_lines[0]
+
+
 def invoke_executable() -> Path:
     """The `invoke` of the environment running the tests (the project's .venv)."""
     for candidate in (Path(sys.executable).parent / "invoke", REPO_ROOT / ".venv" / "bin" / "invoke"):

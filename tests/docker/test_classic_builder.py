@@ -25,10 +25,10 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from tasks_helpers import (
     APP_REPOSITORY,
+    Clone,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
     REGISTRY,
-    Clone,
     ReleaseBlobs,
     TaskRun,
     accesses_between,
@@ -41,6 +41,7 @@ from tasks_helpers import (
     project_filter,
     release_blobs,
     remove_project,
+    succeeded,
 )
 from testbed import START_HINT, Testbed
 
@@ -80,10 +81,6 @@ class Release:
     build: TaskRun
 
 
-def succeeded(run: TaskRun) -> TaskRun:
-    assert run.returncode == 0, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    return run
 
 
 def engine(host: str, what: str) -> DockerClient:

@@ -20,7 +20,7 @@ import pytest
 from appcontainer import processes
 from faults_helpers import FaultBed, Release
 from stalling import StallingRegistry
-from tasks_helpers import TaskRun, wait_for
+from tasks_helpers import one_error_line, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -45,12 +45,6 @@ def report(capsys: pytest.CaptureFixture[str], message: str) -> None:
         print(f"\n[faults] {message}", flush=True)
 
 
-def one_error_line(run: TaskRun) -> str:
-    """A failed task: exit 1, no traceback, and exactly one `error:` line, the last one."""
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
-    return run.error_lines[0]
 
 
 def assert_still_serving(bed: FaultBed, release: Release, runs_before: int) -> None:

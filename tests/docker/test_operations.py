@@ -34,15 +34,17 @@ from faults_helpers import FaultBedUnavailable, RunningTask, ScratchEngine
 from python_on_whales import DockerClient
 from tasks_helpers import (
     APP_REPOSITORY,
-    REGISTRY,
     Clone,
+    REGISTRY,
     TaskRun,
     accesses_between,
     app_container,
     free_port,
     get_json,
     log_size,
+    only_an_error_line,
     push_derived_release,
+    succeeded,
     wait_for,
 )
 from testbed import Testbed
@@ -99,17 +101,8 @@ class Site:
         return app_container(self.server, project or self.project, role)
 
 
-def succeeded(run: TaskRun) -> TaskRun:
-    assert run.returncode == 0, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    return run
 
 
-def assert_one_error_line(run: TaskRun) -> str:
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.stderr_lines) == 1 and run.stderr_lines[0].startswith("error: "), run.describe()
-    return run.stderr_lines[0]
 
 
 # -- the site ------------------------------------------------------------------------------------------
@@ -421,6 +414,6 @@ def test_bad_input_is_one_line_and_changes_nothing(
     site: Site, concurrent_deploys: tuple[TaskRun, TaskRun], args: tuple[str, ...], needle: str
 ) -> None:
     before = (site.status()["history"], sorted(site.refs()), site.disk_usage())
-    line = assert_one_error_line(site.invoke(*args, "--host", site.host))
+    line = only_an_error_line(site.invoke(*args, "--host", site.host))
     assert needle in line, line
     assert (site.status()["history"], sorted(site.refs()), site.disk_usage()) == before

@@ -40,7 +40,7 @@ from faults_helpers import (
     TestCA,
     TokenIssuer,
 )
-from tasks_helpers import TaskRun, free_port, wait_for
+from tasks_helpers import TaskRun, free_port, one_error_line, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -188,11 +188,6 @@ def host_state(site: Site) -> tuple[Any, ...]:
     return ((status["running"] or {}).get("tag"), (status["running"] or {}).get("digest"), len(status["history"]))
 
 
-def one_error_line(run: TaskRun) -> str:
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
-    return run.error_lines[0]
 
 
 # -- push, deploy, status, rollback on each kind ------------------------------------------------------

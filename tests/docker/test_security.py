@@ -22,7 +22,7 @@ import pytest
 from appcontainer import ComposeHardening, processes
 from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, RegistryServer, Release
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, wait_for
+from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, only_an_error_line, wait_for
 
 from delivery.registry import LOCAL_REGISTRY_STATE
 
@@ -38,11 +38,6 @@ def good(bed: FaultBed) -> Release:
     return release
 
 
-def one_error_line(run: TaskRun) -> str:
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.stderr_lines) == 1 and run.stderr_lines[0].startswith("error: "), run.describe()
-    return run.stderr_lines[0]
 
 
 # -- the deployed container ----------------------------------------------------------------------
@@ -227,7 +222,7 @@ def never_logged_in(bed: FaultBed) -> Path:
 def test_a_wrong_registry_password_fails_deploy_in_one_line(bed: FaultBed, auth_registry: AuthRegistry) -> None:
     env = {**auth_registry.env(password="not-the-password", docker_config=never_logged_in(bed)),
            "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth"}  # fmt: skip
-    line = one_error_line(bed.invoke("deploy", "--host", bed.engine.host, "--version", bed.release("good").tag, env=env))
+    line = only_an_error_line(bed.invoke("deploy", "--host", bed.engine.host, "--version", bed.release("good").tag, env=env))
     assert_about_credentials(line, auth_registry)
 
 
@@ -239,7 +234,7 @@ def test_a_wrong_registry_password_fails_build_in_one_line(bed: FaultBed, auth_r
     finally:
         if not state_existed:
             shutil.rmtree(LOCAL_REGISTRY_STATE, ignore_errors=True)
-    line = one_error_line(run)
+    line = only_an_error_line(run)
     assert_about_credentials(line, auth_registry)
     assert run.seconds < 10, f"build-app took {run.seconds:.0f}s to refuse"
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from python_on_whales import DockerClient
-from tasks_helpers import DEPS_REPOSITORY, REGISTRY, Clone, TaskRun, free_port
+from tasks_helpers import Clone, DEPS_REPOSITORY, REGISTRY, TaskRun, free_port, one_error_line, succeeded
 from testbed import REPO_ROOT, OsvStandin, Testbed
 
 from delivery.sbom import locked_packages
@@ -33,17 +33,8 @@ class Bases:
     first: str  # its first digest
 
 
-def succeeded(run: TaskRun) -> TaskRun:
-    assert run.returncode == 0, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    return run
 
 
-def one_error_line(run: TaskRun) -> str:
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.error_lines) == 1, run.describe()
-    return run.error_lines[0]
 
 
 def registry_json(path: str, accept: str = "application/vnd.oci.image.manifest.v1+json") -> tuple[int, Any]:
@@ -191,7 +182,7 @@ def test_a_refresh_with_nothing_new_pushes_nothing(republished: Republished) -> 
 
 # -- 2. faults ----------------------------------------------------------------------------------------------
 def test_a_failing_sbom_tool_fails_the_build_and_pushes_nothing(republished: Republished) -> None:
-    line = one_error_line(republished.broken_sbom)
+    line = one_error_line(republished.broken_sbom, last=False)
     assert line.startswith("error: making the SBOM failed (RuntimeError: the SBOM tool is broken): nothing was pushed"), line
     assert republished.tags_after_broken == republished.tags_before
 
@@ -200,7 +191,7 @@ def test_an_unreachable_base_registry_during_a_refresh_is_one_line_and_pushes_no
     before = deps_tags()
     run = clone.invoke("build-deps", "--refresh", "--json",
                        env={"INVOKE_DEPLOY_PYTHON_IMAGE": f"127.0.0.1:{free_port()}/python:3.12-slim-bookworm"})
-    line = one_error_line(run)
+    line = one_error_line(run, last=False)
     assert line.startswith("error: cannot resolve the base image 127.0.0.1:"), line
     assert "nothing was built or pushed" in line
     assert deps_tags() == before
@@ -247,7 +238,7 @@ FIXTURE_LOCK = str(REPO_ROOT / "tests" / "docker" / "fixtures" / "vulnerable.loc
 
 def test_the_audit_fails_on_a_lock_with_a_known_advisory(clone: Clone, osv: OsvStandin) -> None:
     run = clone.invoke("audit", "--lock", FIXTURE_LOCK, env={"INVOKE_DEPLOY_AUDIT_OSV_URL": osv.url})
-    line = one_error_line(run)
+    line = one_error_line(run, last=False)
     assert line.startswith("error: audit failed: jinja2 2.10 has PYSEC-2019-217 (fixed in 2.10.1)"), line
     assert ("jinja2", "2.10") in osv.queries
 
@@ -271,5 +262,5 @@ def test_a_dated_ignore_passes_until_its_date(clone: Clone, osv: OsvStandin, unt
     if passes:
         assert succeeded(run).json()["ignored"] == ["jinja2 2.10 has PYSEC-2019-217 (fixed in 2.10.1)"]
     else:
-        line = one_error_line(run)
+        line = one_error_line(run, last=False)
         assert "the ignore of CVE-2019-10906 (jinja2) expired on 2020-01-01" in line, line

@@ -28,10 +28,10 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from tasks_helpers import (
     APP_REPOSITORY,
+    Clone,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
     REGISTRY,
-    Clone,
     ReleaseBlobs,
     TaskRun,
     accesses_between,
@@ -42,11 +42,13 @@ from tasks_helpers import (
     get_json,
     listening_pids,
     log_size,
+    only_an_error_line,
     project_filter,
     release_blobs,
     remove_project,
     remove_tree,
     stop_process,
+    succeeded,
 )
 from testbed import START_HINT, Testbed
 
@@ -160,10 +162,6 @@ def clone(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed, docker: Do
     return repo
 
 
-def succeeded(run: TaskRun) -> TaskRun:
-    assert run.returncode == 0, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    return run
 
 
 def build_release(clone: Clone, site: Site) -> Release:
@@ -176,12 +174,6 @@ def deploy(clone: Clone, site: Site, *flags: str, env: dict[str, str] | None = N
     return clone.invoke("deploy", "--host", site.host, "--json", *flags, env=env)
 
 
-def assert_one_error_line(run: TaskRun) -> str:
-    """A user error: exit 1, no traceback, and stderr is exactly one `error: ...` line."""
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.stderr_lines) == 1 and run.stderr_lines[0].startswith("error: "), run.describe()
-    return run.stderr_lines[0]
 
 
 # -- the chain of steps ------------------------------------------------------------------------------
@@ -281,7 +273,7 @@ def test_build_app_refuses_a_lock_whose_deps_image_is_not_built(clone: Clone, fi
         run = clone.invoke("build-app")
     finally:
         clone.discard_changes()
-    line = assert_one_error_line(run)
+    line = only_an_error_line(run)
     assert "`invoke build-deps`" in line
     assert f"{DEPS_REPOSITORY}:deps-{clone.deps_version}-" in line
     assert run.stdout == ""
@@ -456,7 +448,7 @@ def test_bump_changes_only_the_version_line(bump_clone: Clone, args: tuple[str, 
 def test_bump_rejects_an_unknown_part_and_leaves_the_file_alone(bump_clone: Clone) -> None:
     path = bump_clone.path / "pyproject.toml"
     before = path.read_bytes()
-    line = assert_one_error_line(bump_clone.invoke("bump", "banana"))
+    line = only_an_error_line(bump_clone.invoke("bump", "banana"))
     assert all(part in line for part in ("major", "minor", "patch")), line
     assert path.read_bytes() == before
     assert bump_clone.is_clean()
@@ -465,26 +457,26 @@ def test_bump_rejects_an_unknown_part_and_leaves_the_file_alone(bump_clone: Clon
 # -- 9. errors a user can fix ----------------------------------------------------------------------
 def test_deploy_of_an_unknown_release_fails_in_one_line_and_changes_nothing(clone: Clone, site: Site) -> None:
     before = [c.id for c in site.server.container.list(all=True, filters=project_filter(site.project))]
-    line = assert_one_error_line(clone.invoke("deploy", "--version", "9.9.9-000000000000", "--host", site.host))
+    line = only_an_error_line(clone.invoke("deploy", "--version", "9.9.9-000000000000", "--host", site.host))
     assert "9.9.9-000000000000" in line and "not in the registry" in line
     assert [c.id for c in site.server.container.list(all=True, filters=project_filter(site.project))] == before
 
 
 def test_deploy_to_an_invalid_host_names_the_valid_forms(clone: Clone) -> None:
-    line = assert_one_error_line(clone.invoke("deploy", "--host", "http://nope"))
+    line = only_an_error_line(clone.invoke("deploy", "--host", "http://nope"))
     assert "http://nope" in line
     assert all(form in line for form in ("unix://", "ssh://", "tcp://", "context")), line
 
 
 def test_build_app_with_an_unreachable_remote_registry_fails_in_one_line(clone: Clone) -> None:
-    line = assert_one_error_line(clone.invoke("build-app", env={"INVOKE_DEPLOY_REGISTRY": "nope.invalid:5999"}))
+    line = only_an_error_line(clone.invoke("build-app", env={"INVOKE_DEPLOY_REGISTRY": "nope.invalid:5999"}))
     assert "nope.invalid:5999 is unreachable" in line
 
 
 def test_deploy_with_a_stopped_loopback_registry_fails_without_starting_one(clone: Clone, site: Site) -> None:
     port = free_port()
     run = clone.invoke("deploy", "--host", site.host, env={"INVOKE_DEPLOY_REGISTRY": f"127.0.0.1:{port}"})
-    line = assert_one_error_line(run)
+    line = only_an_error_line(run)
     assert f"127.0.0.1:{port} is unreachable" in line
     assert listening_pids(port) == [], "deploy started something on the registry port"
 

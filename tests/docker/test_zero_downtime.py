@@ -19,7 +19,7 @@ import pytest
 from faults_helpers import SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient
-from tasks_helpers import TaskRun, free_port, get_json, project_filter, remove_project, service_containers
+from tasks_helpers import TaskRun, free_port, get_json, one_error_line, project_filter, remove_project, service_containers
 
 pytestmark = pytest.mark.docker
 
@@ -44,11 +44,6 @@ def assert_no_failed_request(result: LoadResult, what: str, capsys: pytest.Captu
     assert not result.failures, f"{what}: {len(result.failures)} of {result.requests} requests failed, first {first}"
 
 
-def one_error_line(run: TaskRun) -> str:
-    assert run.returncode == 1, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-    assert len(run.error_lines) == 1 and run.stderr_lines[-1] == run.error_lines[0], run.describe()
-    return run.error_lines[0]
 
 
 def serving(bed: FaultBed, release: Release) -> None:
