@@ -21,6 +21,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -90,12 +91,13 @@ _UNAVAILABLE = re.compile(r"\b5[0-9][0-9] (internal server error|not implemented
 
 
 def skopeo_argv(command: str, reference: str, *, tls_verify: bool, auth: Path | None, timeout: float | None,
-                extra: tuple[str, ...] = (), source: str | None = None) -> list[str]:
+                extra: tuple[str, ...] = (), source: str | None = None, registry_side: str = "dest") -> list[str]:
     """Pure: the skopeo command line for `command` against `reference` (docker://...).
 
-    For `copy`, `source` is what is copied (oci:LAYOUT) and the registry options are the --dest-* ones.
+    For `copy`, `source` is what is copied (oci:LAYOUT) and the registry options are the --dest-* ones
+    (registry_side="src" when the registry is the source, `source`, and `reference` a local dir:).
     """
-    side = "dest-" if command == "copy" else ""
+    side = f"{registry_side}-" if command == "copy" else ""
     argv = ["skopeo", command, *extra, f"--retry-times={RETRIES}", f"--{side}tls-verify={'true' if tls_verify else 'false'}"]
     argv += [f"--{side}authfile", str(auth)] if auth else [f"--{side}no-creds"]
     if timeout is not None:
@@ -180,13 +182,13 @@ class Registry:
 
     # -- running skopeo --------------------------------------------------------------------------
     def _skopeo(self, command: str, reference: str, what: str, *, extra: tuple[str, ...] = (), source: str | None = None,
-                timeout: float | None = None, allow_missing: bool = False) -> bytes | None:
+                timeout: float | None = None, allow_missing: bool = False, registry_side: str = "dest") -> bytes | None:
         delay = BACKOFF
         for attempt in range(1, RETRIES + 2):
             with contextlib.ExitStack() as stack:
                 auth = stack.enter_context(auth_file(self.host, self.credentials)) if self.credentials else None
                 argv = skopeo_argv(command, reference, tls_verify=self.tls_verify, auth=auth, timeout=timeout,
-                                   extra=extra, source=source)
+                                   extra=extra, source=source, registry_side=registry_side)
                 try:
                     done = self._run(argv, capture_output=True, stdin=subprocess.DEVNULL)
                 except FileNotFoundError:
@@ -301,6 +303,17 @@ class Registry:
                             extra=("--config", "--raw"), timeout=self.timeout)
         assert body is not None
         return self._json(body, f"config of {repository}")
+
+    def blob(self, repository: str, reference: str, digest: str) -> bytes:
+        """One blob of the image or artifact `reference` (e.g. an SBOM layer): copied with skopeo, then read."""
+        with tempfile.TemporaryDirectory(prefix="production-control-blob-") as tmp:
+            self._skopeo("copy", f"dir:{tmp}", f"{self.name(repository)}:{reference}",
+                         extra=("--preserve-digests", "--quiet"), source=self.reference(repository, reference),
+                         registry_side="src")
+            path = Path(tmp) / digest.partition(":")[2]
+            if not path.is_file():
+                raise DeliveryError(f"registry {self.location}: {self.name(repository)}:{reference} has no blob {digest}")
+            return path.read_bytes()
 
     def _json(self, body: bytes, what: str) -> dict[str, Any]:
         try:

@@ -228,8 +228,8 @@ def fetch_sbom(registry: Registry, repository: str, deps_tag: str) -> dict[str, 
     if not registry.has_tag(repository, sbom_tag(deps_tag)):
         return None
     manifest = registry.manifest(repository, sbom_tag(deps_tag))
-    # The SBOM is the artifact's one layer: read it as `config` reads a JSON blob.
-    return registry.config(repository, Manifest(manifest.digest, manifest.size, manifest.layers[0], ()))
+    # The SBOM is the artifact's one layer.
+    return json.loads(registry.blob(repository, sbom_tag(deps_tag), manifest.layers[0].digest))
 
 
 def sbom_packages(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:

@@ -185,7 +185,7 @@ def test_a_refresh_that_changes_the_os_layer_costs_it_on_containerd_and_everythi
 
 
 class FakeRegistry:
-    """The two registry reads deps_freshness makes (tags, and the SBOM through has_tag/manifest/config)."""
+    """The two registry reads deps_freshness makes (tags, and the SBOM through has_tag/manifest/blob)."""
 
     def __init__(self, tags: list[str], sbom: dict | None):
         self._tags, self._sbom = tags, sbom
@@ -199,9 +199,9 @@ class FakeRegistry:
     def manifest(self, repository: str, reference: str) -> Manifest:
         return Manifest("sha256:s", 1, Blob("sha256:e", 2), (Blob("sha256:sbom", 3),))
 
-    def config(self, repository: str, manifest: Manifest) -> dict:
-        assert manifest.config.digest == "sha256:sbom"
-        return self._sbom or {}
+    def blob(self, repository: str, reference: str, digest: str) -> bytes:
+        assert digest == "sha256:sbom"  # the artifact's layer, not its (empty) config
+        return json.dumps(self._sbom or {}).encode()
 
 
 def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
