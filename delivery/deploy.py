@@ -416,14 +416,6 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
                     f"{tag} failed on {label}: {observed.errors} of {observed.requests} requests failed in the "
                     f"{config.monitor:g}s watch window (deploy.max_error_rate {config.max_error_rate:g}); switched back"
                 )
-        if old:
-            seconds, left = proxy.drain(old, config.drain_timeout)
-            report.drain_seconds = round(seconds, 2)
-            say(f"{label}: drained {old} in {seconds:.1f}s" + (f" ({left} requests still in flight, stopped anyway)" if left else ""))
-            _remove(target, service_of(old), tags_)
-        if site.legacy is not None:
-            with docker_errors(f"removing the old {LEGACY_SERVICE} container"):
-                target.docker.container.remove(site.legacy.id, force=True)
     except BaseException as exc:
         report.proxy_restarts = proxy.restarts
         restore(target, site, proxy, old, new, tags_, switched, say)
@@ -432,6 +424,20 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         if isinstance(exc, DockerException):
             raise HandoverFailed(f"{tag} failed on {label}: {last_line(exc)}") from exc
         raise
+    # The new release serves and passed its watch window: from here on, nothing switches back.
+    try:
+        if old:
+            seconds, left = proxy.drain(old, config.drain_timeout)
+            report.drain_seconds = round(seconds, 2)
+            say(f"{label}: drained {old} in {seconds:.1f}s" + (f" ({left} requests still in flight, stopped anyway)" if left else ""))
+            _remove(target, service_of(old), tags_)
+        if site.legacy is not None:
+            with docker_errors(f"removing the old {LEGACY_SERVICE} container"):
+                target.docker.container.remove(site.legacy.id, force=True)
+    except (DeliveryError, DockerException) as exc:
+        leftover = service_of(old) if old else LEGACY_SERVICE
+        say(f"{label}: warning: {tag} serves, but removing the old {leftover} failed ({exc}); "
+            "the next deploy removes it")
     report.proxy_restarts = proxy.restarts
     if proxy.restarts:
         say(f"{label}: the proxy restarted during the deploy (its restart policy brought it back); its state was applied again")
