@@ -1,6 +1,8 @@
 """Unit tests of the benchmark's pure parts (no Docker): `.venv/bin/pytest benchmarks -q`."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -219,3 +221,24 @@ def test_availability_targets_fail_on_any_failed_request_of_ours():
         ("zero failed requests: code-only release", True, "0 / 600"),
         ("zero failed requests: release crashes at import", False, "2 / 300"),
     ]
+
+
+# -- the docs against the published results -----------------------------------------------------------
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _table_rows(text: str) -> set[str]:
+    """The table rows of a text, footnote marks like ` (2)` left out (the docs add them by hand)."""
+    return {re.sub(r" \(\d\)", "", line) for line in text.splitlines() if line.startswith("| ")}
+
+
+def test_performance_md_shows_the_published_layer_results():
+    data = json.loads((DOCS / "benchmark-results.json").read_text())
+    titles = {s.key: s.title for s in scenarios.SCENARIOS}
+    assert report.markdown_table(data["results"], titles) in (DOCS / "performance.md").read_text()
+
+
+def test_performance_md_shows_the_published_availability_results():
+    data = json.loads((DOCS / "availability-results.json").read_text())
+    published = _table_rows(report.availability_markdown(data))
+    assert published and published <= _table_rows((DOCS / "performance.md").read_text())
