@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from delivery.base import BaseImage
 from delivery.errors import DeliveryError
-from delivery.registry import Manifest, Registry, blob_path
+from delivery.registry import Registry, blob_path
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
