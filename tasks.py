@@ -89,10 +89,10 @@ def ci(c, tests="unit", json=False):
     help={
         "host": "Docker host to deploy to: unix:///path, ssh://user@host, tcp://host:port, a docker context, "
         "or 'local'. Repeat for several hosts (deployed in order, stopping at the first failure). "
-        "Default: deploy.hosts (the local engine).",
+        "Default: deploy.hosts (the local engine). With deploy.mode swarm: one swarm manager (docs/cluster.md).",
         "version": "Release to deploy: an app tag (1.0.0-abcdef123456) or a version (1.0.0). Default: this checkout.",
         "json": "Print the deploy report as JSON.",
-        "dry_run": "Only predict the layers and bytes each host would download; change nothing.",
+        "dry_run": "Only predict the layers and bytes each host (swarm: each node) would download; change nothing.",
         "lock_wait": "Seconds to wait for another deploy's lock on a host, showing who holds it (default: deploy.lock_wait, 0).",
         # The watch window and drain are set in invoke.yaml (deploy.monitor, max_error_rate, drain_timeout).
     },

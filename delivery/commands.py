@@ -27,6 +27,7 @@ from delivery.builder import BuilderInfo, detect
 from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
+from delivery import swarm as swarming
 from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery import jobs, logs as container_logs, retention
@@ -354,6 +355,9 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
     targets = hosts_from(config, hosts)  # validate every host before touching any
     require_cli()
     release = resolve_release(registry_for(config), config, version or current_version(project))
+    if config.mode == "swarm":
+        return [swarm_run(config, targets, lambda manager: swarming.deploy(
+            manager, config, ROOT, release, say, dry_run=dry_run, login=lambda docker: login(config, docker)))]
 
     def predict(target: Target) -> dict[str, Any]:
         return {"host": target.host.label, **predict_pull(target, release).as_dict(), "dry_run": True}
@@ -374,6 +378,8 @@ class DeployFailed(DeliveryError):
 
 
 def format_report(report: Mapping[str, Any]) -> str:
+    if report.get("mode") == "swarm":
+        return swarming.format_report(dict(report))
     if report.get("dry_run"):
         return (f"{report['host']}: {report['image']} would pull {report['pulled_layers']}/{report['total_layers']} layers, "
                 f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store)")
@@ -406,11 +412,17 @@ def format_report(report: Mapping[str, Any]) -> str:
 
 def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | None = None) -> list[dict[str, Any]]:
     config = load_config(section)
+    if config.mode == "swarm":
+        if to is not None:
+            return deploy(section, hosts, to)
+        return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.rollback(manager, config, say))]
     return each_host(config, hosts_from(config, hosts), lambda target: deploying.rollback(target, say, to), "rollback")
 
 
 def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     config = load_config(section)
+    if config.mode == "swarm":
+        return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.status(manager, config))]
     registry = registry_for(config)
     return each_host(config, hosts_from(config, hosts),
                      lambda target: with_freshness(target, {**deploying.status(target), "releases": retention.usage(target)}, registry),
@@ -429,7 +441,23 @@ def with_freshness(target: Target, entry: dict[str, Any], registry: Registry) ->
     return entry
 
 
+def swarm_run(config: DeployConfig, hosts: list[Host], action: Callable[[Host], Any]) -> dict[str, Any]:
+    """deploy.mode swarm: run `action` through the one manager; a report that failed becomes DeployFailed."""
+    if len(hosts) != 1:
+        raise DeliveryError(f"deploy.mode is swarm: give one manager with --host (or deploy.hosts), not {len(hosts)} hosts")
+    require_cli()
+    result = action(hosts[0])
+    if isinstance(result, swarming.SwarmReport):
+        report = result.as_dict()
+        if result.error:
+            raise DeployFailed(result.error, [report])
+        return report
+    return result
+
+
 def format_status(entry: Mapping[str, Any]) -> str:
+    if entry.get("mode") == "swarm":
+        return swarming.format_status(dict(entry))
     running = entry["running"]
     lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"]
     if running:

@@ -85,6 +85,11 @@ class DeployConfig:
     keep_releases: int = 5  # releases kept on each host after a healthy deploy (retention)
     lock_wait: float = 0.0  # seconds a deploy waits for another one's lock; 0: fail at once
     audit_osv_url: str | None = None  # an OSV-compatible API for the audit; None: PyPI's vulnerability data
+    # Swarm (docs/cluster.md): deploy a stack through a manager (--host / hosts) instead of host by host.
+    mode: str = "compose"  # "compose" | "swarm"
+    nodes: tuple[str, ...] = ()  # the swarm nodes' engines (docker hosts), for per-node predictions and measurements
+    pre_pull: bool = False  # swarm: pull on every node before the update, so the rolling window holds no download
+    replicas: int = 3  # swarm: web tasks
 
     @property
     def host_targets(self) -> tuple[Host, ...]:
@@ -138,7 +143,39 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         keep_releases=keep_count("deploy.keep_releases", values.get("keep_releases", base.keep_releases)),
         lock_wait=wait_seconds("deploy.lock_wait", values.get("lock_wait", base.lock_wait)),
         audit_osv_url=_url("audit_osv_url", values.get("audit_osv_url")),
+        mode=_mode(values.get("mode", base.mode)),
+        nodes=_nodes(values.get("nodes", base.nodes)),
+        pre_pull=_flag("pre_pull", values.get("pre_pull", base.pre_pull)),
+        replicas=_count("replicas", values.get("replicas", base.replicas)),
     )
+
+
+def _mode(value: Any) -> str:
+    if value not in ("compose", "swarm"):
+        raise DeliveryError(f"invalid deploy.mode {value!r}: use compose (host by host) or swarm (a stack through a manager)")
+    return str(value)
+
+
+def _nodes(value: Any) -> tuple[str, ...]:
+    if value in ("", None) or value == ():
+        return ()
+    return _hosts(value) if isinstance(value, (str, list, tuple)) else _hosts(None)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise DeliveryError(f"invalid deploy.{key} {value!r}: use true or false")
+
+
+def _count(key: str, value: Any) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+        raise DeliveryError(f"invalid deploy.{key} {value!r}: use a whole number from 1 to 100")
+    return value
 
 
 REGISTRY_FORM = "use host[:port][/namespace], e.g. localhost:5000, ghcr.io/acme or docker.io/acme"

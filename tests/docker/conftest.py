@@ -101,3 +101,13 @@ def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) 
     except FaultBedUnavailable as error:
         message = str(error)
     pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def swarm(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> Iterator["SwarmBed"]:
+    """The 3-node swarm bed (`scripts/testbed swarm up`), its clone and releases: once per session."""
+    from swarm_helpers import SwarmBed
+
+    bed = SwarmBed.create(testbed)
+    yield bed
+    bed.close()

@@ -185,7 +185,7 @@ def test_a_refresh_that_changes_the_os_layer_costs_it_on_containerd_and_everythi
 
 
 class FakeRegistry:
-    """The two registry reads deps_freshness makes (tags, and the SBOM through has_tag/manifest/blob)."""
+    """The registry reads deps_freshness makes (tags, and the SBOM through has_tag/manifest/blob)."""
 
     def __init__(self, tags: list[str], sbom: dict | None):
         self._tags, self._sbom = tags, sbom

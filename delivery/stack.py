@@ -1,0 +1,68 @@
+"""The swarm stack file: docker-compose.yml with the docker-stack.yml overlay, merged by compose.
+
+Compose does the merging and the variable interpolation (`docker compose config`); what
+is left here is the small, pure translation of compose's output into what `docker stack
+deploy` accepts (its loader is older than compose's):
+- the top-level `name` and null fields are dropped;
+- published ports are numbers;
+- `tmpfs: [path, ...]` (which swarm ignores) becomes tmpfs mounts, the form swarm runs;
+- an inline config (`content:`) becomes a file beside the stack file, and its swarm name
+  carries a hash of the content (swarm configs cannot change: a new content is a new config).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run
+
+from delivery.engine import last_line
+from delivery.errors import DeliveryError
+
+OVERLAY = "docker-stack.yml"
+
+
+def stack_document(model: Mapping[str, Any], stack: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Pure: (the stack document, {file name: content} of the inline configs to write beside it)."""
+    document = json.loads(json.dumps(model))  # a deep copy
+    document.pop("name", None)
+    files: dict[str, str] = {}
+    for name, config in (document.get("configs") or {}).items():
+        if "content" in config:
+            content = config.pop("content")
+            digest = hashlib.sha256(content.encode()).hexdigest()[:12]
+            files[f"{name}.conf"] = content
+            config["file"] = f"./{name}.conf"
+            config["name"] = f"{stack}_{name}-{digest}"
+    for service in (document.get("services") or {}).values():
+        for key in [key for key, value in service.items() if value is None]:
+            del service[key]
+        paths = service.pop("tmpfs", None) or []
+        service["volumes"] = [*(service.get("volumes") or []), *({"type": "tmpfs", "target": path} for path in paths)]
+        for port in service.get("ports") or []:
+            if isinstance(port.get("published"), str) and port["published"].isdigit():
+                port["published"] = int(port["published"])
+    return document, files
+
+
+def compose_model(docker_cmd: list[str], root: Path, env: Mapping[str, str], project: str) -> dict[str, Any]:
+    """`docker compose config` of docker-compose.yml + docker-stack.yml with `env` (interpolated, merged)."""
+    argv = [*docker_cmd, "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
+            "-f", str(root / OVERLAY), "config", "--format", "json"]
+    try:
+        output = run(argv, env=dict(env))
+    except DockerException as exc:
+        raise DeliveryError(f"docker compose could not merge docker-compose.yml with {OVERLAY}: {last_line(exc)}") from exc
+    return json.loads(str(output))
+
+
+def write_stack(directory: Path, document: Mapping[str, Any], files: Mapping[str, str]) -> Path:
+    """Write the stack file (JSON is YAML) and its config files into `directory`; the stack file's path."""
+    for name, content in files.items():
+        (directory / name).write_text(content)
+    path = directory / "stack.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+    return path

@@ -1,0 +1,256 @@
+"""Swarm mode on a real 3-node swarm (scripts/testbed swarm): rolling updates under load, a crash
+rolled back by Swarm, a node's engine killed mid-update, cron once per tick across the cluster.
+
+Load goes to node 1's proxy (HAProxy, host-mode port) which forwards to tasks.web over the overlay
+network; every connection error, timeout and 5xx counts as a failed request. The registry's access
+log tells which node (client address) downloaded which blob. The tests share the bed, in this order.
+"""
+
+import json
+import re
+import time
+
+import pytest
+from loadgen import Load
+from swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
+
+pytestmark = pytest.mark.docker
+
+RATE = 25  # requests per second
+
+
+def report_line(capsys: pytest.CaptureFixture[str], what: str, data: object) -> None:
+    with capsys.disabled():
+        print(f"\n[swarm] {what}: {json.dumps(data, sort_keys=True)}", flush=True)
+
+
+def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, second = swarm.release("good"), swarm.release("second")
+    swarm.ensure_serving(good)
+    dry = swarm.deploy(second, "--dry-run")
+    assert dry.returncode == 0, dry.describe()
+    predicted = {n["node"]: n["predicted_bytes"] for n in dry.json()["nodes"]}
+    offset = swarm.log_offset()
+
+    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
+        time.sleep(1)
+        run = swarm.deploy(second)
+        time.sleep(1)
+
+    assert run.returncode == 0, run.describe()
+    report = run.json()
+    summary = load.result.summary()
+    report_line(capsys, "code-only release", {"load": summary, "update_seconds": report["update_seconds"],
+                                             "nodes": report["nodes"]})
+    assert load.result.requests >= 2 * RATE
+    assert not load.result.failures, summary
+    assert (report["update_state"], report["previous"], report["version"]) == ("completed", good.tag, second.tag)
+    assert report["failed_tasks"] == []
+    assert swarm.serving_commit() == second.commit
+    # Each node that started a task of the release (Swarm places them) downloaded the code layer and
+    # the config, nothing else: per the registry's log, as the report measured and the dry run predicted.
+    # (A node that also starts the new cron task asks for the config twice: the engine checks it at each
+    # task start; its bytes count once here.)
+    gets = swarm.blob_gets_by_client(offset)
+    pulled = 0
+    for node, address in zip(report["nodes"], swarm.node_addresses):
+        served = {a.path: a.size for a in gets.get(address, [])}
+        assert node["measured"], node
+        if served:
+            pulled += 1
+            assert len(served) == 2, (node["node"], gets.get(address))
+            assert node["pulled_layers"] == 1, node
+            assert node["pulled_bytes"] == sum(served.values()) == predicted[node["node"]], (node, served)
+        else:
+            assert (node["pulled_layers"], node["pulled_bytes"], node["tasks"]) == (0, 0, 0), node
+    assert pulled >= 2 and sum(n["tasks"] for n in report["nodes"]) == 3, report["nodes"]
+    status = swarm.invoke("status", "--json")
+    assert status.returncode == 0, status.describe()
+    web = status.json()["services"]["web"]
+    assert web["update_state"] == "completed"
+    assert {t["digest"] for t in web["tasks"]} == {second.digest}
+    assert {n: c["healthy"] for n, c in web["per_node"].items()} == {n["node"]: n["tasks"] for n in report["nodes"] if n["tasks"]}
+
+
+def test_rollback_goes_back_to_the_previous_release_without_a_failed_request(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, second = swarm.release("good"), swarm.release("second")
+    swarm.ensure_serving(second)
+
+    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
+        time.sleep(1)
+        run = swarm.invoke("rollback", "--json")
+        time.sleep(1)
+
+    assert run.returncode == 0, run.describe()
+    report = run.json()
+    report_line(capsys, "rollback", {"load": load.result.summary(), "update_seconds": report["update_seconds"]})
+    assert (report["version"], report["previous"], report["update_state"]) == (good.tag, second.tag, "rolled back"), report
+    assert not load.result.failures, load.result.summary()
+    assert swarm.serving_commit() == good.commit
+    status = swarm.invoke("status", "--json").json()
+    assert {t["tag"] for t in status["services"]["web"]["tasks"]} == {good.tag}
+    assert {t["tag"] for t in status["services"]["cron"]["tasks"]} == {good.tag}
+
+
+def test_a_release_that_crashes_at_start_is_rolled_back_by_swarm(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second, crash = swarm.release("second"), swarm.release("crash")
+    swarm.ensure_serving(second)
+
+    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
+        time.sleep(1)
+        run = swarm.deploy(crash)
+        time.sleep(1)
+
+    summary = load.result.summary()
+    report_line(capsys, "crashing release", {"load": summary, "stderr_tail": run.stderr_lines[-3:]})
+    assert run.returncode == 1, run.describe()
+    assert "Traceback" not in run.stderr
+    assert len(run.error_lines) == 1 and "rolled" in run.error_lines[0] and second.tag in run.error_lines[0], run.describe()
+    report = run.json()
+    assert report["update_state"] == "rolled back" and not report["healthy"], report
+    assert report["failed_tasks"] and all(t["image"] == crash.tag for t in report["failed_tasks"]), report["failed_tasks"]
+    assert not load.result.failures, summary
+    assert swarm.serving_commit() == second.commit
+    # cron moves only after web's update completed: it still runs the release that serves.
+    assert report["cron_state"] == f"kept {second.tag}", report
+    status = swarm.invoke("status", "--json").json()
+    assert {t["tag"] for t in status["services"]["cron"]["tasks"]} == {second.tag}
+
+
+def test_pre_pull_moves_the_download_out_of_the_update_window(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same kind of release (a new 24 MB layer) without, then with deploy.pre_pull."""
+    swarm.ensure_serving(swarm.release("second"))
+    figures = {}
+    for name, pre_pull in (("layer24-a", "0"), ("layer24-b", "1")):  # invoke reads env booleans as 0 / 1
+        release = swarm.release(name)
+        offset = swarm.log_offset()
+        with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
+            run = swarm.deploy(release, env={"INVOKE_DEPLOY_PRE_PULL": pre_pull})
+        assert run.returncode == 0, run.describe()
+        report = run.json()
+        gets = swarm.blob_gets_by_client(offset)
+        figures[f"pre_pull={pre_pull}"] = {
+            "update_seconds": report["update_seconds"], "pre_pull_seconds": report["pre_pull_seconds"],
+            "seconds": report["seconds"], "failed_requests": len(load.result.failures), "requests": load.result.requests,
+            "pull_seconds": {n["node"]: n["pull_seconds"] for n in report["nodes"]},
+        }
+        assert report["update_state"] == "completed" and not load.result.failures, (report, load.result.summary())
+        for node, address in zip(report["nodes"], swarm.node_addresses):
+            served = {a.path: a.size for a in gets.get(address, [])}
+            assert node["pulled_bytes"] == sum(served.values()), (node, served)
+            if pre_pull == "1" or node["tasks"]:  # pre-pull: every node, whatever Swarm places there
+                assert node["pulled_layers"] == 1 and node["pulled_bytes"] > 24 << 20, node
+        assert report["pre_pull"] == (pre_pull == "1")
+    report_line(capsys, "pre-pull", figures)
+
+
+def test_beside_compose_the_same_kind_of_release_host_by_host_on_the_same_nodes(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The benchmark's other column: a code-only release with deploy.mode compose, host by host,
+    on the same three engines (a compose project and port of its own beside the stack)."""
+    good, third = swarm.release("good"), swarm.release("third")
+    hosts = [arg for host in swarm.node_hosts for arg in ("--host", host)]
+    env = {"INVOKE_DEPLOY_MODE": "compose", "INVOKE_DEPLOY_COMPOSE_PROJECT": "pc-compose", "INVOKE_DEPLOY_HTTP_PORT": str(COMPOSE_PORT)}
+    try:
+        first = swarm.invoke("deploy", *hosts, "--version", good.tag, "--json", env=env)
+        assert first.returncode == 0, first.describe()
+        offset = swarm.log_offset()
+        loads = [Load(COMPOSE_PORT, "/", rate=RATE / 3, max_seconds=600, host=address) for address in swarm.node_addresses]
+        for load in loads:
+            load.__enter__()
+        time.sleep(1)
+        run = swarm.invoke("deploy", *hosts, "--version", third.tag, "--json", env=env)
+        time.sleep(1)
+        for load in loads:
+            load.stop()
+        assert run.returncode == 0, run.describe()
+        reports = run.json()["hosts"]
+        gets = swarm.blob_gets_by_client(offset)
+        failed = sum(len(load.result.failures) for load in loads)
+        report_line(capsys, "compose host by host", {
+            "deploy_seconds": [r["seconds"] for r in reports], "total_seconds": round(run.seconds, 1),
+            "pulled_bytes": [r["pulled_bytes"] for r in reports], "failed_requests": failed,
+            "requests": sum(load.result.requests for load in loads)})
+        assert failed == 0
+        for report, address in zip(reports, swarm.node_addresses):
+            served = {a.path: a.size for a in gets.get(address, [])}
+            assert report["pulled_layers"] == 1 and report["pulled_bytes"] == sum(served.values()), (report, served)
+    finally:
+        swarm.remove_compose_project("pc-compose")
+
+
+def test_clear_errors_a_worker_and_a_node_that_cannot_reach_the_registry(swarm: SwarmBed) -> None:
+    second, third = swarm.release("second"), swarm.release("third")
+    swarm.ensure_serving(second)
+
+    worker = swarm.invoke("status", "--host", swarm.node_hosts[1])
+    assert worker.returncode == 1 and worker.error_lines == [
+        f"error: the engine at {swarm.node_hosts[1].removeprefix('unix://')} is a swarm worker, not a manager: "
+        "point --host at a manager (`docker node ls` on a manager lists them)"], worker.describe()
+
+    with swarm.registry_blocked(3):
+        run = swarm.deploy(third, env={"INVOKE_DEPLOY_PRE_PULL": "1"})
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.describe()
+    assert len(run.error_lines) == 1 and run.error_lines[0].startswith(
+        f"error: swarm-node3 cannot pull from {swarm.env['TESTBED_SWARM_REGISTRY']}"), run.describe()
+    assert "nothing was changed" in run.error_lines[0]
+    assert swarm.serving_commit() == second.commit
+
+
+def test_a_node_engine_killed_during_the_update_keeps_the_service_up_and_is_named(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second, third = swarm.release("second"), swarm.release("slow")
+    swarm.ensure_serving(second)
+    try:
+        with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
+            time.sleep(1)
+            task = swarm.start_invoke("deploy", "--version", third.tag, "--json")
+            task.wait_for_stderr("web: update updating", timeout=120)
+            swarm.kill_node_engine(3)
+            run = task.finish(timeout=900)
+            time.sleep(1)
+    finally:
+        swarm.restart_nodes()
+    summary = load.result.summary()
+    report = run.json()
+    report_line(capsys, "node engine killed", {"load": summary, "update": report["update_state"], "nodes_down": report["nodes_down"],
+                                              "nodes": report["nodes"], "exit": run.returncode})
+    node3 = next(n for n in report["nodes"] if n["node"] == "swarm-node3")
+    assert "swarm-node3" in report["nodes_down"] or not node3["measured"], report
+    assert node3["note"] and "stopped answering" in node3["note"], node3
+    # The service stayed available: node 1's proxy kept answering through the other nodes' tasks.
+    assert load.result.requests >= 2 * RATE
+    assert len(load.result.failures) <= 0.01 * load.result.requests, summary
+    assert swarm.serving_commit() in (second.commit, third.commit)
+
+
+def test_cron_runs_once_per_tick_across_the_cluster_on_the_data_node(swarm: SwarmBed) -> None:
+    swarm.ensure_serving(swarm.release("second"))
+
+    def ticks() -> list[tuple[str, str]]:
+        out = swarm.manager.service.logs(f"{swarm.stack}_cron", timestamps=False)
+        found = []
+        for line in str(out).splitlines():
+            match = re.match(r"\S+@(\S+)\s*\|\s*(\d{4}-\d\d-\d\dT\d\d:\d\d):\d\d\S* job=record-run status=ok", line)
+            if match:
+                found.append((match.group(2), match.group(1)))
+        return found
+
+    deadline = time.monotonic() + 150
+    while len(ticks()) < 2 and time.monotonic() < deadline:
+        time.sleep(5)
+    found = ticks()
+    assert len(found) >= 2, found
+    minutes = [minute for minute, _ in found]
+    assert len(minutes) == len(set(minutes)), f"a tick ran twice: {found}"
+    assert {node for _, node in found} == {swarm.env["TESTBED_SWARM_DATA_NODE"]}, found

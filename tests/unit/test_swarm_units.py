@@ -1,0 +1,129 @@
+"""Swarm mode's pure parts: the stack document from compose's model, the one-line errors, measured pulls."""
+
+import pytest
+
+from delivery.config import load_config
+from delivery.errors import DeliveryError
+from delivery.pullreport import host_layers
+from delivery.registry import Blob, Manifest
+from delivery.stack import stack_document
+from delivery.swarm import NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time
+
+
+def model() -> dict:
+    return {
+        "name": "production-control",
+        "services": {
+            "web": {"image": "r/app:1", "entrypoint": None, "tmpfs": ["/run", "/tmp"],
+                    "volumes": [{"type": "volume", "source": "data", "target": "/data"}]},
+            "proxy": {"image": "haproxy", "ports": [{"mode": "host", "target": 8080, "published": "8000", "protocol": "tcp"}],
+                      "configs": [{"source": "haproxy-swarm", "target": "/etc/haproxy.cfg"}]},
+        },
+        "configs": {"haproxy-swarm": {"content": "global\n"}},
+    }
+
+
+def test_the_stack_document_is_what_docker_stack_deploy_accepts() -> None:
+    document, files = stack_document(model(), "pc")
+    assert "name" not in document
+    web = document["services"]["web"]
+    assert "entrypoint" not in web and "tmpfs" not in web
+    assert web["volumes"] == [{"type": "volume", "source": "data", "target": "/data"},
+                              {"type": "tmpfs", "target": "/run"}, {"type": "tmpfs", "target": "/tmp"}]
+    assert document["services"]["proxy"]["ports"][0]["published"] == 8000
+    config = document["configs"]["haproxy-swarm"]
+    assert files == {"haproxy-swarm.conf": "global\n"}
+    assert config["file"] == "./haproxy-swarm.conf" and config["name"].startswith("pc_haproxy-swarm-")
+
+
+def test_a_changed_inline_config_gets_a_new_swarm_name() -> None:
+    changed = model()
+    changed["configs"]["haproxy-swarm"]["content"] = "global\n  maxconn 10\n"
+    first = stack_document(model(), "pc")[0]["configs"]["haproxy-swarm"]["name"]
+    assert stack_document(changed, "pc")[0]["configs"]["haproxy-swarm"]["name"] != first
+    assert stack_document(model(), "pc")[0]["configs"]["haproxy-swarm"]["name"] == first
+
+
+def test_the_model_is_not_changed() -> None:
+    original = model()
+    stack_document(original, "pc")
+    assert original == model()
+
+
+@pytest.mark.parametrize(
+    ("state", "control", "expected"),
+    [
+        ("inactive", False, "is not in a swarm: initialise one with `docker swarm init`"),
+        ("active", False, "is a swarm worker, not a manager: point --host at a manager"),
+        ("locked", False, "is locked"),
+        ("active", True, None),
+    ],
+    ids=["not-initialised", "worker", "locked", "manager"],
+)
+def test_manager_errors(state: str, control: bool, expected: str | None) -> None:
+    problem = manager_error("node1", state, control)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and expected in problem and "\n" not in problem
+
+
+def report(**changes) -> SwarmReport:
+    base = SwarmReport(manager="m", stack="pc", image="r/app", version="1.0.1-b", digest="sha256:x", previous="1.0.0-a")
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+def test_a_paused_update_says_how_to_resume_or_roll_back() -> None:
+    line = outcome_error(report(update_state="paused", update_message="update paused due to failure"), None, load_config({}))
+    assert "docker service update --detach=false pc_web" in line and "invoke rollback" in line
+
+
+def test_a_rolled_back_update_names_the_failure_and_what_serves() -> None:
+    failed = [{"service": "pc_web", "node": "n2", "state": "failed", "error": "task: non-zero exit (1)", "image": "1.0.1-b"}]
+    line = outcome_error(report(update_state="rolled back", failed_tasks=failed), None, load_config({}))
+    assert "non-zero exit (1)" in line and "rolled pc_web back" in line and "1.0.0-a is serving" in line
+
+
+def test_a_node_that_cannot_pull_is_named() -> None:
+    failed = [{"service": "pc_web", "node": "swarm-node3", "state": "rejected",
+               "error": "No such image: r/app:1.0.1-b", "image": "1.0.1-b"}]
+    line = outcome_error(report(update_state="rolled back", failed_tasks=failed), None, load_config({"registry": "reg:5000"}))
+    assert line.startswith("swarm-node3 cannot pull from reg:5000") and "certs.d" in line
+
+
+def test_a_measured_pull_is_the_layers_that_arrived() -> None:
+    blobs = tuple(Blob(f"sha256:{c * 64}", size) for c, size in (("1", 100), ("2", 20)))
+    manifest = Manifest("sha256:" + "m" * 64, 500, Blob("sha256:" + "c" * 64, 7), blobs)
+    diff_ids = ("sha256:" + "a" * 64, "sha256:" + "b" * 64)
+    before = host_layers("overlay2", [("old", [], [diff_ids[0]])])
+    after = host_layers("overlay2", [("old", [], [diff_ids[0]]), ("sha256:" + "c" * 64, [], list(diff_ids))])
+    assert measured_pull(manifest, diff_ids, before, after) == (1, 20 + 7)
+    assert measured_pull(manifest, diff_ids, after, after) == (0, 0)
+
+
+def test_docker_times_with_nanoseconds() -> None:
+    assert parse_time("2026-11-29T05:27:01.123456789Z") == pytest.approx(1795930021.123456)
+
+
+def test_swarm_settings() -> None:
+    config = load_config({"mode": "swarm", "nodes": "unix:///a.sock,ssh://n2", "pre_pull": "true", "replicas": "5"})
+    assert (config.mode, config.nodes, config.pre_pull, config.replicas) == ("swarm", ("unix:///a.sock", "ssh://n2"), True, 5)
+    assert load_config({}).nodes == ()
+    with pytest.raises(DeliveryError, match="deploy.mode"):
+        load_config({"mode": "kubernetes"})
+    with pytest.raises(DeliveryError, match="deploy.replicas"):
+        load_config({"replicas": 0})
+
+
+def test_node_report_defaults_say_nothing_was_measured() -> None:
+    node = NodeReport("n1", "10.0.0.1", "ready")
+    assert not node.measured and node.pulled_bytes is None
+
+
+def test_a_first_deploy_whose_tasks_keep_failing_says_there_is_nothing_to_roll_back_to() -> None:
+    failed = [{"service": "pc_web", "node": "n1", "state": "failed", "error": "task: non-zero exit (1)", "image": "1.0.1-b"}]
+    line = outcome_error(report(update_state="failed", update_message="task: non-zero exit (1)", previous=None, failed_tasks=failed),
+                         None, load_config({}))
+    assert "no previous release to roll back to" in line and "docker stack rm pc" in line
