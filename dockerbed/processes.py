@@ -1,0 +1,91 @@
+"""Background processes of the test bed: started detached with a log, found again by pid file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+
+from dockerbed import BedError
+
+
+def alive(pid: int) -> bool:
+    """`pid` runs (a zombie does not count: its parent may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def signal_and_wait(pid: int, sig: int = signal.SIGTERM, timeout: float = 15) -> bool:
+    """Send `sig` to `pid`; True once it is gone within `timeout` seconds."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop(pid_file: Path, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Stop the process of `pid_file` with `sig` (SIGKILL when it outlives `timeout`); no-op when it is gone."""
+    pid = read_pid(pid_file)
+    if pid is not None and not signal_and_wait(pid, sig, timeout):
+        signal_and_wait(pid, signal.SIGKILL, 5)
+
+
+def reap(process: subprocess.Popen[bytes] | None) -> None:
+    """Collect a stopped child's exit status (killing it if it still runs), so no zombie stays."""
+    if process is None:
+        return
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    """`argv` in a session of its own (it outlives its caller), output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(list(argv), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_until_up(what: str, answers: Callable[[], bool], process: subprocess.Popen[bytes], log: Path,
+                  timeout: float) -> None:
+    """Poll `answers` until True; BedError with the log's last lines when the process ends or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not answers():
+        exited = process.poll() is not None
+        if exited or time.monotonic() > deadline:
+            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) if log.exists() else ""
+            ended = f"exited ({process.returncode})" if exited else f"did not answer in {timeout:.0f} s"
+            raise BedError(f"{what} {ended}: {tail} (log: {log}; the test bed needs root)")
+        time.sleep(0.1)
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True)
+
+
+def check(*argv: str) -> str:
+    """Run `argv`; its stdout, or BedError naming the command and its error."""
+    result = run(*argv)
+    if result.returncode != 0:
+        raise BedError(f"`{' '.join(argv)}` failed: {result.stderr.strip()} (the test bed needs root)")
+    return result.stdout
