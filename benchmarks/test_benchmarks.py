@@ -79,11 +79,12 @@ def test_baseline_plan(key, cache):
 
 def test_scratch_engines_never_disable_the_bridge():
     # dockerd --bridge none deletes the host's docker0, which the builder engine uses.
-    argv = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2")
+    argv = servers.scratch_engine(Path("/tmp/pcb-x/overlay2"), "overlay2").engine.argv()
     assert argv[argv.index("--bridge") + 1] == "pcb-overlay2"
-    assert "--iptables=false" in argv
+    assert "--iptables=false" in argv and "--ip-forward=false" in argv
     # The availability run's servers run a proxy that finds the web slots by name: iptables on.
-    with_containers = servers.dockerd_argv(Path("/tmp/pcb-x/overlay2"), "pcb-overlay2", iptables=True)
+    with_containers = servers.scratch_engine(Path("/tmp/pcb-x/containerd"), "containerd", iptables=True).engine.argv()
+    assert with_containers[with_containers.index("--bridge") + 1] == "pcb-containerd"
     assert "--iptables=false" not in with_containers and "--ip-forward=false" in with_containers
 
 

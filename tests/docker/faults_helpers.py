@@ -4,16 +4,15 @@ Stopping the test bed's registry or restarting its server engines would break wh
 else runs on them at the same time (other test modules, benchmarks). So these tests bring
 their own pieces, started exactly like scripts/testbed starts the shared ones:
 
-- `RegistryServer`: a `docker-registry serve CONFIG` process (same binary and config shape as
-  scripts/testbed's start_registry) on a free loopback port, with its own storage and access
-  log, and optionally htpasswd basic auth, token auth (with a `TokenIssuer`: the token server,
-  the only test code in that set-up) or TLS (a `TestCA` of the test bed, trusted through
-  certs.d). It is stopped, killed and started again by its pid file, always with the same
-  command line. A `RedirectingFront` in front of it redirects blob downloads to another port,
+- `RegistryServer`: a registry of dockerbed.registries (as scripts/testbed starts the shared one)
+  on a free loopback port, with its own storage and access log, and optionally htpasswd basic
+  auth, token auth (with a `TokenIssuer`: the token server, the only test code in that set-up)
+  or TLS (a `TestCA`, trusted through certs.d). It is stopped, killed and started again by its
+  pid file, always with the same command line. A `RedirectingFront` in front of it redirects blob downloads to another port,
   throttles or fails a first request, or pages tag lists.
-- `ScratchEngine`: a dockerd like the test bed's overlay2 server engine, on a bridge of its own
-  (pcfault0, 10.213.21.1/24; never `--bridge none`), with its data root
-  on a tmpfs of its own: a disk the tests can fill. It is restarted with the same command line.
+- `ScratchEngine`: a dockerbed.scratch engine like the test bed's overlay2 server engine, on a
+  bridge of its own (pcfault0, 10.213.21.1/24), with its data root on a tmpfs of its own: a disk
+  the tests can fill. It is restarted with the same command line.
 - `FaultBed`: those two, a git clone of the repository whose tasks build into that registry
   and deploy to that engine under a compose project and loopback port of their own, and the
   releases built from the clone (a good one, one that crashes, one whose /healthz answers 500...).
@@ -31,7 +30,6 @@ import os
 import secrets
 import shutil
 import signal
-import ssl
 import subprocess
 import tempfile
 import threading
@@ -60,6 +58,9 @@ from tasks_helpers import (
 )
 from testbed import CA_BUNDLE, START_HINT, Testbed
 
+from dockerbed import BedError, certificates, registries, scratch
+from dockerbed.engines import Engine
+
 APP_REPOSITORY = "production-control"
 DEPS_REPOSITORY = "production-control-deps"
 BRIDGE, BRIDGE_CIDR = "pcfault0", "10.213.21.1/24"  # next to pctb0/pctb1 (7, 8) and the benchmarks' (9, 10)
@@ -78,35 +79,10 @@ class FaultBedUnavailable(Exception):
     """A piece of the fault test bed could not be started; the message says what to do."""
 
 
-# -- processes ---------------------------------------------------------------------------------------
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _signal_and_wait(pid: int, sig: int, timeout: float) -> bool:
-    """Send `sig` to `pid`; True once it is gone (or a zombie) within `timeout` seconds."""
-    with suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
-
-
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True)
-
-
 # -- a registry of our own ---------------------------------------------------------------------------
 @dataclass
 class RegistryServer:
-    """`docker-registry serve CONFIG` on 127.0.0.1:<port>, as scripts/testbed runs the shared one.
+    """A dockerbed registry on 127.0.0.1:<port>, as scripts/testbed runs the shared one.
 
     Optionally with htpasswd basic auth, token auth (`token`: a TokenIssuer whose key it trusts)
     and TLS (`tls`: a TestCA; the CA goes to certs.d, where engines and skopeo look for it).
@@ -124,94 +100,53 @@ class RegistryServer:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def config_path(self) -> Path:
-        return self.root / "config.yml"
+    def spec(self) -> registries.Registry:
+        token = None
+        if self.token is not None:
+            token = registries.TokenAuth(self.token.realm, self.token.service, self.token.issuer, self.token.certificate)
+        certificate, key = (self.root / "server.crt", self.root / "server.key") if self.tls else (None, None)
+        return registries.Registry(self.root, self.address, certificate, key, self.htpasswd, token)
 
     @property
     def log_path(self) -> Path:
-        return self.root / "registry.log"
-
-    @property
-    def pid_path(self) -> Path:
-        return self.root / "pid"
+        return self.spec.log
 
     @property
     def storage(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def argv(self) -> list[str]:
-        return ["docker-registry", "serve", str(self.config_path)]
-
-    def write_config(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        auth = ""
-        if self.htpasswd is not None:
-            auth = f"auth:\n  htpasswd:\n    realm: production-control-test\n    path: {self.htpasswd}\n"
-        elif self.token is not None:
-            auth = (f"auth:\n  token:\n    realm: {self.token.realm}\n    service: {self.token.service}\n"
-                    f"    issuer: {self.token.issuer}\n    rootcertbundle: {self.token.certificate}\n")
-        tls = ""
-        if self.tls is not None:
-            cert, key = self.tls.server_certificate(self.root, "127.0.0.1")
-            tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
-        self.config_path.write_text(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
-            f"{auth}http:\n  addr: {self.address}\n{tls}"
-        )
+        return self.spec.storage
 
     def start(self) -> None:
         """Start it (a no-op when it runs) and wait until /v2/ answers."""
         if self.running():
             return
-        if not self.config_path.exists():
-            self.write_config()
+        spec = self.spec
         if self.tls is not None:
+            if spec.tls_certificate and not spec.tls_certificate.exists():
+                self.root.mkdir(parents=True, exist_ok=True)
+                certificates.server_certificate(self.tls.certificate, self.tls.key, spec.tls_certificate, spec.tls_key,
+                                                "127.0.0.1", days=2)  # fmt: skip
             self.tls.trust(self.address)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.pid_path.write_text(f"{self.process.pid}\n")
-        deadline = time.monotonic() + 30
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                raise FaultBedUnavailable(f"docker-registry on {self.address} did not start: {tail} ({START_HINT})")
-            time.sleep(0.1)
+        try:
+            self.process = registries.start(spec, cafile=self.tls.certificate if self.tls else None)
+        except BedError as error:
+            raise FaultBedUnavailable(f"{error} ({START_HINT})") from None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop it by its pid file (SIGKILL: as if it crashed, cutting pulls in flight); certs.d entry removed."""
         if self.tls is not None:
             self.tls.distrust(self.address)
-        if self.pid_path.exists():
-            pid = int(self.pid_path.read_text())
-            if not _signal_and_wait(pid, sig, 15):
-                _signal_and_wait(pid, signal.SIGKILL, 5)
-            self.pid_path.unlink()
-        if self.process is not None:
-            with suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=5)  # reap it
-            self.process = None
+        registries.stop(self.spec, self.process, sig)
+        self.process = None
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
     def running(self) -> bool:
-        return self.pid_path.exists() and _alive(int(self.pid_path.read_text()))
+        return registries.running(self.spec)
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.address}"
-
-    def answers(self) -> bool:
-        """/v2/ answers (200, or 401 when it wants credentials)."""
-        try:
-            verify: Any = ssl.create_default_context(cafile=str(self.tls.certificate)) if self.tls else True
-            return httpx.get(f"{self.url}/v2/", timeout=2, verify=verify).status_code in (200, 401)
-        except httpx.HTTPError:
-            return False
+        return self.spec.url
 
     def blob_file(self, digest: str) -> Path:
         """Where the registry keeps a blob's bytes (filesystem storage driver layout)."""
@@ -269,21 +204,8 @@ class TestCA:
         return self.root / "ca.key"
 
     def create(self) -> "TestCA":
-        self.root.mkdir(parents=True, exist_ok=True)
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key), "-out", str(self.certificate),
-                 "-days", "2", "-subj", "/CN=production-control test CA",
-                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+        certificates.create_ca(self.certificate, self.key, "production-control test CA", days=2)
         return self
-
-    def server_certificate(self, directory: Path, ip: str) -> tuple[Path, Path]:
-        """A server certificate for `ip`, signed by this CA: (cert, key)."""
-        cert, key, request, ext = (directory / name for name in ("server.crt", "server.key", "server.csr", "server.ext"))
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(request), "-subj", f"/CN={ip}")
-        ext.write_text(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                       "extendedKeyUsage=serverAuth\n")  # fmt: skip
-        _openssl("x509", "-req", "-in", str(request), "-CA", str(self.certificate), "-CAkey", str(self.key),
-                 "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
-        return cert, key
 
     def trust(self, address: str) -> None:
         """certs.d/<address>/ca.crt: engines and skopeo then verify the registry at `address` with this CA."""
@@ -519,103 +441,34 @@ class RedirectingFront:
 
 
 # -- an engine of our own ----------------------------------------------------------------------------
-@dataclass
-class ScratchEngine:
-    """A dockerd like the test bed's overlay2 server, its data root on a tmpfs, on its own bridge."""
+class ScratchEngine(scratch.ScratchEngine):
+    """A dockerd like the test bed's overlay2 server, its data root on a tmpfs, on its own bridge.
 
-    root: Path  # short: the containerd socket below exec/ must fit in 107 bytes
-    disk_size: str = ENGINE_DISK
-    bridge: str = BRIDGE  # each engine running at the same time needs a bridge (and subnet) of its own
-    bridge_cidr: str = BRIDGE_CIDR
-    created_bridge: bool = field(default=False, init=False)
-    mounted: bool = field(default=False, init=False)
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    iptables stays on (as on every server): the embedded DNS of compose networks, which the
+    proxy resolves the web slots with, needs its rules in each container's namespace."""
 
-    @property
-    def data_root(self) -> Path:
-        return self.root / "data"
+    def __init__(self, root: Path, disk_size: str = ENGINE_DISK, bridge: str = BRIDGE, bridge_cidr: str = BRIDGE_CIDR):
+        # root: short, the containerd socket below exec/ must fit in 107 bytes. Each engine running at
+        # the same time needs a bridge (and subnet) of its own.
+        super().__init__(Engine(root, "overlay2", bridge=bridge, ip_forward=False), bridge_cidr, disk_size)
 
     @property
     def socket(self) -> Path:
-        return self.root / "docker.sock"
+        return self.engine.socket
 
     @property
-    def host(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def pid_path(self) -> Path:
-        return self.root / "docker.pid"
-
-    @property
-    def argv(self) -> list[str]:
-        return [
-            "dockerd", "--data-root", str(self.data_root), "--exec-root", str(self.root / "exec"),
-            "-H", self.host, "--pidfile", str(self.pid_path), "--bridge", self.bridge,
-            "--config-file", str(self.root / "daemon.json"),
-            # iptables stays on (as on every server): the embedded DNS of compose networks, which the
-            # proxy resolves the web slots with, needs its rules in each container's namespace.
-            "--ip-forward=false",
-        ]  # fmt: skip
+    def data_root(self) -> Path:
+        return self.engine.data_root
 
     @property
     def client(self) -> DockerClient:
         return DockerClient(host=self.host)
 
     def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "daemon.json").write_text(
-            json.dumps({"storage-driver": "overlay2", "features": {"containerd-snapshotter": False}})
-        )
-        if not self.mounted:
-            self.data_root.mkdir(exist_ok=True)
-            result = _run("mount", "-t", "tmpfs", "-o", f"size={self.disk_size}", "tmpfs", str(self.data_root))
-            if result.returncode != 0:
-                raise FaultBedUnavailable(f"mounting a tmpfs for the scratch engine failed: {result.stderr.strip()} (needs root)")
-            self.mounted = True
-        if _run("ip", "link", "show", self.bridge).returncode != 0:
-            for argv in (("link", "add", self.bridge, "type", "bridge"), ("addr", "add", self.bridge_cidr, "dev", self.bridge)):
-                result = _run("ip", *argv)
-                if result.returncode != 0:
-                    raise FaultBedUnavailable(f"`ip {' '.join(argv)}` failed: {result.stderr.strip()} (needs root)")
-                self.created_bridge = True
-        _run("ip", "link", "set", self.bridge, "up")
-        self._start_dockerd()
-
-    def _start_dockerd(self) -> None:
-        with (self.root / "dockerd.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.client.system.info()
-                return
-            except DockerException:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    tail = (self.root / "dockerd.log").read_text(errors="replace").strip().splitlines()[-3:]
-                    raise FaultBedUnavailable(f"the scratch dockerd did not start: {tail}") from None
-                time.sleep(0.2)
-
-    def stop_dockerd(self, timeout: float = 60) -> None:
-        """SIGTERM, as an init system stops it: running containers are stopped first."""
-        if self.process is None:
-            return
-        self.process.terminate()
         try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def restart(self) -> float:
-        """Stop the engine and start it again with the same command line; the seconds it was down."""
-        started = time.monotonic()
-        self.stop_dockerd()
-        self._start_dockerd()
-        return time.monotonic() - started
+            super().start()
+        except BedError as error:
+            raise FaultBedUnavailable(f"the scratch engine did not start: {error}") from None
 
     def free_bytes(self) -> int:
         stats = os.statvfs(self.data_root)
@@ -632,28 +485,6 @@ class ScratchEngine:
             yield filler
         finally:
             filler.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        """Everything start() made: containers stopped with the engine, tmpfs unmounted, bridge deleted."""
-        with suppress(DockerException):
-            if self.process is not None:
-                containers = self.client.container.list(all=True)
-                if containers:
-                    self.client.container.remove(containers, force=True, volumes=True)
-                # A network's bridge would outlive the engine and use up the host's address pools.
-                self.client.network.prune()
-        self.stop_dockerd()
-        if self.mounted:
-            for _ in range(20):
-                if _run("umount", str(self.data_root)).returncode == 0:
-                    break
-                time.sleep(0.5)
-            else:
-                _run("umount", "-l", str(self.data_root))
-            self.mounted = False
-        if self.created_bridge:
-            _run("ip", "link", "delete", self.bridge)
-            self.created_bridge = False
 
 
 # -- watching /healthz during a deploy -----------------------------------------------------------------

@@ -28,6 +28,7 @@ from tasks_helpers import Clone, TaskRun, wait_for
 from testbed import REPO_ROOT, Testbed, parse_env_script
 
 from delivery.pullreport import Access, parse_access_log
+from dockerbed.engines import Engine
 
 SCRIPT = REPO_ROOT / "scripts" / "testbed"
 # Two releases with a new 24 MB layer each (random bytes): one rolled out plain, one with pre-pull.
@@ -107,8 +108,8 @@ class SwarmBed:
         return Path(self.env["TESTBED_SWARM_REGISTRY_LOG"])
 
     def node_pid(self, k: int) -> int:
-        state = Path(self.env["TESTBED_SWARM_CA_BUNDLE"]).parents[1]
-        return int((state / f"n{k}" / "docker.pid").read_text())
+        swarm = Path(self.env["TESTBED_SWARM_CA_BUNDLE"]).parents[1]
+        return int(Engine(swarm / f"n{k}").pid_file.read_text())
 
     def kill_node_engine(self, k: int) -> None:
         """SIGKILL the engine of node k (as a crash would); `restart_nodes` brings it back."""
@@ -129,11 +130,12 @@ class SwarmBed:
         """Node k's connections to the registry refused (a firewall rule in its network namespace)."""
         host, port = self.env["TESTBED_SWARM_REGISTRY"].rsplit(":", 1)
         rule = ["OUTPUT", "-d", host, "-p", "tcp", "--dport", port, "-j", "REJECT"]
-        subprocess.run(["ip", "netns", "exec", f"pcsw-n{k}", "iptables", "-I", *rule], check=True)
+        netns = self.env["TESTBED_SWARM_NODE_NETNS"].split(",")[k - 1]
+        subprocess.run(["ip", "netns", "exec", netns, "iptables", "-I", *rule], check=True)
         try:
             yield
         finally:
-            subprocess.run(["ip", "netns", "exec", f"pcsw-n{k}", "iptables", "-D", *rule], check=True)
+            subprocess.run(["ip", "netns", "exec", netns, "iptables", "-D", *rule], check=True)
 
     def remove_compose_project(self, project: str) -> None:
         """The containers, networks and volumes a compose deploy left on the nodes."""

@@ -1,0 +1,104 @@
+"""The test-bed library's pure parts: dockerd command lines, registry configs, the CLI's arguments."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from dockerbed import __main__ as cli
+from dockerbed import bridges
+from dockerbed.engines import Engine
+from dockerbed.registries import Registry, TokenAuth
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_server_engine_is_confined_to_its_root_and_bridge() -> None:
+    engine = Engine(Path("/st/server"), "overlay2", bridge="pctb0")
+    assert engine.argv() == [
+        "dockerd", "--config-file", "/st/server/daemon.json", "--data-root", "/st/server/data",
+        "--exec-root", "/st/server/exec", "-H", "unix:///st/server/docker.sock", "--pidfile", "/st/server/docker.pid",
+        "--bridge", "pctb0",
+    ]  # fmt: skip
+    assert engine.daemon_config() == {"storage-driver": "overlay2", "features": {"containerd-snapshotter": False}}
+
+
+def test_the_system_engine_keeps_dockerds_defaults() -> None:
+    engine = Engine(Path("/st/builder"), "containerd", system=True)
+    assert engine.argv() == ["dockerd", "--config-file", "/st/builder/daemon.json"]
+    assert (engine.host, engine.pid_file) == ("unix:///var/run/docker.sock", Path("/var/run/docker.pid"))
+    assert engine.daemon_config() == {"features": {"containerd-snapshotter": True}}
+
+
+def test_iptables_and_forwarding_are_switched_off_only_when_asked() -> None:
+    quiet = Engine(Path("/r"), bridge="b", iptables=False, ip_forward=False).argv()
+    assert quiet[-3:] == ["--iptables=false", "--ip6tables=false", "--ip-forward=false"]
+    assert not any(arg.startswith(("--iptables", "--ip-forward")) for arg in Engine(Path("/r"), bridge="b").argv())
+
+
+def test_no_engine_is_started_with_bridge_none() -> None:
+    # dockerd --bridge none deletes the host's docker0, the builder engine's bridge.
+    assert "--bridge" not in Engine(Path("/r")).argv()
+
+
+def test_a_node_engine_runs_in_its_namespace_with_a_private_run_docker_and_hostname() -> None:
+    argv = Engine(Path("/sw/n1"), netns="pcsw-n1", hostname="swarm-node1").argv()
+    assert argv[:8] == ["nsenter", "--net=/run/netns/pcsw-n1", "unshare", "--mount", "--uts", "--propagation", "private", "sh"]
+    script = argv[-1]
+    assert script.startswith("hostname swarm-node1; mount --bind /sw/n1/run-docker /run/docker; exec dockerd ")
+    assert "-H unix:///sw/n1/docker.sock" in script and "--bridge" not in script
+
+
+def test_an_unknown_store_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown image store 'btrfs'"):
+        Engine(Path("/r"), "btrfs")
+
+
+def test_a_plain_registry_config_logs_access_and_allows_deletes() -> None:
+    config = Registry(Path("/st/registry"), "127.0.0.1:5000").config()
+    assert config == (
+        "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n"
+        "storage:\n  filesystem:\n    rootdirectory: /st/registry/data\n  delete:\n    enabled: true\n"
+        "http:\n  addr: 127.0.0.1:5000\n"
+    )
+
+
+def test_registry_auth_and_tls_sections() -> None:
+    tls = Registry(Path("/r"), "10.0.0.1:5443", Path("/t/reg.crt"), Path("/t/reg.key"), htpasswd=Path("/r/htpasswd"))
+    assert tls.url == "https://10.0.0.1:5443"
+    assert tls.config().endswith(
+        "auth:\n  htpasswd:\n    realm: production-control-test\n    path: /r/htpasswd\n"
+        "http:\n  addr: 10.0.0.1:5443\n  tls:\n    certificate: /t/reg.crt\n    key: /t/reg.key\n"
+    )
+    token = Registry(Path("/r"), "127.0.0.1:1", token=TokenAuth("http://127.0.0.1:2/token", "svc", "iss", Path("/i.crt")))
+    assert "auth:\n  token:\n    realm: http://127.0.0.1:2/token\n    service: svc\n    issuer: iss\n    rootcertbundle: /i.crt\n" in token.config()
+    assert token.url == "http://127.0.0.1:1"
+
+
+def test_the_cli_reads_namespaces_with_the_bridge_as_gateway() -> None:
+    args = cli.parser().parse_args(["netns", "up", "--bridge", "pcsw0", "--cidr", "10.213.30.1/24", "a:ha:10.213.30.11/24"])
+    assert cli.namespaces(args) == [bridges.Namespace("a", "ha", "10.213.30.11/24", "10.213.30.1")]
+    assert bridges.forward_rule("pcsw0") == ["DOCKER-USER", "-i", "pcsw0", "-o", "pcsw0", "-j", "ACCEPT"]
+
+
+def test_the_cli_builds_the_engine_scripts_testbed_asks_for() -> None:
+    args = cli.parser().parse_args(["engine", "up", "server", "--root", "/st/server", "--bridge", "pctb0", "--cidr",
+                                    "10.213.7.1/24", "--store", "containerd"])  # fmt: skip
+    assert cli.engine_of(args) == Engine(Path("/st/server"), "containerd", bridge="pctb0")
+
+
+def test_the_library_imports_only_the_standard_library() -> None:
+    # scripts/testbed runs it with the system python3, before the venv exists.
+    for path in (ROOT / "dockerbed").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top == "dockerbed" or top in sys.stdlib_module_names or top == "__future__", f"{path.name}: {name}"
+
+
+def test_the_library_stays_out_of_the_runtime_image() -> None:
+    allowed = [line[1:].strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    assert "dockerbed" not in allowed and "*" in (ROOT / ".dockerignore").read_text().splitlines()
