@@ -91,11 +91,6 @@ class DeployConfig:
     pre_pull: bool = False  # swarm: pull on every node before the update, so the rolling window holds no download
     replicas: int = 3  # swarm: web tasks
 
-    @property
-    def host_targets(self) -> tuple[Host, ...]:
-        """The hosts, parsed."""
-        return tuple(parse_host(host) for host in self.hosts)
-
 
 def _defaults() -> dict[str, Any]:
     plain: dict[str, Any] = {}

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from delivery.auth import Credentials, auth_file, registry_host
 from delivery.errors import DeliveryError
+from dockerbed import BedError, registries
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -351,43 +352,19 @@ def pick_platform(index: dict[str, Any], platform: str) -> str:
     raise DeliveryError(f"the image has no {platform} variant: build it for {platform}")
 
 
-def start_local_registry(address: str, docker_client: Any = None) -> str:
-    """Start a registry on a loopback address for a developer machine; return how it was started.
-
-    Uses Debian's `docker-registry` when installed (no image to pull), else the
-    `registry:2` image on the local engine.
-    """
+def start_local_registry(address: str) -> str:
+    """Start Debian's `docker-registry` on a loopback address for a developer machine (as the test
+    bed starts its registries: dockerbed.registries); return how it was started."""
     if not is_loopback(address):
         raise DeliveryError(f"registry {address} is unreachable, and only a loopback registry can be started for you")
+    if not shutil.which("docker-registry"):
+        raise DeliveryError(f"registry {address} is unreachable and docker-registry is not installed: "
+                            "`sudo apt-get install docker-registry`, or start a registry there")  # fmt: skip
     port = address.rpartition("]:")[2] if address.startswith("[") else address.rpartition(":")[2]
     port = port if port.isdigit() else "80"
-    if shutil.which("docker-registry"):
-        state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
-        state.mkdir(parents=True, exist_ok=True)
-        config = state / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {state / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{port}\n"
-        )
-        log = open(state / "registry.log", "ab")
-        subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log, start_new_session=True)
-        how = f"docker-registry in the background (data and log in {state})"
-    elif docker_client is not None:
-        docker_client.run(
-            "registry:2", detach=True, name="production-control-registry", restart="unless-stopped",
-            publish=[(f"127.0.0.1:{port}", 5000)], volumes=[("production-control-registry", "/var/lib/registry")],
-        )
-        how = "container production-control-registry (registry:2)"
-    else:
-        raise DeliveryError(f"registry {address} is unreachable: start one (`invoke registry`)")
-    registry = Registry(address)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            registry.ping()
-            return how
-        except DeliveryError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
+    try:
+        registries.start(registries.Registry(state, f"127.0.0.1:{port}"), timeout=20)
+    except BedError as error:
+        raise DeliveryError(f"the local registry did not start: {error}") from None
+    return f"docker-registry in the background (data and log in {state})"

@@ -119,11 +119,6 @@ def _stages(text: str) -> list[tuple[int, str | None]]:
     return stages
 
 
-def dockerfile_targets(text: str) -> list[str]:
-    """The named stages (build targets) of a Dockerfile, lower-cased, in order."""
-    return [name for _, name in _stages(text) if name is not None]
-
-
 def dockerfile_arg_default(text: str, name: str) -> str | None:
     """The default value of a global `ARG name=value` (before the first FROM), or None if unset."""
     for _, instruction in _instructions(text):

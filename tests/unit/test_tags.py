@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from delivery import tags
 from delivery.errors import DeliveryError
 from delivery.tags import (
     APP_REPOSITORY,
@@ -20,7 +21,6 @@ from delivery.tags import (
     deps_dockerfile_part,
     deps_tag,
     dockerfile_arg_default,
-    dockerfile_targets,
     image_ref,
     parse_app_tag,
     parse_deps_tag,
@@ -61,8 +61,13 @@ def test_repository_names() -> None:
 # --- Dockerfile parsing -----------------------------------------------------------------------
 
 
+def stage_names(text: str) -> list[str]:
+    """The named stages the parser finds (deps_dockerfile_part cuts the Dockerfile at them)."""
+    return [name for _, name in tags._stages(text) if name is not None]
+
+
 def test_real_dockerfile_targets(real_dockerfile: str) -> None:
-    assert dockerfile_targets(real_dockerfile) == ["os", "venv", "layer-1", "layer-2", "layer-3", "layer-rest", "deps", "runtime"]
+    assert stage_names(real_dockerfile) == ["os", "venv", "layer-1", "layer-2", "layer-3", "layer-rest", "deps", "runtime"]
 
 
 def test_real_dockerfile_python_image_default(real_dockerfile: str) -> None:
@@ -84,8 +89,8 @@ def test_real_dockerfile_python_image_default(real_dockerfile: str) -> None:
         pytest.param("", [], id="empty"),
     ],
 )
-def test_dockerfile_targets(text: str, expected: list[str]) -> None:
-    assert dockerfile_targets(text) == expected
+def test_dockerfile_stages(text: str, expected: list[str]) -> None:
+    assert stage_names(text) == expected
 
 
 @pytest.mark.parametrize(
