@@ -7,12 +7,12 @@ tasks.py and delivery package build it. The source repository is never written.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from benchmarks import scenarios
+from dockerbed import BedError, worktree
 
 
 class BenchmarkError(Exception):
@@ -24,12 +24,6 @@ def git(root: Path, *args: str) -> str:
     if result.returncode != 0:
         raise BenchmarkError(f"`git {' '.join(args)}` failed in {root}: {result.stderr.strip().splitlines()[-1:]}")
     return result.stdout
-
-
-def working_tree_files(source: Path) -> list[str]:
-    """The files a build would see: tracked and untracked, not ignored (as delivery.build.stage_context)."""
-    listing = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    return sorted(name for name in listing.split("\0") if name and (source / name).is_file())
 
 
 class Clone:
@@ -45,18 +39,10 @@ class Clone:
         self.releases = 0
 
     def __enter__(self) -> "Clone":
-        subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(self.source), str(self.path)], check=True)
-        git(self.path, "config", "user.name", "benchmark")
-        git(self.path, "config", "user.email", "benchmark@localhost")
-        wanted = set(working_tree_files(self.source))
-        for name in git(self.path, "ls-files", "-z").split("\0"):
-            if name and name not in wanted:
-                (self.path / name).unlink(missing_ok=True)  # deleted in the source's working tree
-        for name in wanted:
-            target = self.path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(self.source / name, target)
-        self.commit(f"benchmark {self.run_id}: working tree of {self.source}")
+        try:
+            worktree.clone(self.source, self.path, f"benchmark {self.run_id}: working tree of {self.source}", user="benchmark")
+        except BedError as error:
+            raise BenchmarkError(str(error)) from None
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -487,66 +487,6 @@ class ScratchEngine(scratch.ScratchEngine):
             filler.unlink(missing_ok=True)
 
 
-# -- watching /healthz during a deploy -----------------------------------------------------------------
-class HealthPoller:
-    """GET /healthz every `interval` seconds in a thread; how long it did not answer 200."""
-
-    def __init__(self, url: str, interval: float = 0.1):
-        self.url, self.interval = url, interval
-        self.samples: list[tuple[float, bool, str]] = []  # (monotonic time, answered 200, commit)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> "HealthPoller":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _poll(self) -> None:
-        with httpx.Client(timeout=1.0) as client:
-            while not self._stop.is_set():
-                ok, commit = False, ""
-                try:
-                    response = client.get(self.url)
-                    ok = response.status_code == 200
-                    commit = str(response.json().get("commit", "")) if ok else ""
-                except (httpx.HTTPError, ValueError):
-                    pass
-                self.samples.append((time.monotonic(), ok, commit))
-                self._stop.wait(self.interval)
-
-    def outages(self) -> list[float]:
-        """The length of every stretch of failed probes, from the last success before to the first after."""
-        found, down_since, last_ok = [], None, None
-        for moment, ok, _ in self.samples:
-            if ok:
-                if down_since is not None:
-                    found.append(moment - down_since)
-                    down_since = None
-                last_ok = moment
-            elif down_since is None:
-                down_since = last_ok if last_ok is not None else moment
-        if down_since is not None:
-            found.append(self.samples[-1][0] - down_since)
-        return found
-
-    @property
-    def longest_outage(self) -> float:
-        return max(self.outages(), default=0.0)
-
-    @property
-    def commits(self) -> list[str]:
-        """The commits /healthz named, in order, each once per stretch."""
-        seen: list[str] = []
-        for _, ok, commit in self.samples:
-            if ok and (not seen or seen[-1] != commit):
-                seen.append(commit)
-        return seen
-
-
 # -- a running `invoke` ------------------------------------------------------------------------------
 class RunningTask:
     """An `invoke` command in the background; its stderr lines as they come."""

@@ -22,7 +22,9 @@ from typing import Any
 import httpx
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from testbed import CA_BUNDLE, REPO_ROOT, Testbed, copy_worktree
+from testbed import CA_BUNDLE, REPO_ROOT, Testbed
+
+from dockerbed import worktree
 
 from delivery.pullreport import Access, parse_access_log
 
@@ -31,7 +33,6 @@ from delivery.pullreport import Access, parse_access_log
 REGISTRY = "localhost:5000"
 APP_REPOSITORY = "production-control"
 DEPS_REPOSITORY = "production-control-deps"
-GIT_IDENTITY = ("-c", "user.name=test_tasks", "-c", "user.email=test_tasks@example.invalid", "-c", "commit.gpgsign=false")
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -130,14 +131,8 @@ class Clone:
 
     @classmethod
     def create(cls, destination: Path, testbed: Testbed) -> "Clone":
-        git(None, "clone", "--quiet", str(REPO_ROOT), str(destination))
-        for relative in git(REPO_ROOT, "ls-files", "-z", "--deleted").split("\0"):
-            if relative:
-                (destination / relative).unlink(missing_ok=True)
-        copy_worktree(destination)
-        clone = cls(destination, testbed)
-        clone.commit("the work tree under test")
-        return clone
+        worktree.clone(REPO_ROOT, destination, "the work tree under test", user="test_tasks")
+        return cls(destination, testbed)
 
     def invoke(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300) -> TaskRun:
         argv = (str(invoke_executable()), *args)
@@ -155,7 +150,7 @@ class Clone:
 
     def commit(self, message: str) -> str:
         git(self.path, "add", "-A")
-        git(self.path, *GIT_IDENTITY, "commit", "--quiet", "--allow-empty", "-m", message)
+        git(self.path, "commit", "--quiet", "--allow-empty", "-m", message)
         return self.head()
 
     def head(self) -> str:

@@ -16,7 +16,9 @@ from appcontainer import AppContainer, Process, processes, read_file, wait_for_e
 from buildlog import BuildStep, build_steps
 from python_on_whales import DockerClient
 from savedimage import layer_files
-from testbed import BuiltImages, Testbed, build_log, build_target, copy_worktree
+from testbed import REPO_ROOT, BuiltImages, Testbed, build_log, build_target
+
+from dockerbed import worktree
 
 pytestmark = pytest.mark.docker
 
@@ -111,7 +113,7 @@ def test_roles_start_only_their_own_process(docker: DockerClient, app_factory: A
 
 def test_image_holds_no_git_env_tests_or_caches(docker: DockerClient, testbed: Testbed, tmp_path: Path) -> None:
     marker = f"leak-marker-{uuid.uuid4().hex}"
-    context = copy_worktree(tmp_path / "repo")
+    context = worktree.copy(REPO_ROOT, tmp_path / "repo")
     (context / ".env").write_text(f"SECRET_TOKEN={marker}\n")
     (context / ".git").mkdir()
     (context / ".git" / "config").write_text(f"[remote]\n\turl = https://{marker}@example.invalid/repo.git\n")
@@ -150,7 +152,7 @@ def test_code_only_change_rebuilds_only_the_runtime_code_layers(
     docker: DockerClient, testbed: Testbed, tmp_path: Path
 ) -> None:
     """Built as a release builds: the deps target, then runtime FROM that deps image."""
-    context = copy_worktree(tmp_path / "repo")
+    context = worktree.copy(REPO_ROOT, tmp_path / "repo")
     stages_below = lower_stages(context)
     run_id = uuid.uuid4().hex[:12]
     refs = {name: f"pc-test-rebuild-{name}:{run_id}" for name in ("deps", "deps-again", "before", "code", "version")}

@@ -6,7 +6,6 @@ the variables read here. Nothing in this module skips: a missing test bed is a f
 
 import os
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -172,28 +171,6 @@ def build_arguments(testbed: Testbed, extra: Mapping[str, str] | None) -> dict[s
 def build_secrets() -> list[str]:
     """The CA bundle as BuildKit secret `ca_bundle` when the machine has one."""
     return [f"id=ca_bundle,src={CA_BUNDLE}"] if CA_BUNDLE.is_file() else []
-
-
-def copy_worktree(destination: Path) -> Path:
-    """Copy the repository's files that git tracks or would track (not ignored ones).
-
-    This is what a developer's checkout holds, minus local clutter; tests add their own
-    clutter on top to check that it stays out of the image.
-    """
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for relative in filter(None, listed.split("\0")):
-        source = REPO_ROOT / relative
-        if not source.is_file():  # tracked but deleted in the work tree
-            continue
-        target = destination / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    return destination
 
 
 # -- a vulnerability service for the audit ------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The test-bed library's pure parts: dockerd command lines, registry configs, the CLI's arguments."""
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from dockerbed import __main__ as cli
-from dockerbed import bridges
+from dockerbed import bridges, worktree
 from dockerbed.engines import Engine
 from dockerbed.registries import Registry, TokenAuth
 
@@ -102,3 +103,29 @@ def test_the_library_imports_only_the_standard_library() -> None:
 def test_the_library_stays_out_of_the_runtime_image() -> None:
     allowed = [line[1:].strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")]
     assert "dockerbed" not in allowed and "*" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_a_clone_holds_the_work_tree_as_it_is_committed(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    git = ("git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@localhost")
+    subprocess.run([*git[:3], "init", "--quiet"], check=True)
+    (source / ".gitignore").write_text("*.log\n")
+    (source / "kept.txt").write_text("committed\n")
+    (source / "gone.txt").write_text("deleted later\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "one"], check=True)
+    (source / "kept.txt").write_text("edited, not committed\n")
+    (source / "gone.txt").unlink()
+    (source / "new.txt").write_text("untracked\n")
+    (source / "noise.log").write_text("ignored\n")
+
+    clone = worktree.clone(source, tmp_path / "clones" / "repo", "the work tree")
+
+    tracked = subprocess.run(["git", "-C", str(clone), "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(tracked) == [".gitignore", "kept.txt", "new.txt"]
+    assert (clone / "kept.txt").read_text() == "edited, not committed\n"
+    assert not (clone / "noise.log").exists()
+    assert subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+    status = subprocess.run(["git", "-C", str(source), "status", "--porcelain"], capture_output=True, text=True).stdout
+    assert sorted(status.splitlines()) == [" D gone.txt", " M kept.txt", "?? new.txt"]  # the source is left as it was
