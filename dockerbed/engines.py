@@ -48,29 +48,13 @@ class Engine:
         if self.store not in STORES:
             raise ValueError(f"unknown image store {self.store!r}: use one of {', '.join(STORES)}")
 
-    @property
-    def socket(self) -> Path:
-        return SYSTEM_SOCKET if self.system else self.root / "docker.sock"
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def pid_file(self) -> Path:
-        return SYSTEM_PID_FILE if self.system else self.root / "docker.pid"
-
-    @property
-    def data_root(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def config_file(self) -> Path:
-        return self.root / "daemon.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "dockerd.log"
+    # Its files: under its root, except the host engine's socket and pid file (dockerd's defaults).
+    socket = property(lambda self: SYSTEM_SOCKET if self.system else self.root / "docker.sock")
+    pid_file = property(lambda self: SYSTEM_PID_FILE if self.system else self.root / "docker.pid")
+    data_root = property(lambda self: self.root / "data")
+    config_file = property(lambda self: self.root / "daemon.json")
+    log = property(lambda self: self.root / "dockerd.log")
+    host = property(lambda self: f"unix://{self.socket}")
 
     def daemon_config(self) -> dict[str, Any]:
         return DAEMON_CONFIG[self.store]

@@ -36,25 +36,12 @@ class Registry:
     htpasswd: Path | None = None
     token: TokenAuth | None = None
 
-    @property
-    def config_file(self) -> Path:
-        return self.root / "config.yml"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "registry.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "pid"
-
-    @property
-    def storage(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.tls_certificate else 'http'}://{self.address}"
+    # Its files, under its root.
+    config_file = property(lambda self: self.root / "config.yml")
+    log = property(lambda self: self.root / "registry.log")
+    pid_file = property(lambda self: self.root / "pid")
+    storage = property(lambda self: self.root / "data")
+    url = property(lambda self: f"{'https' if self.tls_certificate else 'http'}://{self.address}")
 
     def argv(self) -> list[str]:
         return ["docker-registry", "serve", str(self.config_file)]
