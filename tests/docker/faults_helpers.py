@@ -51,6 +51,7 @@ from tasks_helpers import (
     TaskRun,
     app_container,
     free_port,
+    healthz,
     invoke_executable,
     project_filter,
     task_environment,
@@ -107,13 +108,8 @@ class RegistryServer:
         certificate, key = (self.root / "server.crt", self.root / "server.key") if self.tls else (None, None)
         return registries.Registry(self.root, self.address, certificate, key, self.htpasswd, token)
 
-    @property
-    def log_path(self) -> Path:
-        return self.spec.log
-
-    @property
-    def storage(self) -> Path:
-        return self.spec.storage
+    log_path = property(lambda self: self.spec.log)
+    storage = property(lambda self: self.spec.storage)
 
     def start(self) -> None:
         """Start it (a no-op when it runs) and wait until /v2/ answers."""
@@ -452,13 +448,8 @@ class ScratchEngine(scratch.ScratchEngine):
         # the same time needs a bridge (and subnet) of its own.
         super().__init__(Engine(root, "overlay2", bridge=bridge, ip_forward=False), bridge_cidr, disk_size)
 
-    @property
-    def socket(self) -> Path:
-        return self.engine.socket
-
-    @property
-    def data_root(self) -> Path:
-        return self.engine.data_root
+    socket = property(lambda self: self.engine.socket)
+    data_root = property(lambda self: self.engine.data_root)
 
     @property
     def client(self) -> DockerClient:
@@ -761,11 +752,7 @@ class FaultBed:
         return f"http://127.0.0.1:{self.port}"
 
     def healthz(self) -> dict[str, Any] | None:
-        try:
-            response = httpx.get(f"{self.url}/healthz", timeout=2)
-        except httpx.HTTPError:
-            return None
-        return response.json() if response.status_code == 200 else None
+        return healthz(self.url)
 
     def serving_commit(self, timeout: float = 30) -> str:
         """The commit of the release answering /healthz (waits for an answer)."""

@@ -20,11 +20,10 @@ from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-import httpx
 from faults_helpers import RELEASES, Release, RunningTask, _ballast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import Clone, TaskRun, wait_for
+from tasks_helpers import Clone, TaskRun, healthz, wait_for
 from testbed import REPO_ROOT, Testbed, parse_env_script
 
 from delivery.pullreport import Access, parse_access_log
@@ -182,11 +181,7 @@ class SwarmBed:
         return self.invoke("deploy", "--version", release.tag, "--json", *flags, env=env)
 
     def healthz(self, node: int = 0) -> dict[str, Any] | None:
-        try:
-            response = httpx.get(f"http://{self.node_addresses[node]}:{PORT}/healthz", timeout=3)
-        except httpx.HTTPError:
-            return None
-        return response.json() if response.status_code == 200 else None
+        return healthz(f"http://{self.node_addresses[node]}:{PORT}", timeout=3)
 
     def serving_commit(self, node: int = 0) -> str:
         return str(wait_for("the stack answers /healthz", lambda: self.healthz(node), timeout=60)["commit"])

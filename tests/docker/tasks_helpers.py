@@ -217,6 +217,15 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 15.0, interva
         time.sleep(interval)
 
 
+def healthz(url: str, timeout: float = 2) -> dict[str, Any] | None:
+    """GET `url`/healthz: its JSON when it answers 200, else None."""
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
 def get_json(port: int, path: str) -> dict[str, Any]:
     """GET http://127.0.0.1:<port><path>, asserting 200 and a JSON object."""
 

@@ -243,14 +243,20 @@ def test_anonymous_reads_get_a_pull_token(bed: FaultBed, sites: dict[str, Site])
     assert anonymous and all(scope.endswith(":pull") for r in anonymous for scope in r["scopes"]), site.issuer.requests[asked:]
 
 
-def test_a_redirected_blob_download_carries_no_credentials(bed: FaultBed, sites: dict[str, Site]) -> None:
-    site = site_of(sites, bed, "token")
-    front = RedirectingFront(site.server).start()
+def dry_run_through(front: RedirectingFront, site: Site, bed: FaultBed) -> TaskRun:
+    """`deploy --dry-run` of the good release, reading the registry through `front` (stopped afterwards)."""
+    front.start()
     try:
         env = site.with_login(location=f"{front.address}/{NAMESPACE}")
-        run = site.invoke("deploy", "--host", bed.engine.host, "--version", site.releases["good"]["tag"], "--dry-run", "--json", env=env)
+        return site.invoke("deploy", "--host", bed.engine.host, "--version", site.releases["good"]["tag"], "--dry-run", "--json", env=env)
     finally:
         front.stop()
+
+
+def test_a_redirected_blob_download_carries_no_credentials(bed: FaultBed, sites: dict[str, Site]) -> None:
+    site = site_of(sites, bed, "token")
+    front = RedirectingFront(site.server)
+    run = dry_run_through(front, site, bed)
     assert run.returncode == 0, run.describe()
     assert run.json()["digest"] == site.releases["good"]["digest"]
     assert front.redirected and all(h.get("Authorization", "").startswith("Bearer ") for h in front.redirected), front.redirected
@@ -268,12 +274,8 @@ def test_a_redirected_blob_download_carries_no_credentials(bed: FaultBed, sites:
 def test_a_throttled_or_failing_registry_is_retried(bed: FaultBed, sites: dict[str, Site], front_options: dict[str, int],
                                                     status: int, wait: float) -> None:  # fmt: skip
     site = site_of(sites, bed, "token")
-    front = RedirectingFront(site.server, **front_options).start()
-    try:
-        env = site.with_login(location=f"{front.address}/{NAMESPACE}")
-        run = site.invoke("deploy", "--host", bed.engine.host, "--version", site.releases["good"]["tag"], "--dry-run", "--json", env=env)
-    finally:
-        front.stop()
+    front = RedirectingFront(site.server, **front_options)
+    run = dry_run_through(front, site, bed)
     assert run.returncode == 0, run.describe()
     (failed_at, first), (retried_at, then) = front.manifest_times[:2]
     assert (first, then) == (status, 200)

@@ -9,10 +9,12 @@ log tells which node (client address) downloaded which blob. The tests share the
 import json
 import re
 import time
+from collections.abc import Callable
 
 import pytest
 from loadgen import Load
 from swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
+from tasks_helpers import TaskRun
 
 pytestmark = pytest.mark.docker
 
@@ -22,6 +24,15 @@ RATE = 25  # requests per second
 def report_line(capsys: pytest.CaptureFixture[str], what: str, data: object) -> None:
     with capsys.disabled():
         print(f"\n[swarm] {what}: {json.dumps(data, sort_keys=True)}", flush=True)
+
+
+def under_load(swarm: SwarmBed, action: Callable[[], TaskRun]) -> tuple[TaskRun, Load]:
+    """`action` while the stack serves a steady load through node 1, from a second before to a second after."""
+    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
+        time.sleep(1)
+        run = action()
+        time.sleep(1)
+    return run, load
 
 
 def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
@@ -34,10 +45,7 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
     predicted = {n["node"]: n["predicted_bytes"] for n in dry.json()["nodes"]}
     offset = swarm.log_offset()
 
-    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
-        time.sleep(1)
-        run = swarm.deploy(second)
-        time.sleep(1)
+    run, load = under_load(swarm, lambda: swarm.deploy(second))
 
     assert run.returncode == 0, run.describe()
     report = run.json()
@@ -80,10 +88,7 @@ def test_rollback_goes_back_to_the_previous_release_without_a_failed_request(
     good, second = swarm.release("good"), swarm.release("second")
     swarm.ensure_serving(second)
 
-    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
-        time.sleep(1)
-        run = swarm.invoke("rollback", "--json")
-        time.sleep(1)
+    run, load = under_load(swarm, lambda: swarm.invoke("rollback", "--json"))
 
     assert run.returncode == 0, run.describe()
     report = run.json()
@@ -102,10 +107,7 @@ def test_a_release_that_crashes_at_start_is_rolled_back_by_swarm(
     second, crash = swarm.release("second"), swarm.release("crash")
     swarm.ensure_serving(second)
 
-    with Load(PORT, "/", rate=RATE, max_seconds=600, host=swarm.node_addresses[0]) as load:
-        time.sleep(1)
-        run = swarm.deploy(crash)
-        time.sleep(1)
+    run, load = under_load(swarm, lambda: swarm.deploy(crash))
 
     summary = load.result.summary()
     report_line(capsys, "crashing release", {"load": summary, "stderr_tail": run.stderr_lines[-3:]})

@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from python_on_whales import DockerClient, Image
 from python_on_whales.exceptions import DockerException
@@ -119,20 +120,12 @@ def connect_engine(testbed: Testbed) -> DockerClient:
     return docker
 
 
-def build_target(
-    docker: DockerClient,
-    testbed: Testbed,
-    context: Path,
-    *,
-    target: str,
-    tag: str,
-    build_args: Mapping[str, str] | None = None,
-) -> Image:
-    """Build one Dockerfile stage of `context` into the engine's image store as `tag`.
+def build_target(docker: DockerClient, testbed: Testbed, context: Path, *, tag: str, **options: Any) -> Image:
+    """Build one Dockerfile stage of `context` into the engine's image store as `tag` (options: build_log's).
 
     A failed build raises a DockerException that carries the build log.
     """
-    for _ in build_log(docker, testbed, context, target=target, tag=tag, build_args=build_args):
+    for _ in build_log(docker, testbed, context, tag=tag, **options):
         pass
     # By tag: with the containerd image store the --iidfile digest is not an inspectable id.
     return docker.image.inspect(tag)
