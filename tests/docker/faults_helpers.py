@@ -191,13 +191,8 @@ class TestCA:
     root: Path
     trusted: list[Path] = field(default_factory=list)
 
-    @property
-    def certificate(self) -> Path:
-        return self.root / "ca.crt"
-
-    @property
-    def key(self) -> Path:
-        return self.root / "ca.key"
+    certificate = property(lambda self: self.root / "ca.crt")
+    key = property(lambda self: self.root / "ca.key")
 
     def create(self) -> "TestCA":
         certificates.create_ca(self.certificate, self.key, "production-control test CA", days=2)
@@ -240,13 +235,8 @@ class TokenIssuer:
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
     _x5c: str = field(default="", init=False, repr=False)
 
-    @property
-    def certificate(self) -> Path:
-        return self.root / "issuer.crt"
-
-    @property
-    def key(self) -> Path:
-        return self.root / "issuer.key"
+    certificate = property(lambda self: self.root / "issuer.crt")
+    key = property(lambda self: self.root / "issuer.key")
 
     @property
     def realm(self) -> str:

@@ -52,6 +52,12 @@ def assert_still_serving(bed: FaultBed, release: Release, runs_before: int) -> N
     assert bed.runs_total() >= runs_before, "the data volume lost job runs"
 
 
+def assert_untouched(bed: FaultBed, containers: dict[str, str], release: Release, runs_before: int) -> None:
+    """A failed deploy left the running containers as they were, `release` serving, every job run kept."""
+    assert bed.containers() == containers, "the deploy touched the running containers"
+    assert_still_serving(bed, release, runs_before)
+
+
 def assert_a_retry_deploys(bed: FaultBed, release: Release, runs_before: int) -> None:
     """Once the fault is gone, the same deploy succeeds and keeps every job run."""
     run = bed.deploy(release)
@@ -69,8 +75,7 @@ def test_a_deploy_with_the_registry_down_changes_nothing_and_a_retry_succeeds(
         bed.registry.stop()
         line = one_error_line(bed.deploy(second))
         assert f"registry {bed.registry.address} is unreachable" in line, line
-        assert bed.containers() == containers, "the deploy touched the running containers"
-        assert_still_serving(bed, good, runs_before)
+        assert_untouched(bed, containers, good, runs_before)
     finally:
         bed.registry.start()
     assert_a_retry_deploys(bed, second, runs_before)
@@ -113,8 +118,7 @@ def test_a_registry_killed_mid_pull_leaves_the_running_release_and_a_retry_succe
         assert line.startswith(f"error: pulling {bed.registry.address}/production-control:{big.tag}"), line
         assert "the running release is untouched; retry when the registry is back" in line, line
         assert "starting" not in run.stderr, run.describe()
-        assert bed.containers() == containers, "the deploy touched the running containers"
-        assert_still_serving(bed, good, runs_before)
+        assert_untouched(bed, containers, good, runs_before)
     finally:
         bed.registry.start()
     assert_a_retry_deploys(bed, big, runs_before)
