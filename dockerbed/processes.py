@@ -73,7 +73,7 @@ def wait_until_up(what: str, answers: Callable[[], bool], process: subprocess.Po
     while not answers():
         exited = process.poll() is not None
         if exited or time.monotonic() > deadline:
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) if log.exists() else ""
+            tail = (log.read_text(errors="replace").strip().splitlines() or [""])[-1] if log.exists() else ""
             ended = f"exited ({process.returncode})" if exited else f"did not answer in {timeout:.0f} s"
             raise BedError(f"{what} {ended}: {tail} (log: {log})")
         time.sleep(0.1)
