@@ -17,6 +17,7 @@ the oldest kept -> prune by hand -> concurrent deploys with --lock-wait -> jobs 
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,6 +130,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed) -> Iterator
         yield site
     finally:
         engine.close()
+        shutil.rmtree(engine.engine.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
