@@ -190,7 +190,8 @@ class SwarmBed:
         """The releases the web service's tasks run (`status`): after a fault, they may be a mix."""
         run = self.invoke("status", "--json")
         assert run.returncode == 0, run.describe()
-        return {task["tag"] for task in run.json()["services"]["web"]["tasks"]}
+        web = run.json()["services"].get("web") or {"tasks": []}  # none before the first deploy
+        return {task["tag"] for task in web["tasks"]}
 
     def ensure_serving(self, release: Release) -> None:
         """`release` on every web task (one /healthz answer cannot tell a mix of releases apart)."""
