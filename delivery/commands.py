@@ -23,7 +23,7 @@ from delivery import auth, build, sbom, tags
 from delivery import refresh as refreshing
 from delivery.audit import IGNORES_FILE, run_audit
 from delivery.base import BaseImage, resolve_base
-from delivery.builder import BuilderInfo, detect
+from delivery.builder import BuilderInfo, check_platforms, detect
 from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
@@ -91,15 +91,17 @@ def login(config: DeployConfig, docker) -> None:
         ) from exc
 
 
-def builder() -> tuple[Any, BuilderInfo]:
+def builder(config: DeployConfig) -> tuple[Any, BuilderInfo]:
     """The local engine's CLI and its current buildx builder, checked before any work: where images are built.
 
-    A builder that cannot build these images stops the task here, with the fix
-    (delivery/builder.py); the build path it takes is announced when a build starts.
+    A builder that cannot build these images, or not for deploy.platforms, stops the task
+    here, with the fix (delivery/builder.py); the build path it takes is announced when a build starts.
     """
     local = parse_host("local")
     docker = connect(local)
-    return docker, detect(docker, local)
+    info = detect(docker, local)
+    check_platforms(info, config.platforms)
+    return docker, info
 
 
 def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,7 +109,13 @@ def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
     config = load_config(section)
     local = parse_host("local")
     info = detect(connect(local), local)
-    return {"builder": info.as_dict(), "registry": config.registry}
+    try:
+        check_platforms(info, config.platforms)
+        problem = None
+    except DeliveryError as exc:
+        problem = str(exc)
+    return {"builder": info.as_dict(), "registry": config.registry, "platforms": list(config.platforms),
+            "platforms_problem": problem}
 
 
 def format_doctor(result: Mapping[str, Any]) -> str:
@@ -122,6 +130,11 @@ def format_doctor(result: Mapping[str, Any]) -> str:
     if not b["reproducible"]:
         lines.append(f"loses         {b['loses']}")
         lines.append(f"reproducible  {b['to_reproducible']}")
+    if result.get("platforms"):
+        lines.append(f"platforms     {', '.join(result['platforms'])} (deploy.platforms); the builder runs "
+                     f"{', '.join(b.get('platforms') or []) or b.get('native')}")
+    if result.get("platforms_problem"):
+        lines.append(f"cannot build  {result['platforms_problem']}")
     lines.append(f"registry      {result['registry']}")
     return "\n".join(lines)
 
@@ -153,7 +166,7 @@ def lock() -> str:
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True, refresh: bool = False) -> dict[str, Any]:
     """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py."""
     config, project = settings(section)
-    docker, info = builder()  # an unusable builder: say so before anything else
+    docker, info = builder(config)  # an unusable builder: say so before anything else
     base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
     registry = ensure_registry(config)
     content_hash = tags.parse_deps_tag(build.deps_tag_for(project, config, base)).content_hash
@@ -254,7 +267,7 @@ def current_deps_ref(config: DeployConfig, project: Project, registry: Registry,
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
-    docker, info = builder()  # missing CLI, plugin, engine or a usable builder: say so before anything else
+    docker, info = builder(config)  # missing CLI, plugin, engine or a usable builder: say so before anything else
     login(config, docker)
     registry = ensure_registry(config)
     deps_image = current_deps_ref(config, project, registry, docker)
@@ -360,7 +373,9 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
             manager, config, ROOT, release, say, dry_run=dry_run, login=lambda docker: login(config, docker)))]
 
     def predict(target: Target) -> dict[str, Any]:
-        return {"host": target.host.label, **predict_pull(target, release).as_dict(), "dry_run": True}
+        variant = release.variant(target.info.platform, target.host.label)
+        return {"host": target.host.label, "platform": variant.platform, **predict_pull(target, variant, release.image).as_dict(),
+                "dry_run": True}
 
     def deploy_one(target: Target) -> DeployReport:
         login(config, target.docker)  # the host pulls with the credentials of this machine's docker CLI
@@ -382,11 +397,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         return swarming.format_report(dict(report))
     if report.get("dry_run"):
         return (f"{report['host']}: {report['image']} would pull {report['pulled_layers']}/{report['total_layers']} layers, "
-                f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store)")
+                f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store"
+                + (f", {report['platform']})" if report.get("platform") else ")"))
     lines = [
-        f"host            {report['host']} ({report['store']} image store)",
+        f"host            {report['host']} ({report['store']} image store" + (f", {report['platform']})" if report.get("platform") else ")"),
         f"image           {report['image']}",
-        f"digest          {report['digest']}",
+        f"digest          {report['digest']}" + (f" (index {report['index_digest']})" if report.get("index_digest") else ""),
         f"previous        {report['previous'] or 'none'}",
         f"layers pulled   {report['pulled_layers']}/{report['total_layers']} predicted, {report.get('engine_layers', 0)} reported by the engine",
         f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
@@ -459,7 +475,8 @@ def format_status(entry: Mapping[str, Any]) -> str:
     if entry.get("mode") == "swarm":
         return swarming.format_status(dict(entry))
     running = entry["running"]
-    lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"]
+    lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"
+             + (f", {entry['platform']}" if entry.get("platform") else "")]
     if running:
         where = f"slot {entry['live_slot']}" if entry.get("live_slot") else "single container"
         lines.append(f"  live      {running['tag']}  {running['state']}/{running['health']}  {where}, since {running['started_at']}")
