@@ -366,7 +366,8 @@ def layout_manifests(layout: Path) -> list[tuple[str, dict[str, Any]]]:
     if top.get("mediaType") not in INDEX_TYPES:
         return [(platform_of(top), top)]
     nested = json.loads(blob_path(layout, top["digest"]).read_bytes())
-    return [(platform_of(entry), entry) for entry in nested.get("manifests", []) if entry.get("mediaType") in MANIFEST_TYPES[2:]]
+    return [(platform_of(entry), entry) for entry in nested.get("manifests", [])
+            if entry.get("mediaType") in MANIFEST_TYPES[2:] and "unknown" not in platform_of(entry)]  # no attestations
 
 
 def start_local_registry(address: str, docker_client: Any = None) -> str:

@@ -364,6 +364,15 @@ def test_push_layout_copies_with_preserved_digests(skopeo: ScriptedSkopeo, tmp_p
     assert argv[-2:] == [f"oci:{tmp_path}", f"docker://127.0.0.1:5000/team/{REPO}:{TAG}"]
 
 
+def test_push_layout_of_a_multi_platform_index_copies_every_platform(skopeo: ScriptedSkopeo, tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"mediaType": OCI_INDEX, "digest": sha("i"), "size": 1}]}))
+    registry = registry_with(skopeo)
+    skopeo.answer("copy", registry.reference(REPO, TAG))
+    assert registry.push_layout(tmp_path, REPO, TAG) == sha("i")  # the index's digest: what the tag names
+    argv = skopeo.calls[0]
+    assert "--all" in argv and "--preserve-digests" in argv, argv
+
+
 def test_push_layout_of_several_images_is_refused(skopeo: ScriptedSkopeo, tmp_path: Path) -> None:
     entry = {"mediaType": OCI_MANIFEST, "digest": sha("m"), "size": 1}
     (tmp_path / "index.json").write_text(json.dumps({"manifests": [entry, entry]}))
