@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery import auth, build, sbom, tags
+from delivery import auth, build, platforms, sbom, tags
 from delivery import refresh as refreshing
 from delivery.audit import IGNORES_FILE, run_audit
 from delivery.base import BaseImage, resolve_base
@@ -114,8 +114,10 @@ def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
         problem = None
     except DeliveryError as exc:
         problem = str(exc)
+    buildable = [info.native] if not info.reproducible else [  # the classic store: its own platform only
+        p for p in platforms.SUPPORTED if not platforms.missing_from_builder([p], (info.native, *info.platforms))]
     return {"builder": info.as_dict(), "registry": config.registry, "platforms": list(config.platforms),
-            "platforms_problem": problem}
+            "buildable": buildable, "platforms_problem": problem}
 
 
 def format_doctor(result: Mapping[str, Any]) -> str:
@@ -131,8 +133,8 @@ def format_doctor(result: Mapping[str, Any]) -> str:
         lines.append(f"loses         {b['loses']}")
         lines.append(f"reproducible  {b['to_reproducible']}")
     if result.get("platforms"):
-        lines.append(f"platforms     {', '.join(result['platforms'])} (deploy.platforms); the builder runs "
-                     f"{', '.join(b.get('platforms') or []) or b.get('native')}")
+        lines.append(f"platforms     {', '.join(result['platforms'])} (deploy.platforms); this builder can build "
+                     f"{', '.join(result.get('buildable') or []) or 'none of them'}")
     if result.get("platforms_problem"):
         lines.append(f"cannot build  {result['platforms_problem']}")
     lines.append(f"registry      {result['registry']}")
