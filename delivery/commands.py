@@ -381,6 +381,7 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
                 "dry_run": True}
 
     def deploy_one(target: Target) -> DeployReport:
+        release.variant(target.info.platform, target.host.label)  # a release without the host's platform: nothing changes
         login(config, target.docker)  # the host pulls with the credentials of this machine's docker CLI
         return deploying.deploy(target, release, say)
 
