@@ -65,7 +65,7 @@ class Release:
         for variant in self.variants:
             if variant.platform == platform:
                 return variant
-        raise lacking("the image", platform, self.platforms, f" for host {host}, which runs {platform} ({self.image})")
+        raise lacking("the image", platform, self.platforms, f" for host {host}, which runs {platform}", self.image)
 
 
 @dataclass

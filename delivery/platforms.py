@@ -86,10 +86,10 @@ def pick(index: Mapping[str, Any], platform: str, what: str = "the image") -> di
     raise lacking(what, platform, index_platforms(index))
 
 
-def lacking(what: str, platform: str, offered: Iterable[str], where: str = "") -> DeliveryError:
+def lacking(what: str, platform: str, offered: Iterable[str], where: str = "", image: str = "") -> DeliveryError:
     """The one line for an image without `platform`: what it has, and how to get the platform built."""
     return DeliveryError(
-        f"{what} has no {platform} variant{where} (it has {', '.join(offered) or 'none'}): build it for {platform} "
+        f"{what} has no {platform} variant{where} ({image or 'it'} has {', '.join(offered) or 'none'}): build it for {platform} "
         "(add it to deploy.platforms, then `invoke build-deps` and `invoke build-app`); nothing was changed"
     )
 

@@ -241,7 +241,7 @@ def test_a_single_image_release_has_the_platform_of_its_config() -> None:
         release.variant("linux/amd64", "server-1")
     assert str(raised.value) == (
         "the image has no linux/amd64 variant for host server-1, which runs linux/amd64 "
-        f"(localhost:5000/production-control:{tag}) (it has linux/arm64): build it for linux/amd64 "
+        f"(localhost:5000/production-control:{tag} has linux/arm64): build it for linux/amd64 "
         "(add it to deploy.platforms, then `invoke build-deps` and `invoke build-app`); nothing was changed"
     )
 
