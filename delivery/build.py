@@ -224,7 +224,7 @@ def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: s
             show(f"pushing {plan.image} with docker push")
             with docker_errors(f"pushing {plan.image}", "check that the engine can reach the registry and is logged in to it"):
                 docker.image.push(plan.image, quiet=True)
-            return registry.manifest(repository, tag or "latest").digest
+            return registry.digest(repository, tag or "latest")
         build_logged(docker, plan, context, show, use_cache, output=plan.output(layout))
         if before_push is not None and not before_push(layout):
             return layout_digest(layout)

@@ -180,7 +180,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
     summary = {"image": plan.image, "base": base.pinned}
     if current and not force:
         say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
-        return {**summary, "digest": registry.manifest(tags.DEPS_REPOSITORY, plan_tag(plan)).digest, "built": False}
+        return {**summary, "digest": registry.digest(tags.DEPS_REPOSITORY, plan_tag(plan)), "built": False}
     login(config, docker)
     say(info.summary())
     say(f"building deps image {plan.image} on {base.pinned}")
@@ -249,7 +249,7 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
                              before_push=sbom_step(registry, project, plan, base, decide))
     if current is not None and result.get("identical"):
         result.update(image=build.deps_ref(project, config, base, current),
-                      digest=registry.manifest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)).digest)
+                      digest=registry.digest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)))
     else:
         result.update(digest=digest, built=True, sbom=sbom.sbom_tag(plan_tag(plan)))
     return result

@@ -287,6 +287,12 @@ class Registry:
             return []
         return sorted(self._json(body, f"tags of {repository}").get("Tags") or [])
 
+    def digest(self, repository: str, reference: str) -> str:
+        """The digest of what repository:reference names: its index for a multi-platform image, else its manifest."""
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
     def index_platforms(self, repository: str, reference: str) -> list[str] | None:
         """The platforms of repository:reference when it names an index (in its order); None for a single image."""
         body = self.raw_manifest(repository, reference)

@@ -285,6 +285,14 @@ def test_manifest_resolves_an_index_to_linux_amd64_and_hashes_the_bytes(skopeo: 
     assert manifest.index_digest == "sha256:" + hashlib.sha256(json.dumps(INDEX).encode()).hexdigest()
 
 
+@pytest.mark.parametrize("document", [INDEX, OCI_DOC], ids=["an-index", "an-image"])
+def test_digest_is_of_what_the_tag_names(skopeo: ScriptedSkopeo, document: dict) -> None:
+    """A multi-platform tag's digest is its index's (what build-deps reports and engines record), not a platform's."""
+    registry = registry_with(skopeo)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(document).encode())
+    assert registry.digest(REPO, TAG) == "sha256:" + hashlib.sha256(json.dumps(document).encode()).hexdigest()
+
+
 def test_a_plain_manifest_has_no_index_digest(skopeo: ScriptedSkopeo) -> None:
     registry = registry_with(skopeo)
     skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
