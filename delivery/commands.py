@@ -237,7 +237,7 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
         for change in comparison["debian_changes"]:
             say(f"  debian  {change}")
         for p in comparison["predicted_pull"]:
-            say(f"  predicted pull on a {p['platform']} server with the {p['store']} store running {previous}: "
+            say(f"  predicted pull on a server with the {p['store']} store ({p['platform']}) running {previous}: "
                 f"{p['pulled_layers']}/{p['total_layers']} layers, "
                 f"{human_bytes(p['pulled_bytes'])} of {human_bytes(p['total_bytes'])}")
         return True
