@@ -220,6 +220,15 @@ def test_each_tag_is_one_index_of_both_platforms(built: Multi) -> None:
     assert set(amd64.layers).isdisjoint(arm64.layers[:2]), "the arm64 base and OS layers are the amd64 ones"
 
 
+def test_the_sbom_describes_the_index_and_the_debian_packages_of_both_platforms(built: Multi) -> None:
+    _, deps_digest = index_of(DEPS_REPOSITORY, built.deps_tag)
+    artifact, _ = index_of(DEPS_REPOSITORY, f"{built.deps_tag}.sbom")
+    assert artifact["subject"]["digest"] == deps_digest, "the SBOM's subject is not the deps index"
+    sbom = httpx.get(f"http://{REGISTRY}/v2/{DEPS_REPOSITORY}/blobs/{artifact['layers'][0]['digest']}", timeout=30).json()
+    arches = {str(c["purl"]).split("arch=")[1].split("&")[0] for c in sbom["components"] if str(c.get("purl")).startswith("pkg:deb/")}
+    assert {"amd64", "arm64"} <= arches, arches
+
+
 def test_a_code_only_release_changes_only_the_code_layer_per_platform(built: Multi) -> None:
     first, second = built.releases
     for architecture in ("amd64", "arm64"):
