@@ -161,7 +161,8 @@ def free_port() -> int:
 
 
 def task_env(settings: designs.Settings, env: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
-    result = {**os.environ, "INVOKE_DEPLOY_REGISTRY": settings.registry, "INVOKE_DEPLOY_PYTHON_IMAGE": settings.python_image}
+    result = {**os.environ, "INVOKE_DEPLOY_REGISTRY": settings.registry, "INVOKE_DEPLOY_PYTHON_IMAGE": settings.python_image,
+              "INVOKE_DEPLOY_PLATFORMS": "linux/amd64"}  # the test bed's base is amd64 only
     if settings.ca_bundle:
         result["INVOKE_DEPLOY_CA_BUNDLE"] = settings.ca_bundle
     proxy = env.get("INVOKE_DEPLOY_PROXY_IMAGE") or env.get("TESTBED_PROXY_IMAGE")

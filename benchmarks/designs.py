@@ -112,6 +112,7 @@ def build_ours(clone: Clone, scenario: scenarios.Scenario, base: str, settings: 
         "INVOKE_DEPLOY_REGISTRY": settings.registry,
         "INVOKE_DEPLOY_PYTHON_IMAGE": base,
         "INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE": "local",  # the bases here are local stand-ins, tracked by image ID
+        "INVOKE_DEPLOY_PLATFORMS": "linux/amd64",  # as are they (the test bed's base is amd64 only)
     }
     if settings.ca_bundle:
         env["INVOKE_DEPLOY_CA_BUNDLE"] = settings.ca_bundle

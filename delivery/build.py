@@ -61,6 +61,11 @@ class BuildPlan:
     secrets: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     base_image: str | None = None  # an image of the registry the build starts FROM (the app's deps image)
+    platforms: tuple[str, ...] = ("linux/amd64",)  # several: one index of an image per platform (deploy.platforms)
+
+    @property
+    def multi_platform(self) -> bool:
+        return len(self.platforms) > 1
 
     def output(self, layout: Path) -> dict[str, str]:
         """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).
@@ -107,7 +112,8 @@ def deps_tag_for(project: Project, config: DeployConfig, base: BaseImage, versio
 
     `version` (default: the project's deps version) is higher for a refresh (`build-deps --refresh`).
     """
-    content_hash = tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned)
+    content_hash = tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned,
+                                          config.platforms)
     return tags.deps_tag(version or project.deps_version, content_hash)
 
 
@@ -141,6 +147,7 @@ def deps_plan(project: Project, config: DeployConfig, base: BaseImage, version: 
         build_args=args,
         secrets=build_secrets(config),
         labels={"org.opencontainers.image.version": tag, **base.labels()},
+        platforms=config.platforms,
     )
 
 
@@ -163,6 +170,7 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
             "org.opencontainers.image.base.name": deps_image,
         },
         base_image=deps_image,
+        platforms=config.platforms,
     )
 
 
@@ -216,7 +224,7 @@ def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: s
             show(f"pushing {plan.image} with docker push")
             with docker_errors(f"pushing {plan.image}", "check that the engine can reach the registry and is logged in to it"):
                 docker.image.push(plan.image, quiet=True)
-            return registry.manifest(repository, tag or "latest").digest
+            return registry.digest(repository, tag or "latest")
         build_logged(docker, plan, context, show, use_cache, output=plan.output(layout))
         if before_push is not None and not before_push(layout):
             return layout_digest(layout)
@@ -234,6 +242,7 @@ def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, show: Cal
             file=context / plan.dockerfile.relative_to(plan.context),
             target=plan.target,
             build_args=plan.build_args,
+            platforms=list(plan.platforms),
             secrets=list(plan.secrets),
             labels=plan.labels,
             provenance=False,

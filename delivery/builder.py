@@ -15,7 +15,13 @@ Checked before any build work (and shown by `invoke doctor`):
   so rebuilding the same deps inputs gives new deps layers (docs/performance.md
   has the measured cost).
 
-`choose_path` is pure; `detect` asks the CLI and the engine.
+Platforms (deploy.platforms): the layout path builds every platform in one go and writes
+one index; other platforms than the builder's own run under QEMU user emulation, which
+the builder must list. The classic image store holds one platform per image, so the
+engine path builds only the engine's own platform and stops, in one line, when
+deploy.platforms asks for more (`check_platforms`).
+
+`choose_path` and `check_platforms` are pure; `detect` asks the CLI and the engine.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from python_on_whales.exceptions import DockerException
 from delivery.config import Host
 from delivery.engine import check_engine, last_line
 from delivery.errors import DeliveryError
+from delivery.platforms import EMULATION_HINT, missing_from_builder
 
 LAYOUT, ENGINE = "layout", "engine"
 MIN_BUILDKIT = (0, 13)  # the oci exporter's rewrite-timestamp option
@@ -54,6 +61,8 @@ class BuilderInfo:
     engine: str  # the engine's version (the CLI's engine, which also runs `docker push` on the engine path)
     image_store: str  # "containerd" or "overlay2"
     path: str  # LAYOUT or ENGINE
+    native: str = "linux/amd64"  # the engine's own platform
+    platforms: tuple[str, ...] = ()  # what the builder can build: its own, and what QEMU emulation adds
 
     @property
     def reproducible(self) -> bool:
@@ -110,6 +119,22 @@ def choose_path(name: str, driver: str, status: str, buildkit: str | None, engin
     )
 
 
+def check_platforms(info: BuilderInfo, wanted: tuple[str, ...]) -> None:
+    """Pure: can this builder build `wanted` (deploy.platforms)? One line naming the fix when not."""
+    if info.path == ENGINE and wanted != (info.native,):
+        raise DeliveryError(
+            f"deploy.platforms is {','.join(wanted)}, but the classic image store of Engine {info.engine} holds one platform "
+            f"per image and builds only its own ({info.native}): set deploy.platforms to {info.native} "
+            f"(INVOKE_DEPLOY_PLATFORMS={info.native}), or for several platforms {TO_REPRODUCIBLE}"
+        )
+    missing = missing_from_builder(wanted, (info.native, *info.platforms))
+    if missing:
+        raise DeliveryError(
+            f"builder {info.name} cannot build {', '.join(missing)} (it runs {', '.join(info.platforms) or info.native}): "
+            f"{EMULATION_HINT}, or leave {', '.join(missing)} out of deploy.platforms"
+        )
+
+
 def detect(docker: DockerClient, host: Host) -> BuilderInfo:
     """The current builder of `docker` (the buildx CLI's choice: `docker buildx use`, BUILDX_BUILDER)."""
     engine = check_engine(docker, host, need_buildx=True)
@@ -129,4 +154,6 @@ def detect(docker: DockerClient, host: Host) -> BuilderInfo:
     reported = (node.version if node else None) or ""
     buildkit = reported if version_tuple(reported) else (f"bundled with Engine {engine.server_version}" if driver == "docker" else "unknown")
     path = choose_path(name, driver, status, reported, engine.server_version, engine.image_store)
-    return BuilderInfo(name, driver, status, buildkit, engine.server_version, engine.image_store, path)
+    platforms = tuple(str(p) for p in ((node.platforms if node else None) or []))
+    return BuilderInfo(name, driver, status, buildkit, engine.server_version, engine.image_store, path,
+                       native=engine.platform, platforms=platforms)

@@ -19,11 +19,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery import auth, build, sbom, tags
+from delivery import auth, build, platforms, sbom, tags
 from delivery import refresh as refreshing
 from delivery.audit import IGNORES_FILE, run_audit
 from delivery.base import BaseImage, resolve_base
-from delivery.builder import BuilderInfo, detect
+from delivery.builder import BuilderInfo, check_platforms, detect
 from delivery.config import DeployConfig, Host, keep_count, load_config, parse_host, wait_seconds
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
@@ -91,15 +91,17 @@ def login(config: DeployConfig, docker) -> None:
         ) from exc
 
 
-def builder() -> tuple[Any, BuilderInfo]:
+def builder(config: DeployConfig) -> tuple[Any, BuilderInfo]:
     """The local engine's CLI and its current buildx builder, checked before any work: where images are built.
 
-    A builder that cannot build these images stops the task here, with the fix
-    (delivery/builder.py); the build path it takes is announced when a build starts.
+    A builder that cannot build these images, or not for deploy.platforms, stops the task
+    here, with the fix (delivery/builder.py); the build path it takes is announced when a build starts.
     """
     local = parse_host("local")
     docker = connect(local)
-    return docker, detect(docker, local)
+    info = detect(docker, local)
+    check_platforms(info, config.platforms)
+    return docker, info
 
 
 def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,7 +109,15 @@ def doctor(section: Mapping[str, Any]) -> dict[str, Any]:
     config = load_config(section)
     local = parse_host("local")
     info = detect(connect(local), local)
-    return {"builder": info.as_dict(), "registry": config.registry}
+    try:
+        check_platforms(info, config.platforms)
+        problem = None
+    except DeliveryError as exc:
+        problem = str(exc)
+    buildable = [info.native] if not info.reproducible else [  # the classic store: its own platform only
+        p for p in platforms.SUPPORTED if not platforms.missing_from_builder([p], (info.native, *info.platforms))]
+    return {"builder": info.as_dict(), "registry": config.registry, "platforms": list(config.platforms),
+            "buildable": buildable, "platforms_problem": problem}
 
 
 def format_doctor(result: Mapping[str, Any]) -> str:
@@ -122,6 +132,11 @@ def format_doctor(result: Mapping[str, Any]) -> str:
     if not b["reproducible"]:
         lines.append(f"loses         {b['loses']}")
         lines.append(f"reproducible  {b['to_reproducible']}")
+    if result.get("platforms"):
+        lines.append(f"platforms     {', '.join(result['platforms'])} (deploy.platforms); this builder can build "
+                     f"{', '.join(result.get('buildable') or []) or 'none of them'}")
+    if result.get("platforms_problem"):
+        lines.append(f"cannot build  {result['platforms_problem']}")
     lines.append(f"registry      {result['registry']}")
     return "\n".join(lines)
 
@@ -153,7 +168,7 @@ def lock() -> str:
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True, refresh: bool = False) -> dict[str, Any]:
     """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py."""
     config, project = settings(section)
-    docker, info = builder()  # an unusable builder: say so before anything else
+    docker, info = builder(config)  # an unusable builder: say so before anything else
     base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
     registry = ensure_registry(config)
     content_hash = tags.parse_deps_tag(build.deps_tag_for(project, config, base)).content_hash
@@ -165,7 +180,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
     summary = {"image": plan.image, "base": base.pinned}
     if current and not force:
         say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
-        return {**summary, "digest": registry.manifest(tags.DEPS_REPOSITORY, plan_tag(plan)).digest, "built": False}
+        return {**summary, "digest": registry.digest(tags.DEPS_REPOSITORY, plan_tag(plan)), "built": False}
     login(config, docker)
     say(info.summary())
     say(f"building deps image {plan.image} on {base.pinned}")
@@ -222,7 +237,8 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
         for change in comparison["debian_changes"]:
             say(f"  debian  {change}")
         for p in comparison["predicted_pull"]:
-            say(f"  predicted pull on a server with the {p['store']} store running {previous}: {p['pulled_layers']}/{p['total_layers']} layers, "
+            say(f"  predicted pull on a server with the {p['store']} store ({p['platform']}) running {previous}: "
+                f"{p['pulled_layers']}/{p['total_layers']} layers, "
                 f"{human_bytes(p['pulled_bytes'])} of {human_bytes(p['total_bytes'])}")
         return True
 
@@ -233,7 +249,7 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
                              before_push=sbom_step(registry, project, plan, base, decide))
     if current is not None and result.get("identical"):
         result.update(image=build.deps_ref(project, config, base, current),
-                      digest=registry.manifest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)).digest)
+                      digest=registry.digest(tags.DEPS_REPOSITORY, tags.deps_tag(current, content_hash)))
     else:
         result.update(digest=digest, built=True, sbom=sbom.sbom_tag(plan_tag(plan)))
     return result
@@ -254,7 +270,7 @@ def current_deps_ref(config: DeployConfig, project: Project, registry: Registry,
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
-    docker, info = builder()  # missing CLI, plugin, engine or a usable builder: say so before anything else
+    docker, info = builder(config)  # missing CLI, plugin, engine or a usable builder: say so before anything else
     login(config, docker)
     registry = ensure_registry(config)
     deps_image = current_deps_ref(config, project, registry, docker)
@@ -360,9 +376,12 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
             manager, config, ROOT, release, say, dry_run=dry_run, login=lambda docker: login(config, docker)))]
 
     def predict(target: Target) -> dict[str, Any]:
-        return {"host": target.host.label, **predict_pull(target, release).as_dict(), "dry_run": True}
+        variant = release.variant(target.info.platform, target.host.label)
+        return {"host": target.host.label, "platform": variant.platform, **predict_pull(target, variant, release.image).as_dict(),
+                "dry_run": True}
 
     def deploy_one(target: Target) -> DeployReport:
+        release.variant(target.info.platform, target.host.label)  # a release without the host's platform: nothing changes
         login(config, target.docker)  # the host pulls with the credentials of this machine's docker CLI
         return deploying.deploy(target, release, say)
 
@@ -382,11 +401,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         return swarming.format_report(dict(report))
     if report.get("dry_run"):
         return (f"{report['host']}: {report['image']} would pull {report['pulled_layers']}/{report['total_layers']} layers, "
-                f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store)")
+                f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store"
+                + (f", {report['platform']})" if report.get("platform") else ")"))
     lines = [
-        f"host            {report['host']} ({report['store']} image store)",
+        f"host            {report['host']} ({report['store']} image store" + (f", {report['platform']})" if report.get("platform") else ")"),
         f"image           {report['image']}",
-        f"digest          {report['digest']}",
+        f"digest          {report['digest']}" + (f" (index {report['index_digest']})" if report.get("index_digest") else ""),
         f"previous        {report['previous'] or 'none'}",
         f"layers pulled   {report['pulled_layers']}/{report['total_layers']} predicted, {report.get('engine_layers', 0)} reported by the engine",
         f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
@@ -459,7 +479,8 @@ def format_status(entry: Mapping[str, Any]) -> str:
     if entry.get("mode") == "swarm":
         return swarming.format_status(dict(entry))
     running = entry["running"]
-    lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"]
+    lines = [f"{entry['host']}  engine {entry['engine']}, {entry['image_store']} image store"
+             + (f", {entry['platform']}" if entry.get("platform") else "")]
     if running:
         where = f"slot {entry['live_slot']}" if entry.get("live_slot") else "single container"
         lines.append(f"  live      {running['tag']}  {running['state']}/{running['health']}  {where}, since {running['started_at']}")

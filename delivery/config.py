@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from delivery.errors import DeliveryError
+from delivery.platforms import DEFAULT as DEFAULT_PLATFORMS, parse_platforms
 from delivery.tags import split_image_ref
 
 HOST_FORMS = "use unix:///path, ssh://user@host, tcp://host:port or a docker context name"
@@ -70,6 +71,9 @@ class DeployConfig:
     python_image_source: str = "registry"  # where its digest is read: "registry", or "local" (an offline base)
     ca_bundle: Path | None = None  # CA bundle for TLS-inspecting proxies, passed as a build secret
     pip_index_url_file: Path | None = None  # file holding a private index URL, passed as a build secret
+    # The platforms the images are built for, pushed as one index per tag (delivery/platforms.py);
+    # linux/amd64 alone skips the emulated arm64 build.
+    platforms: tuple[str, ...] = DEFAULT_PLATFORMS
     hosts: tuple[str, ...] = ("local",)
     health_timeout: float = 90.0
     pull_timeout: float = 600.0
@@ -123,6 +127,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         python_image_source=_python_image_source(values.get("python_image_source", base.python_image_source)),
         ca_bundle=_existing_file("ca_bundle", values.get("ca_bundle")),
         pip_index_url_file=_existing_file("pip_index_url_file", values.get("pip_index_url_file")),
+        platforms=parse_platforms(values.get("platforms", base.platforms)),
         hosts=_hosts(values.get("hosts", base.hosts)),
         health_timeout=_positive("health_timeout", values.get("health_timeout", base.health_timeout)),
         pull_timeout=_positive("pull_timeout", values.get("pull_timeout", base.pull_timeout)),

@@ -28,6 +28,7 @@ from delivery.engine import EngineInfo, check_engine, connect, docker_errors, la
 from delivery.errors import DeliveryError
 from delivery.history import history, record, rollback_target
 from delivery.lock import deploy_lock, lock_holder
+from delivery.platforms import engine_platform, lacking
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
 from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
@@ -38,14 +39,33 @@ Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One platform's image of a release: what a host of that platform pulls and runs."""
+
+    platform: str  # linux/amd64
+    manifest: Manifest  # its index_digest is set when the tag names an index
+    diff_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Release:
-    """An app release in the registry."""
+    """An app release in the registry: one image, or one index of an image per platform."""
 
     tag: str
     image: str
-    digest: str
-    manifest: Manifest
-    diff_ids: tuple[str, ...]
+    digest: str  # what the tag names: the index's digest for a multi-platform release, else the image manifest's
+    variants: tuple[Variant, ...]
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(v.platform for v in self.variants)
+
+    def variant(self, platform: str, host: str) -> Variant:
+        """The image a host of `platform` pulls; one line, before anything changes, when the release has none."""
+        for variant in self.variants:
+            if variant.platform == platform:
+                return variant
+        raise lacking("the image", platform, self.platforms, f" for host {host}, which runs {platform}", self.image)
 
 
 @dataclass
@@ -53,8 +73,10 @@ class DeployReport:
     host: str
     image: str
     version: str
-    digest: str
+    digest: str  # the image manifest of the host's platform
     store: str = ""
+    platform: str = ""  # the host's, from its engine (docker info): the release's image for it was pulled
+    index_digest: str | None = None  # what the tag names when the release is multi-platform (engines record it)
     previous: str | None = None
     pulled_layers: int = 0  # predicted before the pull (manifest against the host's layers)
     total_layers: int = 0
@@ -124,7 +146,8 @@ class Target:
 
 # -- releases ---------------------------------------------------------------------------------
 def resolve_release(registry: Registry, config: DeployConfig, version: str) -> Release:
-    """The release named by an app tag (1.0.0-abcdef123456) or a bare version (1.0.0, if unambiguous)."""
+    """The release named by an app tag (1.0.0-abcdef123456) or a bare version (1.0.0, if unambiguous),
+    with the image of each platform it offers (an index's entries; a single image's own platform)."""
     tag = version
     if "-" not in version:
         matches = [t for t in registry.tags(tags.APP_REPOSITORY) if t.startswith(f"{version}-") and "-dirty-" not in t]
@@ -135,21 +158,26 @@ def resolve_release(registry: Registry, config: DeployConfig, version: str) -> R
         tag = matches[0]
     else:
         tags.parse_app_tag(tag)
-    manifest = registry.manifest(tags.APP_REPOSITORY, tag)
-    config_doc = registry.config(tags.APP_REPOSITORY, manifest)
-    diff_ids = tuple(config_doc.get("rootfs", {}).get("diff_ids", []))
-    return Release(tag, tags.image_ref(config.registry, tags.APP_REPOSITORY, tag), manifest.digest, manifest, diff_ids)
+    offered = registry.index_platforms(tags.APP_REPOSITORY, tag)
+    variants = []
+    for platform in offered or [None]:
+        manifest = registry.manifest(tags.APP_REPOSITORY, tag, *([platform] if platform else []))
+        config_doc = registry.config(tags.APP_REPOSITORY, manifest)
+        own = engine_platform(config_doc.get("os"), config_doc.get("architecture"))
+        variants.append(Variant(platform or own, manifest, tuple(config_doc.get("rootfs", {}).get("diff_ids", []))))
+    digest = variants[0].manifest.index_digest or variants[0].manifest.digest
+    return Release(tag, tags.image_ref(config.registry, tags.APP_REPOSITORY, tag), digest, tuple(variants))
 
 
-def predict_pull(target: Target, release: Release) -> PullPlan:
-    """What `release` would download on this host, before anything is pulled or stopped."""
+def predict_pull(target: Target, variant: Variant, image: str) -> PullPlan:
+    """What `variant` (the host's platform's image of a release) would download on this host, before anything is pulled or stopped."""
     with docker_errors(f"listing images on {target.host.label}"):
         images = target.docker.image.list()
     layers = host_layers(
         target.info.image_store,
         ((img.id, img.repo_digests or [], img.root_fs.layers or []) for img in images),
     )
-    return plan_pull(release.image, release.manifest, release.diff_ids, layers)
+    return plan_pull(image, variant.manifest, variant.diff_ids, layers)
 
 
 # -- what runs on a host ----------------------------------------------------------------------
@@ -251,8 +279,14 @@ def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: S
 
 
 def image_digests(docker: DockerClient, image_id: str) -> list[str]:
+    return running_image(docker, image_id)[0]
+
+
+def running_image(docker: DockerClient, image_id: str) -> tuple[list[str], str]:
+    """The repo digests of a container's image, and its platform (what its config says)."""
     with docker_errors("inspecting the running image"):
-        return [ref.rsplit("@", 1)[-1] for ref in (docker.image.inspect(image_id).repo_digests or [])]
+        image = docker.image.inspect(image_id)
+    return [ref.rsplit("@", 1)[-1] for ref in (image.repo_digests or [])], engine_platform(image.os, image.architecture)
 
 
 def pull_hint(reason: str) -> str:
@@ -356,7 +390,8 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
     site.proxy = compose.compose.ps(services=[PROXY_SERVICE])[0]
 
 
-def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset()) -> Any:
+def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset(),
+             platform: str | None = None) -> Any:
     """Start `tag` in the free web slot beside the live one, switch the proxy to it once healthy, watch it,
     drain and stop the old slot, then replace cron. Whatever fails, what was serving keeps serving.
 
@@ -384,10 +419,12 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         started = time.monotonic()
         container = _up(target, service_of(new), tags_, say)
         healthy, why = wait_healthy(target.docker, container.id, config.health_timeout, say)
-        if healthy and digests:  # the release's manifest digest (or its index's, for a tag that names an index)
-            running = image_digests(target.docker, container.image)
+        if healthy and digests:  # the platform's manifest digest (or its index's, for a tag that names an index)
+            running, runs_on = running_image(target.docker, container.image)
             if not digests & set(running):
                 healthy, why = False, f"it runs image digest {', '.join(running) or 'unknown'}, not {' or '.join(sorted(digests))}"
+            elif platform and runs_on != platform and "unknown" not in runs_on:
+                healthy, why = False, f"it runs the {runs_on} image, not the host's {platform}"
         if not healthy:
             say(f"{label}: {tag} is not healthy ({why}); last log lines:")
             _log_tail(target, container.id, say)
@@ -524,13 +561,16 @@ def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, previou
 
 
 def deploy(target: Target, release: Release, say: Say) -> DeployReport:
-    """Pull `release`, then (under the host's deploy lock) hand over to it with zero downtime."""
+    """Pull `release` (the image of the host's platform), then (under the host's deploy lock) hand over to it
+    with zero downtime. A release without the host's platform stops here, before anything changes."""
     started = time.monotonic()
-    report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=release.digest)
-    plan = predict_pull(target, release)
+    variant = release.variant(target.info.platform, target.host.label)
+    report = DeployReport(host=target.host.label, image=release.image, version=release.tag, digest=variant.manifest.digest,
+                          platform=variant.platform, index_digest=variant.manifest.index_digest)
+    plan = predict_pull(target, variant, release.image)
     report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
     report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
-    say(f"{target.host.label}: pulling {release.tag} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
+    say(f"{target.host.label}: pulling {release.tag} for {variant.platform} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
     seconds, measured = pull(target, release, say)
     report.pull_seconds = round(seconds, 2)
     report.engine_layers, report.engine_bytes = measured.layers, measured.bytes
@@ -539,8 +579,10 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
                          target.config.lock_wait, say):
             site = survey(target)
             report.previous = site.live_tag
-            accept = frozenset(d for d in (release.digest, release.manifest.index_digest) if d)
-            container = handover(target, site, release.tag, report, say, digests=accept)
+            # An engine records the digest the tag names: the index's for a multi-platform release (then
+            # the platform's image is checked too), the image manifest's otherwise.
+            accept = frozenset(d for d in (variant.manifest.digest, variant.manifest.index_digest) if d)
+            container = handover(target, site, release.tag, report, say, digests=accept, platform=variant.platform)
             report.healthy = True
             record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")
@@ -616,6 +658,7 @@ def status(target: Target) -> dict[str, Any]:
     return {
         "host": target.host.label,
         "image_store": target.info.image_store,
+        "platform": target.info.platform,
         "engine": target.info.server_version,
         "live_slot": site.live,
         "running": _container_status(target, site.live_container),

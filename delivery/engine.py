@@ -21,6 +21,7 @@ from python_on_whales.exceptions import DockerException
 
 from delivery.config import Host
 from delivery.errors import DeliveryError
+from delivery.platforms import engine_platform
 
 MIN_BUILDX = (0, 13)
 
@@ -32,6 +33,7 @@ class EngineInfo:
     host: str
     server_version: str
     image_store: str  # "containerd" (any blob present is skipped) or "overlay2" (classic, ChainID)
+    platform: str = ""  # what it pulls and runs: linux/amd64, linux/arm64 (delivery/platforms.py)
 
 
 def connect(
@@ -102,7 +104,8 @@ def check_engine(docker: DockerClient, host: Host, *, need_buildx: bool = False,
             f"the Docker engine at {host.label} is not reachable: {last_line(exc)} "
             "(start it with `sudo scripts/testbed up`, or check --host)"
         ) from exc
-    return EngineInfo(host=host.label, server_version=str(info.server_version), image_store=image_store(info.driver_status))
+    return EngineInfo(host=host.label, server_version=str(info.server_version), image_store=image_store(info.driver_status),
+                      platform=engine_platform(info.os_type, info.architecture))
 
 
 def buildx_version(text: str) -> tuple[int, int] | None:

@@ -23,7 +23,8 @@ from delivery import tags
 from delivery.base import BASE_DIGEST_LABEL, BASE_NAME_LABEL
 from delivery.errors import DeliveryError
 from delivery.pullreport import host_layers, plan_pull
-from delivery.registry import Manifest, Registry, blob_path, parse_manifest
+from delivery.platforms import AMD64
+from delivery.registry import Manifest, Registry, blob_path, layout_manifests, parse_manifest
 from delivery.sbom import fetch_sbom, sbom_packages
 from delivery.versioning import bump, parse_semver
 
@@ -58,9 +59,9 @@ def refresh_version(tag_list: Sequence[str], content_hash: str, project_version:
 
 
 # -- the built image (an OCI layout) --------------------------------------------------------------
-def layout_image(layout: Path) -> tuple[dict[str, Any], Manifest, list[str]]:
-    """(manifest descriptor, Manifest, diff ids) of the image in an OCI layout."""
-    descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
+def layout_image(layout: Path, descriptor: Mapping[str, Any] | None = None) -> tuple[Mapping[str, Any], Manifest, list[str]]:
+    """(manifest descriptor, Manifest, diff ids) of an image in an OCI layout (default: its one image, or its index's first)."""
+    descriptor = descriptor or layout_manifests(layout)[0][1]
     body = blob_path(layout, descriptor["digest"]).read_bytes()
     manifest = parse_manifest(json.loads(body), digest=descriptor["digest"], size=len(body))
     config = json.loads(blob_path(layout, manifest.config.digest).read_bytes())
@@ -107,21 +108,30 @@ def previous_for_base(registry: Registry, tag_list: Sequence[str], base_name: st
 
 
 def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path, sbom_text: str) -> dict[str, Any]:
-    """How the image in `layout` differs from `previous_tag`: same layers?, predicted pulls, package changes."""
-    _, new, new_diff_ids = layout_image(layout)
-    old = registry.manifest(tags.DEPS_REPOSITORY, previous_tag)
-    old_diff_ids = registry.config(tags.DEPS_REPOSITORY, old)["rootfs"]["diff_ids"]
-    identical = [b.digest for b in old.layers] == [b.digest for b in new.layers]
+    """How the image in `layout` differs from `previous_tag`: same layers?, predicted pulls, package changes.
+
+    A multi-platform build is compared platform by platform: identical only if every platform's image is.
+    """
+    identical, changed, predictions = True, 0, []
+    for platform, descriptor in layout_manifests(layout):
+        _, new, new_diff_ids = layout_image(layout, descriptor)
+        old = registry.manifest(tags.DEPS_REPOSITORY, previous_tag, platform or AMD64)
+        old_diff_ids = registry.config(tags.DEPS_REPOSITORY, old)["rootfs"]["diff_ids"]
+        same = [b.digest for b in old.layers] == [b.digest for b in new.layers]
+        identical = identical and same
+        changed += sum(1 for a, b in zip(old.layers, new.layers) if a.digest != b.digest) + abs(len(old.layers) - len(new.layers))
+        if not same:
+            predictions += [{**p, "platform": platform or AMD64}
+                            for p in predict_refresh(old.config.digest, old_diff_ids, image, new, new_diff_ids)]
     old_sbom = fetch_sbom(registry, tags.DEPS_REPOSITORY, previous_tag)
     new_packages = sbom_packages(json.loads(sbom_text))
     changes = package_changes(sbom_packages(old_sbom)["deb"], new_packages["deb"]) if old_sbom else []
     return {
         "compared_with": previous_tag,
         "identical": identical,
-        "changed_layers": sum(1 for a, b in zip(old.layers, new.layers) if a.digest != b.digest)
-        + abs(len(old.layers) - len(new.layers)),
+        "changed_layers": changed,
         "debian_changes": changes,
-        "predicted_pull": [] if identical else predict_refresh(old.config.digest, old_diff_ids, image, new, new_diff_ids),
+        "predicted_pull": [] if identical else predictions,
     }
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from delivery.auth import Credentials, auth_file, registry_host
 from delivery.errors import DeliveryError
+from delivery.platforms import AMD64, index_platforms, pick, platform_of
 from dockerbed import BedError, registries
 
 MANIFEST_TYPES = (
@@ -235,20 +236,22 @@ class Registry:
 
     # -- push --------------------------------------------------------------------------------------
     def push_layout(self, layout: Path, repository: str, tag: str, progress: Callable[[str], None] = lambda _: None) -> str:
-        """Push the image in an OCI layout directory as repository:tag, digests preserved; return its manifest digest.
+        """Push the image in an OCI layout directory as repository:tag, digests preserved; return its digest.
 
-        skopeo sends a blob only when the registry lacks it (looked up, else mounted from a
-        repository it saw the blob in, else streamed from disk).
+        A multi-platform build's layout holds one index: it is pushed with every platform's
+        image (`skopeo copy --all`), and its digest is returned. skopeo sends a blob only when
+        the registry lacks it (looked up, else mounted from a repository it saw the blob in,
+        else streamed from disk).
         """
         index = json.loads((layout / "index.json").read_text())
-        manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES[2:]]
+        manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES]
         if len(manifests) != 1:
-            raise DeliveryError(f"the build produced {len(manifests)} image manifests, expected 1")
+            raise DeliveryError(f"the build produced {len(manifests)} images, expected 1 (an image or one multi-platform index)")
         digest = manifests[0]["digest"]
+        extra = ("--preserve-digests", "--quiet") + (("--all",) if manifests[0]["mediaType"] in INDEX_TYPES else ())
         target = self.reference(repository, tag)
         started = time.monotonic()
-        self._skopeo("copy", target, f"{self.name(repository)}:{tag}", extra=("--preserve-digests", "--quiet"),
-                     source=f"oci:{layout}")
+        self._skopeo("copy", target, f"{self.name(repository)}:{tag}", extra=extra, source=f"oci:{layout}")
         progress(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
         return digest
 
@@ -285,7 +288,21 @@ class Registry:
             return []
         return sorted(self._json(body, f"tags of {repository}").get("Tags") or [])
 
-    def manifest(self, repository: str, reference: str, platform: str = "linux/amd64") -> Manifest:
+    def digest(self, repository: str, reference: str) -> str:
+        """The digest of what repository:reference names: its index for a multi-platform image, else its manifest."""
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def index_platforms(self, repository: str, reference: str) -> list[str] | None:
+        """The platforms of repository:reference when it names an index (in its order); None for a single image."""
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
+        document = self._json(body, f"manifest {repository}:{reference}")
+        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
+        return index_platforms(document) if media_type in INDEX_TYPES else None
+
+    def manifest(self, repository: str, reference: str, platform: str = AMD64) -> Manifest:
         """The image manifest of repository:reference (an index is resolved to `platform`)."""
         body = self.raw_manifest(repository, reference)
         assert body is not None
@@ -344,12 +361,20 @@ def parse_manifest(document: dict[str, Any], *, digest: str, size: int) -> Manif
 
 def pick_platform(index: dict[str, Any], platform: str) -> str:
     """Pure: the digest of `platform`'s manifest in an index (attestation entries are skipped)."""
-    os_name, _, arch = platform.partition("/")
-    for entry in index.get("manifests", []):
-        p = entry.get("platform") or {}
-        if p.get("os") == os_name and p.get("architecture") == arch:
-            return entry["digest"]
-    raise DeliveryError(f"the image has no {platform} variant: build it for {platform}")
+    return str(pick(index, platform)["digest"])
+
+
+def layout_manifests(layout: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(platform, descriptor) of each image manifest in an OCI layout: one, or each entry of its one index.
+
+    The platform is "" for a single-platform build (BuildKit names none there).
+    """
+    top = json.loads((layout / "index.json").read_text())["manifests"][0]
+    if top.get("mediaType") not in INDEX_TYPES:
+        return [(platform_of(top), top)]
+    nested = json.loads(blob_path(layout, top["digest"]).read_bytes())
+    return [(platform_of(entry), entry) for entry in nested.get("manifests", [])
+            if entry.get("mediaType") in MANIFEST_TYPES[2:] and "unknown" not in platform_of(entry)]  # no attestations
 
 
 def start_local_registry(address: str) -> str:

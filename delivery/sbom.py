@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from delivery.base import BaseImage
 from delivery.errors import DeliveryError
-from delivery.registry import Registry, blob_path
+from delivery.registry import Registry, blob_path, layout_manifests
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
@@ -107,10 +107,11 @@ def parse_os_release(text: str) -> dict[str, str]:
     return values
 
 
-def layout_files(layout: Path, wanted: Iterable[str]) -> dict[str, bytes]:
-    """The topmost version of each `wanted` path (no leading /) in the image of an OCI layout."""
-    index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads(blob_path(layout, index["manifests"][0]["digest"]).read_bytes())
+def layout_files(layout: Path, wanted: Iterable[str], manifest_digest: str | None = None) -> dict[str, bytes]:
+    """The topmost version of each `wanted` path (no leading /) in an image of an OCI layout
+    (`manifest_digest`; default: its one image, or the first platform's of its index)."""
+    digest = manifest_digest or layout_manifests(layout)[0][1]["digest"]
+    manifest = json.loads(blob_path(layout, digest).read_bytes())
     wanted = set(wanted)
     found: dict[str, bytes] = {}
     for layer in manifest["layers"]:  # bottom to top: a later layer's copy wins
@@ -176,15 +177,23 @@ def make_sbom(image: str, digest: str, base: BaseImage, python: list[PythonPacka
 
 
 def sbom_for_layout(layout: Path, image: str, base: BaseImage, lock_text: str, now: datetime | None = None) -> str:
-    """The SBOM of the image built into `layout` (any failure: one DeliveryError line)."""
+    """The SBOM of the image built into `layout` (any failure: one DeliveryError line).
+
+    A multi-platform build's SBOM describes its index: the Debian packages of every platform's
+    image (their purls carry each one's architecture), the locked Python packages once.
+    """
     try:
-        files = layout_files(layout, [DPKG_STATUS, *OS_RELEASE])
-        if DPKG_STATUS not in files:
-            raise DeliveryError(f"the image has no /{DPKG_STATUS}: the SBOM cannot list its Debian packages")
-        os_release = parse_os_release(next((files[p] for p in OS_RELEASE if p in files), b"").decode())
+        debian: set[DebianPackage] = set()
+        os_release: dict[str, str] = {}
+        for _, descriptor in layout_manifests(layout):
+            files = layout_files(layout, [DPKG_STATUS, *OS_RELEASE], descriptor["digest"])
+            if DPKG_STATUS not in files:
+                raise DeliveryError(f"the image has no /{DPKG_STATUS}: the SBOM cannot list its Debian packages")
+            os_release = os_release or parse_os_release(next((files[p] for p in OS_RELEASE if p in files), b"").decode())
+            debian.update(parse_dpkg_status(files[DPKG_STATUS].decode()))
         index = json.loads((layout / "index.json").read_text())
         return make_sbom(image, index["manifests"][0]["digest"], base, locked_packages(lock_text),
-                         parse_dpkg_status(files[DPKG_STATUS].decode()), os_release, now)
+                         sorted(debian, key=lambda p: (p.name, p.architecture)), os_release, now)
     except DeliveryError:
         raise
     except Exception as exc:  # the SBOM tool failing, whatever the reason, stops the release

@@ -31,6 +31,7 @@ from delivery import tags
 from delivery.config import DeployConfig, Host, parse_host
 from delivery.engine import connect, last_line
 from delivery.errors import DeliveryError
+from delivery.platforms import engine_platform
 from delivery.pullreport import HostLayers, host_layers, human_bytes, plan_pull
 
 Say = Callable[[str], None]
@@ -97,14 +98,17 @@ class Node:
     engine: DockerClient | None = None  # its own engine, when listed in deploy.nodes and reachable
     engine_error: str | None = None
     store: str = "overlay2"
+    platform: str = "linux/amd64"  # what the node pulls: its engine's OS and architecture, as the manager knows them
 
 
 def swarm_nodes(manager: DockerClient) -> dict[str, Node]:
     ids = [line for line in cli(manager, "node", "ls", "-q", what="listing the swarm's nodes").split() if line]
     nodes = {}
     for doc in inspect(manager, *ids, what="inspecting the swarm's nodes"):
+        platform = doc["Description"].get("Platform") or {}
         nodes[doc["ID"]] = Node(doc["ID"], doc["Description"]["Hostname"], doc["Status"].get("Addr", ""),
-                                doc["Status"]["State"], doc["Spec"].get("Availability", ""))
+                                doc["Status"]["State"], doc["Spec"].get("Availability", ""),
+                                platform=engine_platform(platform.get("OS"), platform.get("Architecture")))
     return nodes
 
 
@@ -326,7 +330,10 @@ def deploy(host: Host, config: DeployConfig, root: Path, release: Any, say: Say,
     for problem in attach_engines(nodes, config):
         say(f"node engine {problem}: no per-node prediction or measurement for it")
     before = {node.id: node_layers(node) for node in nodes.values()}
-    plans = {nid: (plan_pull(release.image, release.manifest, release.diff_ids, layers) if layers else None) for nid, layers in before.items()}
+    # Each node pulls its own platform's image: a release without it stops here, before anything changes.
+    variants = {nid: release.variant(node.platform, node.name) for nid, node in nodes.items()}
+    plans = {nid: (plan_pull(release.image, variants[nid].manifest, variants[nid].diff_ids, layers) if layers else None)
+             for nid, layers in before.items()}
     current = services(manager, stack)
     report.previous = tag_of(service_image(current.get(WEB)))
     for node in nodes.values():
@@ -406,7 +413,8 @@ def measure(manager: DockerClient, web: dict[str, Any] | None, release: Any, nod
             entry.note = f"its engine stopped answering during the update ({node.engine_error}): nothing measured"
             continue
         entry.measured = True
-        entry.pulled_layers, entry.pulled_bytes = measured_pull(release.manifest, release.diff_ids, before[node.id], after)
+        entry.pulled_layers, entry.pulled_bytes = measured_pull(variants[node.id].manifest, variants[node.id].diff_ids,
+                                                                before[node.id], after)
         if entry.pull_seconds is None and entry.pulled_layers and node.id in created:
             pulled_at = pull_event_time(node, release, since)
             if pulled_at is not None:

@@ -8,7 +8,7 @@ names the app version and the commit.
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -149,10 +149,13 @@ def deps_dockerfile_part(dockerfile_text: str) -> str:
     return dockerfile_text[: stages[runtime_index][0]]
 
 
-def deps_content_hash(lock_bytes: bytes, dockerfile_text: str, python_image: str) -> str:
-    """First 12 hex chars of sha256 over the deps part of the Dockerfile, the lock and the base image (name@digest).
+def deps_content_hash(lock_bytes: bytes, dockerfile_text: str, python_image: str,
+                      platforms: Sequence[str] = ("linux/amd64",)) -> str:
+    """First 12 hex chars of sha256 over the deps part of the Dockerfile, the lock, the base image (name@digest)
+    and the platforms built (so adding arm64 builds a new deps index rather than finding the amd64 image).
 
-    Each field is length-prefixed, so no two different inputs encode to the same bytes.
+    Each field is length-prefixed, so no two different inputs encode to the same bytes. linux/amd64
+    alone adds no field: the tags of amd64-only images stay those of the images built before platforms.
     """
     if not python_image:
         raise DeliveryError("the base image is empty: set deploy.python_image or ARG PYTHON_IMAGE in the Dockerfile")
@@ -161,7 +164,7 @@ def deps_content_hash(lock_bytes: bytes, dockerfile_text: str, python_image: str
         deps_dockerfile_part(dockerfile_text).encode("utf-8"),
         bytes(lock_bytes),
         python_image.encode("utf-8"),
-    )
+    ) + ((",".join(platforms).encode("utf-8"),) if tuple(platforms) != ("linux/amd64",) else ())
     digest = hashlib.sha256()
     for field in fields:
         digest.update(len(field).to_bytes(8, "big"))

@@ -105,7 +105,8 @@ def free_port() -> int:
 
 
 def start_app(
-    docker: DockerClient, image: str, network: str, *, role: str = "all", site_name: str | None = None
+    docker: DockerClient, image: str, network: str, *, role: str = "all", site_name: str | None = None,
+    platform: str | None = None,
 ) -> AppContainer:
     """Run `image` like docker-compose.yml: its init, read-only root, tmpfs, capabilities and
     security options, a data volume, SITE_NAME, and cron every minute.
@@ -113,6 +114,7 @@ def start_app(
     On `network`, a bridge of its own like compose's project network (not docker0).
 
     No restart policy, so a container that exits stays exited for the test to inspect.
+    `platform` (linux/arm64) runs another platform's image, under QEMU emulation.
     """
     hardening = ComposeHardening.from_compose()
     suffix = uuid.uuid4().hex[:12]
@@ -138,6 +140,7 @@ def start_app(
                 volumes=[(volume, "/data")],
                 networks=[network],
                 labels={"production-control.test": "docker"},
+                platform=platform,
             )
         except DockerException as error:  # the port was taken between free_port() and run
             if docker.container.exists(name):  # created, but could not start

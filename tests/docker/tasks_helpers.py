@@ -114,6 +114,7 @@ def task_environment(testbed: Testbed, overrides: Mapping[str, str]) -> dict[str
     env["INVOKE_DEPLOY_PYTHON_IMAGE"] = testbed.python_image  # no Docker Hub: the offline base image
     env["INVOKE_DEPLOY_PROXY_IMAGE"] = testbed.proxy_image  # likewise the proxy's
     env["INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE"] = "local"  # tracked by its image ID in the builder engine
+    env["INVOKE_DEPLOY_PLATFORMS"] = "linux/amd64"  # that base is amd64 only (test_multiplatform builds both)
     ca_bundle = os.environ.get("INVOKE_DEPLOY_CA_BUNDLE") or (str(CA_BUNDLE) if CA_BUNDLE.is_file() else None)
     if ca_bundle:
         env["INVOKE_DEPLOY_CA_BUNDLE"] = ca_bundle  # PyPI goes through a TLS-inspecting proxy
@@ -250,15 +251,15 @@ class ReleaseBlobs:
         return frozenset([self.config[0], *(digest for digest, _ in self.layers)])
 
 
-def release_blobs(registry: str, repository: str, reference: str) -> ReleaseBlobs:
-    """Read the linux/amd64 image manifest of repository:reference straight from the registry API."""
+def release_blobs(registry: str, repository: str, reference: str, architecture: str = "amd64") -> ReleaseBlobs:
+    """Read the linux/<architecture> image manifest of repository:reference straight from the registry API."""
     base = f"http://{registry}/v2/{repository}"
     response = httpx.get(f"{base}/manifests/{reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)}, timeout=10)
     assert response.status_code == 200, f"{repository}:{reference} is not in {registry} (HTTP {response.status_code})"
     document = response.json()
-    if "manifests" in document:  # an index: take the amd64 image
-        entry = next(m for m in document["manifests"] if (m.get("platform") or {}).get("architecture") == "amd64")
-        return release_blobs(registry, repository, entry["digest"])
+    if "manifests" in document:  # an index: take the image of the architecture
+        entry = next(m for m in document["manifests"] if (m.get("platform") or {}).get("architecture") == architecture)
+        return release_blobs(registry, repository, entry["digest"], architecture)
     return ReleaseBlobs(
         digest=response.headers["docker-content-digest"],
         config=(document["config"]["digest"], int(document["config"]["size"])),

@@ -34,6 +34,8 @@ STEP_TIMEOUT = 1500  # the last step runs the unit tests and may build the deps 
 STAND_INS = {
     "actions/checkout": "the clone the steps run in",
     "actions/setup-python": "the machine's python on PATH",
+    "docker/setup-qemu-action": "the test bed's QEMU registration; unused here: the classic-store engine path builds "
+    "only the engine's own platform (INVOKE_DEPLOY_PLATFORMS=linux/amd64, as for every task the tests run)",
     "docker/setup-buildx-action": "DOCKER_HOST on the classic-store builder engine (the stock runner's engine, unconfigured)",
     "docker/login-action": "nothing: the test bed's registry has no password",
 }

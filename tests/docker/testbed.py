@@ -26,6 +26,7 @@ ENV_NAMES = {
     "server_host": "TESTBED_SERVER_HOST",
     "classic_builder_host": "TESTBED_CLASSIC_BUILDER_HOST",
     "python_image": "TESTBED_PYTHON_IMAGE",
+    "multi_python_image": "TESTBED_MULTI_PYTHON_IMAGE",
     "proxy_image": "TESTBED_PROXY_IMAGE",
     "state": "TESTBED_STATE",
 }
@@ -50,6 +51,8 @@ class Testbed:
     python_image: str
     proxy_image: str  # HAProxy from Debian's package, in the test bed's registry
     state: Path
+    # The offline base for linux/amd64 and linux/arm64 (built under QEMU), one index in the registry
+    multi_python_image: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Testbed":
@@ -63,6 +66,7 @@ class Testbed:
             python_image=values["python_image"],
             proxy_image=values["proxy_image"],
             state=Path(values["state"]),
+            multi_python_image=values["multi_python_image"],
         )
 
 

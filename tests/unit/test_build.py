@@ -82,7 +82,8 @@ def project(root: Path) -> Project:
     )
 
 
-def expected_deps_tag(python_image: str = BASE.pinned, deps_version: str = "1.0.0") -> str:
+def expected_deps_tag(python_image: str = BASE.pinned, deps_version: str = "1.0.0",
+                      platforms: tuple[str, ...] = DeployConfig().platforms) -> str:
     """The deps tag built independently: each input file as `name NUL size NUL bytes`, lock first, deps/ sorted."""
     files = [
         ("requirements.lock", LOCK),
@@ -91,7 +92,7 @@ def expected_deps_tag(python_image: str = BASE.pinned, deps_version: str = "1.0.
         ("deps/select_layer.py", SELECT),
     ]
     inputs = b"".join(f"{name}\0{len(text.encode())}\0{text}".encode() for name, text in files)
-    return tags.deps_tag(deps_version, tags.deps_content_hash(inputs, DEPS_STAGES + "\n" + RUNTIME_STAGE, python_image))
+    return tags.deps_tag(deps_version, tags.deps_content_hash(inputs, DEPS_STAGES + "\n" + RUNTIME_STAGE, python_image, platforms))
 
 
 # -- deps plan ---------------------------------------------------------------------------------------
@@ -118,6 +119,7 @@ def test_deps_plan_builds_on_the_base_by_digest_and_labels_it(project: Project, 
             "production-control.base.name": BASE_IMAGE,
             "production-control.base.digest": BASE.digest,
         },
+        platforms=("linux/amd64", "linux/arm64"),  # deploy.platforms' default: one index of both
     )
 
 
@@ -183,6 +185,7 @@ def test_app_plan(project: Project, root: Path, dirty: str | None, tag: str, pyt
             "org.opencontainers.image.base.name": DEPS_IMAGE,
         },
         base_image=DEPS_IMAGE,  # pulled into the engine first on the engine path
+        platforms=("linux/amd64", "linux/arm64"),
     )
 
 
@@ -248,6 +251,23 @@ def test_deps_tag_ignores_git_ignored_files_in_deps(root: Path) -> None:
     before = deps_tag_for(load_project(root), config, BASE)
     (root / "deps" / ".layers.toml.swp").write_bytes(b"editor swap file")
     assert deps_tag_for(load_project(root), config, BASE) == before
+
+
+@pytest.mark.parametrize(
+    ("platforms", "like_before"),
+    [
+        pytest.param(("linux/amd64",), True, id="amd64-alone-keeps-the-tags-of-before-platforms"),
+        pytest.param(("linux/arm64",), False, id="arm64-alone"),
+        pytest.param(("linux/amd64", "linux/arm64"), False, id="both"),
+    ],
+)
+def test_deps_tag_covers_the_platforms(project: Project, platforms: tuple[str, ...], like_before: bool) -> None:
+    """Adding a platform gives a new deps tag (a no-op build-deps would otherwise keep the amd64-only image)."""
+    tag = deps_tag_for(project, DeployConfig(platforms=platforms), BASE)
+    assert tag == expected_deps_tag(platforms=platforms)
+    before = tags.deps_tag("1.0.0", tags.deps_content_hash(deps_inputs(project), DEPS_STAGES + "\n" + RUNTIME_STAGE, BASE.pinned))
+    assert (tag == before) is like_before
+    assert deps_plan(project, DeployConfig(platforms=platforms), BASE).platforms == platforms
 
 
 def test_deps_tag_changes_when_the_base_tag_is_republished(project: Project) -> None:

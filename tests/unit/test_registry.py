@@ -119,8 +119,14 @@ def test_pick_platform_skips_attestations(platform: str, digest: str) -> None:
     ],
 )
 def test_pick_platform_without_the_platform(index: dict) -> None:
-    with pytest.raises(DeliveryError, match=r"^the image has no linux/s390x variant: build it for linux/s390x$"):
+    with pytest.raises(DeliveryError) as raised:
         pick_platform(index, "linux/s390x")
+    offered = ", ".join(e["platform"]["os"] + "/" + e["platform"]["architecture"] for e in index.get("manifests", [])
+                        if (e.get("platform") or {}).get("os") not in (None, "unknown"))
+    assert str(raised.value) == (
+        f"the image has no linux/s390x variant (it has {offered or 'none'}): build it for linux/s390x "
+        "(add it to deploy.platforms, then `invoke build-deps` and `invoke build-app`); nothing was changed"
+    )
 
 
 @pytest.mark.parametrize(
@@ -279,6 +285,14 @@ def test_manifest_resolves_an_index_to_linux_amd64_and_hashes_the_bytes(skopeo: 
     assert manifest.index_digest == "sha256:" + hashlib.sha256(json.dumps(INDEX).encode()).hexdigest()
 
 
+@pytest.mark.parametrize("document", [INDEX, OCI_DOC], ids=["an-index", "an-image"])
+def test_digest_is_of_what_the_tag_names(skopeo: ScriptedSkopeo, document: dict) -> None:
+    """A multi-platform tag's digest is its index's (what build-deps reports and engines record), not a platform's."""
+    registry = registry_with(skopeo)
+    skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(document).encode())
+    assert registry.digest(REPO, TAG) == "sha256:" + hashlib.sha256(json.dumps(document).encode()).hexdigest()
+
+
 def test_a_plain_manifest_has_no_index_digest(skopeo: ScriptedSkopeo) -> None:
     registry = registry_with(skopeo)
     skopeo.answer("inspect", registry.reference(REPO, TAG), json.dumps(OCI_DOC).encode())
@@ -358,10 +372,19 @@ def test_push_layout_copies_with_preserved_digests(skopeo: ScriptedSkopeo, tmp_p
     assert argv[-2:] == [f"oci:{tmp_path}", f"docker://127.0.0.1:5000/team/{REPO}:{TAG}"]
 
 
+def test_push_layout_of_a_multi_platform_index_copies_every_platform(skopeo: ScriptedSkopeo, tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"mediaType": OCI_INDEX, "digest": sha("i"), "size": 1}]}))
+    registry = registry_with(skopeo)
+    skopeo.answer("copy", registry.reference(REPO, TAG))
+    assert registry.push_layout(tmp_path, REPO, TAG) == sha("i")  # the index's digest: what the tag names
+    argv = skopeo.calls[0]
+    assert "--all" in argv and "--preserve-digests" in argv, argv
+
+
 def test_push_layout_of_several_images_is_refused(skopeo: ScriptedSkopeo, tmp_path: Path) -> None:
     entry = {"mediaType": OCI_MANIFEST, "digest": sha("m"), "size": 1}
     (tmp_path / "index.json").write_text(json.dumps({"manifests": [entry, entry]}))
-    with pytest.raises(DeliveryError, match="^the build produced 2 image manifests, expected 1$"):
+    with pytest.raises(DeliveryError, match=r"^the build produced 2 images, expected 1 \(an image or one multi-platform index\)$"):
         registry_with(skopeo).push_layout(tmp_path, REPO, TAG)
     assert skopeo.calls == []
 
