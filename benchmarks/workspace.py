@@ -85,12 +85,14 @@ class Clone:
             self.commit(f"benchmark: code-only release {self.releases}")
             return "appended a line to production_control/web.py"
         if change == "dep-patch":
-            lock = (self.path / "requirements.lock").read_text()
-            old = scenarios.locked_version(lock, scenarios.PATCH_PACKAGE)
-            new = scenarios.previous_patch(old)
-            self.relock(upgrade=f"{scenarios.PATCH_PACKAGE}=={new}")
-            self.commit(f"benchmark: {scenarios.PATCH_PACKAGE} {old} -> {new}")
-            return f"{scenarios.PATCH_PACKAGE} {old} -> {new} in requirements.lock and requirements-dev.txt"
+            package = scenario.package
+            before = (self.path / "requirements.lock").read_text()
+            old = scenarios.locked_version(before, package)
+            new = scenarios.previous_patch(old, package)
+            self.relock(upgrade=f"{package}=={new}")
+            moved = scenarios.moved_pins(before, (self.path / "requirements.lock").read_text())
+            self.commit(f"benchmark: {package} {old} -> {new}")
+            return f"{', '.join(moved)} in requirements.lock (and requirements-dev.txt)"
         if change == "new-dep":
             pyproject = self.path / "pyproject.toml"
             pyproject.write_text(scenarios.add_dependency(pyproject.read_text(), scenarios.NEW_PACKAGE))
