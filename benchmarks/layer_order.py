@@ -104,7 +104,7 @@ def sizes_from(results: dict, groups: list[str]) -> tuple[dict[str, int], int, i
     layers = results["ours_layers"]
     # The dependency layers are the COPYs of whole venv trees (`COPY /opt/venv/ /opt/venv/`), in group order.
     venv = [i for i, layer in enumerate(layers) if layer["created_by"].startswith("COPY /opt/venv/ /opt/venv/")]
-    index = dict(zip(groups, venv))
+    index = dict(zip(results.get("layer_order", groups), venv))
     top = max(index.values())
     first = next(r for r in results["results"] if r["scenario"] == "first" and r["design"] == "ours")
     # config + manifest (results older than the floor columns: the config alone)
@@ -112,19 +112,42 @@ def sizes_from(results: dict, groups: list[str]) -> tuple[dict[str, int], int, i
     return {g: layers[i]["bytes"] for g, i in index.items()}, sum(layer["bytes"] for layer in layers[top + 1:]), fixed
 
 
-def markdown(document: dict, results: dict, layers_toml: str) -> str:
+def measured_monthly(results: dict, bumps: dict[str, float]) -> dict[str, float]:
+    """Pure: expected bytes per month per store from a run's measured bump pulls (ours, one dep-<group>
+    scenario per group); a store without every group's bump is left out."""
+    monthly = {}
+    for store in ("overlay2", "containerd"):
+        rows = {r["scenario"].removeprefix("dep-"): r for r in results["results"]
+                if r["design"] == "ours" and r["store"] == store and r["scenario"].startswith("dep-")}
+        if all(g in rows for g in bumps):
+            monthly[store] = sum(bumps[g] * (rows[g]["bytes"] + rows[g].get("manifest_bytes", 0)) for g in bumps)
+    return monthly
+
+
+def markdown(document: dict, results: dict, layers_toml: str, other: dict | None = None) -> str:
+    """The model's inputs (groups, sizes, bumps per month) and every order's expected bytes per month:
+    predicted from the layer sizes, and measured where a run built that order (`results`, `other`)."""
+    from delivery.pullreport import human_bytes
+
     groups = groups_of(layers_toml)
     current = tuple(groups)
     bumps = bumps_per_month(document["release_days"], groups, document["window_days"])
     sizes, above, fixed = sizes_from(results, list(groups))
-    from delivery.pullreport import human_bytes
+    measured = {tuple(r.get("layer_order", current)): measured_monthly(r, bumps) for r in (results, other) if r}
 
     lines = ["| group | packages | layer | bumps per month |", "|---|---|---:|---:|"]
     lines += [f"| `{g}` | {', '.join(p)} | {human_bytes(sizes[g])} | {bumps[g]:.1f} |" for g, p in groups.items()]
     lines += ["", "| order, bottom to top | overlay2 (classic) per month | containerd per month |", "|---|---:|---:|"]
     for row in orders_table(sizes, bumps, above, fixed, current):
-        name = " → ".join(row["order"]) + (" (deps/layers.toml)" if row["current"] else "")
-        lines.append(f"| {name} | {human_bytes(row['overlay2_bytes_per_month'])} | {human_bytes(row['containerd_bytes_per_month'])} |")
+        order = tuple(row["order"])
+        cells = []
+        for store in ("overlay2", "containerd"):
+            cell = f"{human_bytes(row[f'{store}_bytes_per_month'])} predicted"
+            if store in measured.get(order, {}):
+                cell += f", {human_bytes(round(measured[order][store]))} measured"
+            cells.append(cell)
+        name = " → ".join(order) + (" (deps/layers.toml)" if row["current"] else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -152,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fetch:
         document = fetch((ROOT / "requirements.lock").read_text(), groups_of(layers_toml))
         RELEASES.write_text(json.dumps(document, indent=2) + "\n")
-    print(markdown(json.loads(RELEASES.read_text()), json.loads(args.results.read_text()), layers_toml))
+    other = ROOT / "docs" / "layer-order-results.json"
+    print(markdown(json.loads(RELEASES.read_text()), json.loads(args.results.read_text()), layers_toml,
+                   json.loads(other.read_text()) if other.exists() else None))
     return 0
 
 

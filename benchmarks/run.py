@@ -37,7 +37,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from benchmarks import availability, designs, report, scenarios, servers
+from benchmarks import availability, designs, layer_order, report, scenarios, servers
 from benchmarks.measure import added_layers, floor_bytes, image_facts, measured_pull
 from benchmarks.workspace import BenchmarkError, Clone, git
 from delivery.errors import DeliveryError
@@ -60,6 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(run as one chain in that order, always after the first deploy) and "
                         f"{availability.SELECTOR} (availability during releases; alone, no layer scenario runs)")
     parser.add_argument("--stores", help="comma-separated subset of overlay2,containerd")
+    parser.add_argument("--designs", help="comma-separated subset of ours,baseline (default both)")
+    parser.add_argument("--layer-order", help="build ours with the dependency groups stacked in this order, bottom to top "
+                        "(e.g. server,libraries,foundation; default: deps/layers.toml's). With --publish, the run goes to "
+                        "docs/layer-order-results.json, which the layer-order table reads, not to benchmark-results.json")
     parser.add_argument("--servers", choices=("scratch", "testbed"), default="scratch",
                         help="scratch: throwaway engines per chain (default); testbed: the test bed's servers, emptied first")
     parser.add_argument("--publish", action="store_true", help="also copy the JSON (and chart) to docs/ and write its tables into the docs, between their markers")
@@ -121,6 +125,8 @@ def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
     bench = Bench(
         run_id=run_id, settings=settings, registry=Registry(settings.registry), builder=DockerClient(),
         registry_log=Path(env["TESTBED_REGISTRY_LOG"]), servers=args.servers, stores=stores,
+        designs=tuple(args.designs.split(",")) if args.designs else report.DESIGNS,
+        layer_order=tuple(args.layer_order.split(",")) if args.layer_order else None,
         testbed_hosts={"overlay2": env.get("TESTBED_SERVER_HOST", ""),
                        "containerd": env.get("TESTBED_SERVER_CONTAINERD_HOST", "")},
     )
@@ -148,6 +154,7 @@ def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
         "scenarios": {s.key: s.title for s in chosen},
         "changes": {"bumps": scenarios.BUMPS, "new_package": scenarios.NEW_PACKAGE,
                     "base_extra_package": scenarios.BASE_EXTRA_PACKAGE},
+        "layer_order": list(bench.layer_order or layer_order.groups_of((ROOT / "deps" / "layers.toml").read_text())),
         "ours_layers": layers_of_ours,
         "results": rows,
         "targets": [t.as_dict() for t in report.targets(rows)],
@@ -181,6 +188,8 @@ class Bench:
     registry_log: Path
     servers: str  # "scratch" or "testbed"
     stores: tuple[str, ...]
+    designs: tuple[str, ...]
+    layer_order: tuple[str, ...] | None  # the dependency groups of ours, bottom to top (None: deps/layers.toml's)
     testbed_hosts: dict[str, str]
 
     def empty_servers(self):
@@ -194,10 +203,10 @@ def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: desi
     settings, registry = bench.settings, bench.registry
     rows: list[dict] = []
     layers_of_ours: list[dict] = []
-    for design in report.DESIGNS:
+    for design in bench.designs:
         uv = ROOT / ".venv" / "bin" / "uv"
         loaded: list[str] = []  # baseline releases in the builder's store, removed after the chain
-        with bench.empty_servers() as hosts, Clone(ROOT, bench.run_id, uv, settings.ca_bundle) as clone, \
+        with bench.empty_servers() as hosts, Clone(ROOT, bench.run_id, uv, settings.ca_bundle, bench.layer_order) as clone, \
                 contextlib.ExitStack() as cleanup:
             cleanup.callback(designs.remove_local, bench.builder, loaded)
             base = bases.original
@@ -215,7 +224,7 @@ def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: desi
                 image = image_facts(registry, build.image)
                 code_bytes = added_layers(image, image_facts(registry, build.deps_image)) if build.deps_image else None
                 if design == "ours" and scenario.key == "first":
-                    layers_of_ours = layer_listing(image)
+                    layers_of_ours = layer_listing(image, clone.path / "deps" / "layers.toml")
                 floor = floor_bytes(image, previous)
                 previous = image
                 say(f"[{design}] built {build.image} in {build.seconds:.1f}s ({human_bytes(image.total_bytes)}, "
@@ -251,10 +260,14 @@ def outputs(document: dict, json_path: Path, publish: bool) -> int:
     print(report.target_lines(checks))
     for line in report.mismatches(rows):
         say(f"note: {line} (another client pulling the same blobs meanwhile, or a prediction gap)")
-    if publish:
+    if publish and document.get("layer_order", DEFAULT_ORDER) != DEFAULT_ORDER:
+        copy(json_path, LAYER_ORDER_RESULTS)  # a run with another layer order: only the layer-order table uses it
+        publish_blocks("performance.md", {"layer-order": layer_order_block()})
+        say(f"published {LAYER_ORDER_RESULTS} and the layer-order table of docs/performance.md")
+    elif publish:
         copy(json_path, DOCS / "benchmark-results.json")
         copy(chart, DOCS / "benchmark.png")
-        publish_blocks("performance.md", report.layer_blocks(document))
+        publish_blocks("performance.md", {**report.layer_blocks(document), "layer-order": layer_order_block()})
         say(f"published {DOCS / 'benchmark-results.json'}, {DOCS / 'benchmark.png'} and the tables of docs/performance.md")
     print(f"\nresults: {json_path}, chart: {chart}; the run took {document['duration_seconds']:.0f}s")
     return 0 if all(t.passed for t in checks) else 1
@@ -274,6 +287,17 @@ def availability_outputs(document: dict, json_path: Path, publish: bool) -> int:
         say(f"published {DOCS / 'availability-results.json'} and its tables in docs/performance.md")
     print(f"\nresults: {json_path}; the availability run took {document['duration_seconds']:.0f}s")
     return 0 if all(t.passed for t in checks) else 1
+
+
+DEFAULT_ORDER = list(layer_order.groups_of((ROOT / "deps" / "layers.toml").read_text()))
+LAYER_ORDER_RESULTS = DOCS / "layer-order-results.json"
+
+
+def layer_order_block() -> str:
+    """docs/performance.md's layer-order table, from the published results (and any run with another order)."""
+    return layer_order.markdown(json.loads(layer_order.RELEASES.read_text()), json.loads((DOCS / "benchmark-results.json").read_text()),
+                                (ROOT / "deps" / "layers.toml").read_text(),
+                                json.loads(LAYER_ORDER_RESULTS.read_text()) if LAYER_ORDER_RESULTS.exists() else None)
 
 
 def copy(source: Path, target: Path) -> None:
@@ -326,11 +350,10 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def layer_listing(image) -> list[dict]:
+def layer_listing(image, layers_toml: Path) -> list[dict]:
     """Our image's layers, bottom to top: compressed size, the build step that made each, and what it holds."""
     history = list(image.history) if len(image.history) == len(image.manifest.layers) else [""] * len(image.manifest.layers)
-    groups = [f"deps group `{g['name']}` ({', '.join(g['packages'])})"
-              for g in tomllib.loads((ROOT / "deps" / "layers.toml").read_text())["layer"]]
+    groups = [f"deps group `{g['name']}` ({', '.join(g['packages'])})" for g in tomllib.loads(layers_toml.read_text())["layer"]]
     groups.append("deps group `rest` (packages no group lists: new dependencies land here)")
     listing = []
     for index, (layer, step) in enumerate(zip(image.manifest.layers, history)):

@@ -6,6 +6,7 @@ designs, then a pull on servers that hold the previous scenario's release.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 
 # One package per dependency group of deps/layers.toml that the "dependency bump"
@@ -110,3 +111,13 @@ def moved_pins(before: str, after: str) -> list[str]:
     old, new = dict(_PIN.findall(before)), dict(_PIN.findall(after))
     return [f"{name} {old.get(name, '(none)')} -> {new.get(name, '(none)')}"
             for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+
+
+def reorder_layers(layers_toml: str, order: tuple[str, ...]) -> str:
+    """deps/layers.toml with its groups stacked in `order` (bottom to top); same groups, same packages."""
+    groups = {g["name"]: g["packages"] for g in tomllib.loads(layers_toml)["layer"]}
+    if sorted(order) != sorted(groups):
+        raise ValueError(f"--layer-order must name each group of deps/layers.toml once: {', '.join(groups)}")
+    blocks = [f'[[layer]]\nname = "{name}"\npackages = [{", ".join(f"{chr(34)}{p}{chr(34)}" for p in groups[name])}]\n'
+              for name in order]
+    return f"# Reordered by the benchmark (--layer-order {','.join(order)}), bottom to top.\n\n" + "\n".join(blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -312,7 +313,9 @@ def test_performance_md_shows_the_published_layer_results():
 def test_performance_md_shows_the_published_layer_order_model():
     results = json.loads((DOCS / "benchmark-results.json").read_text())
     releases = json.loads((DOCS / "dependency-releases.json").read_text())
-    _published("performance.md", {"layer-order": layer_order.markdown(releases, results, (ROOT / "deps" / "layers.toml").read_text())})
+    other = DOCS / "layer-order-results.json"
+    _published("performance.md", {"layer-order": layer_order.markdown(
+        releases, results, (ROOT / "deps" / "layers.toml").read_text(), json.loads(other.read_text()) if other.exists() else None)})
 
 
 def test_performance_md_shows_the_published_availability_results():
@@ -321,3 +324,42 @@ def test_performance_md_shows_the_published_availability_results():
 
 def test_operations_md_shows_the_published_zero_downtime_results():
     _published("operations.md", report.zero_downtime_blocks(json.loads((DOCS / "zero-downtime-results.json").read_text())))
+
+
+# -- the layer-order model -------------------------------------------------------------------------------
+def test_release_days_counts_the_locked_major_line_in_the_window_without_prereleases_or_yanked():
+    def files(day: str, yanked: bool = False) -> list[dict]:
+        return [{"upload_time_iso_8601": f"{day}T10:00:00.000000Z", "yanked": yanked}]
+
+    pypi = {"releases": {"2.14.3": files("2026-11-01"), "2.14.4": files("2026-11-01"), "2.15.0b1": files("2026-11-10"),
+                         "1.10.27": files("2026-10-01"), "2.13.0": files("2025-06-01"), "2.14.2": files("2026-10-02", True),
+                         "2.14.1": []}}
+    until = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    assert layer_order.release_days(pypi, "2.14.4", until) == ["2026-11-01"]  # two releases, one day
+
+
+def test_bumps_per_month_counts_a_groups_release_days_once():
+    days = {"pydantic": ["2026-11-05", "2026-11-19"], "pydantic-core": ["2026-11-05", "2026-11-04"], "idna": []}
+    bumps = layer_order.bumps_per_month(days, {"foundation": ["pydantic", "pydantic-core"], "server": ["idna"]}, 365)
+    assert bumps == {"foundation": 3 / 12, "server": 0.0}
+
+
+def test_a_bump_costs_the_classic_store_every_layer_above_and_containerd_its_own():
+    sizes = {"f": 3000, "s": 1000, "l": 500}
+    costs = layer_order.bump_bytes(("f", "s", "l"), sizes, above=10, fixed=1)
+    assert costs == {"f": {"overlay2": 4511, "containerd": 3001}, "s": {"overlay2": 1511, "containerd": 1001},
+                     "l": {"overlay2": 511, "containerd": 501}}
+    # Rarely bumped and large at the bottom is cheapest on the classic store; containerd does not care.
+    rows = layer_order.orders_table(sizes, {"f": 1.0, "s": 4.0, "l": 7.0}, 10, 1, ("f", "s", "l"))
+    assert rows[0]["order"] == ["f", "s", "l"] and rows[0]["current"]
+    assert len({r["containerd_bytes_per_month"] for r in rows}) == 1
+
+
+def test_reorder_layers_keeps_groups_and_packages():
+    text = (ROOT / "deps" / "layers.toml").read_text()
+    reordered = tomllib.loads(scenarios.reorder_layers(text, ("server", "libraries", "foundation")))["layer"]
+    original = {g["name"]: g["packages"] for g in tomllib.loads(text)["layer"]}
+    assert [g["name"] for g in reordered] == ["server", "libraries", "foundation"]
+    assert {g["name"]: g["packages"] for g in reordered} == original
+    with pytest.raises(ValueError, match="each group"):
+        scenarios.reorder_layers(text, ("server", "foundation"))

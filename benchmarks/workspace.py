@@ -35,7 +35,7 @@ def working_tree_files(source: Path) -> list[str]:
 class Clone:
     """A temporary clone of `source` at its working tree state, committed as one commit."""
 
-    def __init__(self, source: Path, run_id: str, uv: Path, ca_bundle: str | None):
+    def __init__(self, source: Path, run_id: str, uv: Path, ca_bundle: str | None, layer_order: tuple[str, ...] | None = None):
         self.source = source
         self.run_id = run_id
         self.uv = uv
@@ -43,6 +43,7 @@ class Clone:
         self._tmp = tempfile.TemporaryDirectory(prefix="production-control-bench-")
         self.path = Path(self._tmp.name) / "repo"
         self.releases = 0
+        self.layer_order = layer_order
 
     def __enter__(self) -> "Clone":
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(self.source), str(self.path)], check=True)
@@ -56,6 +57,9 @@ class Clone:
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.source / name, target)
+        if self.layer_order:
+            layers = self.path / "deps" / "layers.toml"
+            layers.write_text(scenarios.reorder_layers(layers.read_text(), self.layer_order))
         self.commit(f"benchmark {self.run_id}: working tree of {self.source}")
         return self
 
