@@ -363,3 +363,19 @@ def test_reorder_layers_keeps_groups_and_packages():
     assert {g["name"]: g["packages"] for g in reordered} == original
     with pytest.raises(ValueError, match="each group"):
         scenarios.reorder_layers(text, ("server", "foundation"))
+
+
+def test_zero_downtime_blocks_name_each_kind_and_the_runs_they_come_from():
+    def row(failed: int, requests: int, unavailable: float, **extra: object) -> dict:
+        return {"failed": failed, "requests": requests, "unavailable_seconds": unavailable, "rate_per_second": 50,
+                "date": "2026-11-29T08:00:00+00:00", "commit": "a" * 40, "uncommitted_changes": False, **extra}
+
+    document = {"kind": "zero-downtime", "releases": {"code": "code-only release", "hang": "hangs at start",
+                                                      "legacy-move": "the move"},
+                "results": {"hang": row(0, 690, 0.0, health_timeout_seconds=10), "code": row(0, 497, 0.0),
+                            "legacy-move": row(19, 378, 0.34)}}
+    blocks = report.zero_downtime_blocks(document)
+    assert blocks["zero-downtime"].splitlines()[2:] == ["| code-only release | 0 of 497 | 0 s |",
+                                                         "| hangs at start (`health_timeout` 10 s) | 0 of 690 | 0 s |"]
+    assert blocks["zero-downtime-legacy"].startswith("0.34 s unavailable, 19 of 378 requests failed at 50 requests/s")
+    assert "commit `aaaaaaa`" in blocks["zero-downtime-run"]
