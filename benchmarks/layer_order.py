@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 import tomllib
 import urllib.request
@@ -33,6 +34,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
+
+from delivery.pullreport import human_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = ROOT / "docs" / "dependency-releases.json"
@@ -127,8 +130,6 @@ def measured_monthly(results: dict, bumps: dict[str, float]) -> dict[str, float]
 def markdown(document: dict, results: dict, layers_toml: str, other: dict | None = None) -> str:
     """The model's inputs (groups, sizes, bumps per month) and every order's expected bytes per month:
     predicted from the layer sizes, and measured where a run built that order (`results`, `other`)."""
-    from delivery.pullreport import human_bytes
-
     groups = groups_of(layers_toml)
     current = tuple(groups)
     bumps = bumps_per_month(document["release_days"], groups, document["window_days"])
@@ -153,8 +154,6 @@ def markdown(document: dict, results: dict, layers_toml: str, other: dict | None
 
 def fetch(lock_text: str, groups: dict[str, list[str]]) -> dict:
     """Release days of every grouped package, from PyPI's JSON API (one request per package)."""
-    import re
-
     until = datetime.now(timezone.utc)
     days = {}
     for package in [p for packages in groups.values() for p in packages]:

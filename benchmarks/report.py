@@ -5,6 +5,7 @@ a saved results file can be re-rendered without running anything.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -182,8 +183,6 @@ def marker(name: str, end: bool = False) -> str:
 
 def blocks_of(text: str) -> dict[str, str]:
     """{name: content} of every generated block of a document."""
-    import re
-
     return {m["name"]: m["body"] for m in re.finditer(
         r"<!-- benchmark:(?P<name>[\w-]+) begin -->\n(?P<body>.*?)<!-- benchmark:(?P=name) end -->", text, re.DOTALL)}
 
