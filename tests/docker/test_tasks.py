@@ -332,7 +332,7 @@ def test_code_only_release_pulls_only_the_code_layer(site: Site, registry_log: P
     count, served = served_blob_bytes(by_engine, APP_REPOSITORY)
     fetched = {a.path.rsplit("/", 1)[1] for a in by_engine}
     assert served == report["predicted_bytes"], f"the engine fetched {count} blobs, {served} bytes: {sorted(fetched)}"
-    assert fetched == {*predicted["pulled_digests"], release.blobs.config[0]}
+    assert fetched == {*predicted["predicted_digests"], release.blobs.config[0]}
     # The engine's own progress lines: the same layers; their sizes, printed to four digits, without the config.
     layer_bytes = served - release.blobs.config[1]
     assert report["measured_layers"] == report["predicted_layers"], report
