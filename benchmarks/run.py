@@ -1,6 +1,6 @@
 """Run the layer-economics benchmark on the Docker test bed.
 
-    .venv/bin/python -m benchmarks.run             full run: 6 scenarios x 2 designs x 2 image stores
+    .venv/bin/python -m benchmarks.run             full run: 8 scenarios x 2 designs x 2 image stores
     .venv/bin/python -m benchmarks.run --quick     smoke run: first deploy + code-only, overlay2 store
     .venv/bin/python -m benchmarks.run --publish   full run, then copy the JSON and chart into docs/ and
                                                    write the tables of docs/performance.md (between markers)
