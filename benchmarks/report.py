@@ -349,7 +349,7 @@ def zero_downtime_blocks(document: dict) -> dict[str, str]:
     commits = sorted({r["commit"][:7] + (" with uncommitted changes" if r["uncommitted_changes"] else "") for r in results.values()})
     rates = sorted({r["rate_per_second"] for r in results.values()})
     run = (f"Run{'s' if dates[0] != dates[-1] else ''} of {dates[0]}{' to ' + dates[-1] if dates[0] != dates[-1] else ''} "
-           f"on the test bed, commit {', '.join(f'`{c}`' for c in commits)}, "
+           f"on the test bed, commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}, "
            f"{'/'.join(str(r) for r in rates)} GET/s; the requests differ with how long each deploy took:")
     blocks = {"zero-downtime-run": run, "zero-downtime": "\n".join(lines)}
     move = results.get("legacy-move")
