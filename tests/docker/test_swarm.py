@@ -178,12 +178,13 @@ def test_beside_compose_the_same_kind_of_release_host_by_host_on_the_same_nodes(
         failed = sum(len(load.result.failures) for load in loads)
         report_line(capsys, "compose host by host", {
             "deploy_seconds": [r["seconds"] for r in reports], "total_seconds": round(run.seconds, 1),
-            "measured_bytes": [r["measured_bytes"] for r in reports], "failed_requests": failed,
+            "predicted_bytes": [r["predicted_bytes"] for r in reports], "failed_requests": failed,
             "requests": sum(load.result.requests for load in loads)})
         assert failed == 0
         for report, address in zip(reports, swarm.node_addresses):
             served = {a.path: a.size for a in gets.get(address, [])}
-            assert report["measured_layers"] == 1 and report["measured_bytes"] == sum(served.values()), (report, served)
+            # Deploy reports (compose, host by host): the prediction, checked against what the registry served.
+            assert report["predicted_layers"] == 1 and report["predicted_bytes"] == sum(served.values()), (report, served)
     finally:
         swarm.remove_compose_project("pc-compose")
 
