@@ -18,25 +18,10 @@ ARG DEPS_IMAGE=deps
 
 # --- os: changes only when the base image or the OS package list changes -----
 FROM ${PYTHON_IMAGE} AS os
-# cron runs the jobs; curl serves the healthcheck; util-linux gives flock and setpriv.
-# The upgrade brings the base's own packages up to the current Debian updates (what
-# `invoke build-deps --refresh` picks up); the package set is recorded for the SBOM.
-# Logs and caches that hold build times are removed, and SOURCE_DATE_EPOCH fixes
-# the password-change date useradd writes, so the layer is reproducible.
-ARG SOURCE_DATE_EPOCH=0
-RUN set -eu; \
-    apt-get update; \
-    apt-get upgrade -y --no-install-recommends; \
-    apt-get install -y --no-install-recommends cron curl util-linux; \
-    install -d -m 0755 /usr/share/production-control; \
-    dpkg-query -W -f '${binary:Package}=${Version}\n' | LC_ALL=C sort >/usr/share/production-control/debian-packages.txt; \
-    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
-           /var/log/alternatives.log /var/cache/debconf/*-old /var/lib/dpkg/*-old \
-           /var/cache/ldconfig/aux-cache; \
-    groupadd --system --gid 10001 app; \
-    useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app; \
-    install -d -o app -g app -m 0750 /data; \
-    install -d -m 0755 /app
+# OS packages, the `app` user, /data and /app: deps/os-layer.sh says what and why.
+# It is bind-mounted rather than written out here, so the image config's history
+# (which every server downloads with every release) holds one short line for it.
+RUN --mount=type=bind,source=deps/os-layer.sh,target=/tmp/os-layer.sh sh /tmp/os-layer.sh
 WORKDIR /app
 
 # --- venv: throwaway; an empty venv, the pip that fills it, the lock --------------

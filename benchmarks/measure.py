@@ -41,10 +41,23 @@ class ImageFacts:
         return {self.manifest.config.digest: self.manifest.config.size, **{b.digest: b.size for b in self.manifest.layers}}
 
 
+def floor_bytes(image: ImageFacts, previous: ImageFacts | None) -> dict[str, int]:
+    """The physical floor of pulling `image` onto a server that holds `previous` (None: nothing):
+    the layers `previous` lacks, the config if it is new, and the manifest. Any store must
+    download at least that; the containerd store downloads exactly that."""
+    held = {layer.digest for layer in previous.manifest.layers} if previous else set()
+    changed = sum(layer.size for layer in image.manifest.layers if layer.digest not in held)
+    new_config = previous is None or previous.manifest.config.digest != image.manifest.config.digest
+    config = image.manifest.config.size if new_config else 0
+    return {"changed_layer_bytes": changed, "config_bytes": image.manifest.config.size,
+            "floor_bytes": changed + config + image.manifest.size}
+
+
 @dataclass(frozen=True)
 class Pull:
     store: str
     bytes: int  # blob bytes served (GET 200), config included
+    manifest_bytes: int  # manifest bytes served (GET 200 of the image's tag or digests)
     layer_bytes: int  # of which layers
     layers: int  # layer blobs downloaded
     total_layers: int
@@ -80,6 +93,14 @@ def served(log_text: str, image: ImageFacts) -> dict[str, int]:
     return result
 
 
+def served_manifests(log_text: str, image: ImageFacts) -> int:
+    """Pure: bytes of this image's manifests (by tag, digest or index digest) the registry served with GET 200."""
+    refs = {image.tag, image.manifest.digest, image.manifest.index_digest} - {None}
+    prefix = f"/v2/{image.repository}/manifests/"
+    return sum(a.size for a in parse_access_log(log_text)
+               if a.method == "GET" and a.status == 200 and a.path.startswith(prefix) and a.path[len(prefix):] in refs)
+
+
 def measured_pull(server: Server, image: ImageFacts, log_path: Path) -> Pull:
     images = server.docker.image.list()
     before = host_layers(server.store, ((i.id, i.repo_digests or [], i.root_fs.layers or []) for i in images))
@@ -97,6 +118,7 @@ def measured_pull(server: Server, image: ImageFacts, log_path: Path) -> Pull:
     return Pull(
         store=server.store,
         bytes=sum(downloads.values()),
+        manifest_bytes=served_manifests(text, image),
         layer_bytes=sum(size for digest, size in downloads.items() if digest != config),
         layers=sum(1 for digest in downloads if digest != config),
         total_layers=len(image.manifest.layers),

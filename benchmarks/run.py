@@ -1,10 +1,14 @@
 """Run the layer-economics benchmark on the Docker test bed.
 
-    .venv/bin/python -m benchmarks.run             full run: 6 scenarios x 2 designs x 2 image stores
+    .venv/bin/python -m benchmarks.run             full run: 8 scenarios x 2 designs x 2 image stores
     .venv/bin/python -m benchmarks.run --quick     smoke run: first deploy + code-only, overlay2 store
-    .venv/bin/python -m benchmarks.run --publish   full run, then copy the JSON and chart into docs/
+    .venv/bin/python -m benchmarks.run --publish   full run, then copy the JSON and chart into docs/ and
+                                                   write the tables of docs/performance.md (between markers)
     .venv/bin/python -m benchmarks.run --scenarios availability   only the availability run (~5 min)
     .venv/bin/python -m benchmarks.run --render benchmarks/results/latest.json   redraw a saved run
+    .venv/bin/python -m benchmarks.run --render FILE.json --publish   publish a saved run: layer or availability
+        results into docs/performance.md, the zero-downtime tests' results
+        (benchmarks/results/tests/zero-downtime.json) into docs/operations.md
 
 Besides the layer scenarios, a full run measures availability during releases
 (benchmarks/availability.py): failed requests under a steady load for each kind of
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,8 +37,8 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from benchmarks import availability, designs, report, scenarios, servers
-from benchmarks.measure import added_layers, image_facts, measured_pull
+from benchmarks import availability, designs, layer_order, report, scenarios, servers
+from benchmarks.measure import added_layers, floor_bytes, image_facts, measured_pull
 from benchmarks.workspace import BenchmarkError, Clone, git
 from delivery.errors import DeliveryError
 from delivery.pullreport import human_bytes
@@ -55,9 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(run as one chain in that order, always after the first deploy) and "
                         f"{availability.SELECTOR} (availability during releases; alone, no layer scenario runs)")
     parser.add_argument("--stores", help="comma-separated subset of overlay2,containerd")
+    parser.add_argument("--designs", help="comma-separated subset of ours,baseline (default both)")
+    parser.add_argument("--layer-order", help="build ours with the dependency groups stacked in this order, bottom to top "
+                        "(e.g. server,libraries,foundation; default: deps/layers.toml's). With --publish, the run goes to "
+                        "docs/layer-order-results.json, which the layer-order table reads, not to benchmark-results.json")
     parser.add_argument("--servers", choices=("scratch", "testbed"), default="scratch",
                         help="scratch: throwaway engines per chain (default); testbed: the test bed's servers, emptied first")
-    parser.add_argument("--publish", action="store_true", help="also copy the JSON and chart to docs/")
+    parser.add_argument("--publish", action="store_true", help="also copy the JSON (and chart) to docs/ and write its tables into the docs, between their markers")
     parser.add_argument("--render", metavar="JSON", type=Path,
                         help="run nothing: print the table and targets of a saved results file and redraw its chart")
     return parser.parse_args(argv)
@@ -116,6 +125,8 @@ def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
     bench = Bench(
         run_id=run_id, settings=settings, registry=Registry(settings.registry), builder=DockerClient(),
         registry_log=Path(env["TESTBED_REGISTRY_LOG"]), servers=args.servers, stores=stores,
+        designs=tuple(args.designs.split(",")) if args.designs else report.DESIGNS,
+        layer_order=tuple(args.layer_order.split(",")) if args.layer_order else None,
         testbed_hosts={"overlay2": env.get("TESTBED_SERVER_HOST", ""),
                        "containerd": env.get("TESTBED_SERVER_CONTAINERD_HOST", "")},
     )
@@ -141,8 +152,9 @@ def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
         "machine": {**machine(), "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "duration_seconds": round(time.monotonic() - started, 1),
         "scenarios": {s.key: s.title for s in chosen},
-        "changes": {"patch_package": scenarios.PATCH_PACKAGE, "new_package": scenarios.NEW_PACKAGE,
+        "changes": {"bumps": scenarios.BUMPS, "new_package": scenarios.NEW_PACKAGE,
                     "base_extra_package": scenarios.BASE_EXTRA_PACKAGE},
+        "layer_order": list(bench.layer_order or layer_order.groups_of((ROOT / "deps" / "layers.toml").read_text())),
         "ours_layers": layers_of_ours,
         "results": rows,
         "targets": [t.as_dict() for t in report.targets(rows)],
@@ -176,6 +188,8 @@ class Bench:
     registry_log: Path
     servers: str  # "scratch" or "testbed"
     stores: tuple[str, ...]
+    designs: tuple[str, ...]
+    layer_order: tuple[str, ...] | None  # the dependency groups of ours, bottom to top (None: deps/layers.toml's)
     testbed_hosts: dict[str, str]
 
     def empty_servers(self):
@@ -189,13 +203,14 @@ def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: desi
     settings, registry = bench.settings, bench.registry
     rows: list[dict] = []
     layers_of_ours: list[dict] = []
-    for design in report.DESIGNS:
+    for design in bench.designs:
         uv = ROOT / ".venv" / "bin" / "uv"
         loaded: list[str] = []  # baseline releases in the builder's store, removed after the chain
-        with bench.empty_servers() as hosts, Clone(ROOT, bench.run_id, uv, settings.ca_bundle) as clone, \
+        with bench.empty_servers() as hosts, Clone(ROOT, bench.run_id, uv, settings.ca_bundle, bench.layer_order) as clone, \
                 contextlib.ExitStack() as cleanup:
             cleanup.callback(designs.remove_local, bench.builder, loaded)
             base = bases.original
+            previous = None  # the release the servers hold before this scenario's pull
             for scenario in chosen:
                 change = clone.apply(scenario)
                 if scenario.change == "base":
@@ -209,7 +224,9 @@ def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: desi
                 image = image_facts(registry, build.image)
                 code_bytes = added_layers(image, image_facts(registry, build.deps_image)) if build.deps_image else None
                 if design == "ours" and scenario.key == "first":
-                    layers_of_ours = layer_listing(image)
+                    layers_of_ours = layer_listing(image, clone.path / "deps" / "layers.toml")
+                floor = floor_bytes(image, previous)
+                previous = image
                 say(f"[{design}] built {build.image} in {build.seconds:.1f}s ({human_bytes(image.total_bytes)}, "
                     f"{len(image.manifest.layers)} layers); pulling")
                 for server in hosts:
@@ -218,7 +235,8 @@ def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: desi
                         f"({pull.layers}/{pull.total_layers} layers) in {pull.seconds:.2f}s")
                     rows.append({
                         "scenario": scenario.key, "design": design, "store": server.store,
-                        "bytes": pull.bytes, "layer_bytes": pull.layer_bytes, "layers": pull.layers,
+                        "bytes": pull.bytes, "manifest_bytes": pull.manifest_bytes,
+                        "layer_bytes": pull.layer_bytes, "layers": pull.layers, **floor,
                         "total_layers": pull.total_layers, "pull_seconds": pull.seconds,
                         "build_seconds": build.seconds, "build_steps": build.steps, "clean_build": scenario.clean_build,
                         "image": build.image, "digest": image.manifest.digest, "image_bytes": image.total_bytes,
@@ -242,11 +260,15 @@ def outputs(document: dict, json_path: Path, publish: bool) -> int:
     print(report.target_lines(checks))
     for line in report.mismatches(rows):
         say(f"note: {line} (another client pulling the same blobs meanwhile, or a prediction gap)")
-    if publish:
-        DOCS.mkdir(exist_ok=True)
-        shutil.copyfile(json_path, DOCS / "benchmark-results.json")
-        shutil.copyfile(chart, DOCS / "benchmark.png")
-        say(f"published {DOCS / 'benchmark-results.json'} and {DOCS / 'benchmark.png'}")
+    if publish and document.get("layer_order", DEFAULT_ORDER) != DEFAULT_ORDER:
+        copy(json_path, LAYER_ORDER_RESULTS)  # a run with another layer order: only the layer-order table uses it
+        publish_blocks("performance.md", {"layer-order": layer_order_block()})
+        say(f"published {LAYER_ORDER_RESULTS} and the layer-order table of docs/performance.md")
+    elif publish:
+        copy(json_path, DOCS / "benchmark-results.json")
+        copy(chart, DOCS / "benchmark.png")
+        publish_blocks("performance.md", {**report.layer_blocks(document), "layer-order": layer_order_block()})
+        say(f"published {DOCS / 'benchmark-results.json'}, {DOCS / 'benchmark.png'} and the tables of docs/performance.md")
     print(f"\nresults: {json_path}, chart: {chart}; the run took {document['duration_seconds']:.0f}s")
     return 0 if all(t.passed for t in checks) else 1
 
@@ -260,11 +282,45 @@ def availability_outputs(document: dict, json_path: Path, publish: bool) -> int:
     print()
     print(report.target_lines(checks))
     if publish:
-        DOCS.mkdir(exist_ok=True)
-        shutil.copyfile(json_path, DOCS / "availability-results.json")
-        say(f"published {DOCS / 'availability-results.json'}")
+        copy(json_path, DOCS / "availability-results.json")
+        publish_blocks("performance.md", report.availability_blocks(document))
+        say(f"published {DOCS / 'availability-results.json'} and its tables in docs/performance.md")
     print(f"\nresults: {json_path}; the availability run took {document['duration_seconds']:.0f}s")
     return 0 if all(t.passed for t in checks) else 1
+
+
+DEFAULT_ORDER = list(layer_order.groups_of((ROOT / "deps" / "layers.toml").read_text()))
+LAYER_ORDER_RESULTS = DOCS / "layer-order-results.json"
+
+
+def layer_order_block() -> str:
+    """docs/performance.md's layer-order table, from the published results (and any run with another order)."""
+    return layer_order.markdown(json.loads(layer_order.RELEASES.read_text()), json.loads((DOCS / "benchmark-results.json").read_text()),
+                                (ROOT / "deps" / "layers.toml").read_text(),
+                                json.loads(LAYER_ORDER_RESULTS.read_text()) if LAYER_ORDER_RESULTS.exists() else None)
+
+
+def copy(source: Path, target: Path) -> None:
+    """Copy a results file into docs/ (nothing to do when publishing the docs' own copy again)."""
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
+
+
+def publish_blocks(doc: str, blocks: dict[str, str]) -> None:
+    """Rewrite the generated blocks (between <!-- benchmark:NAME begin/end --> markers) of docs/DOC."""
+    path = DOCS / doc
+    path.write_text(report.replace_blocks(path.read_text(), blocks))
+
+
+def zero_downtime_outputs(document: dict, json_path: Path, publish: bool) -> int:
+    """The zero-downtime tests' availability figures: print the table; optionally publish to docs/operations.md."""
+    blocks = report.zero_downtime_blocks(document)
+    print("\n\n".join(blocks.values()))
+    if publish:
+        copy(json_path, DOCS / "zero-downtime-results.json")
+        publish_blocks("operations.md", blocks)
+        say(f"published {DOCS / 'zero-downtime-results.json'} and its tables in docs/operations.md")
+    return 0 if all(r["failed"] == 0 for r in document["results"].values() if r is not document["results"].get("legacy-move")) else 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -273,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
             document = json.loads(args.render.read_text())
         except (OSError, ValueError) as exc:
             raise BenchmarkError(f"cannot read {args.render}: {exc}") from exc
+        if document.get("kind") == "zero-downtime":
+            return zero_downtime_outputs(document, args.render, args.publish)
         if "kinds" in document:
             return availability_outputs(document, args.render, args.publish)
         return outputs(document, args.render, args.publish)
@@ -292,10 +350,26 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def layer_listing(image) -> list[dict]:
-    """Our image's layers, bottom to top: compressed size and the build step that made each."""
+def layer_listing(image, layers_toml: Path) -> list[dict]:
+    """Our image's layers, bottom to top: compressed size, the build step that made each, and what it holds."""
     history = list(image.history) if len(image.history) == len(image.manifest.layers) else [""] * len(image.manifest.layers)
-    return [{"bytes": layer.size, "created_by": step[:160]} for layer, step in zip(image.manifest.layers, history)]
+    groups = [f"deps group `{g['name']}` ({', '.join(g['packages'])})" for g in tomllib.loads(layers_toml.read_text())["layer"]]
+    groups.append("deps group `rest` (packages no group lists: new dependencies land here)")
+    listing = []
+    for index, (layer, step) in enumerate(zip(image.manifest.layers, history)):
+        if index == 0:
+            what = "base image"
+        elif step.startswith("RUN"):
+            what = "OS packages and the `app` user"
+        elif step.startswith("COPY /opt/venv /opt/venv"):
+            what = "empty venv skeleton"
+        elif step.startswith("COPY /opt/venv/ /opt/venv/") and groups:
+            what = groups.pop(0)
+        else:
+            what = "`" + step.removesuffix(" # buildkit").split(" ")[-2 if step.startswith("COPY") else -1] + "`" \
+                if step.startswith("COPY") else f"`{step[:60]}`"
+        listing.append({"bytes": layer.size, "created_by": step[:160], "what": what})
+    return listing
 
 
 def main(argv: list[str] | None = None) -> int:

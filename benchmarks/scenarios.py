@@ -6,12 +6,15 @@ designs, then a pull on servers that hold the previous scenario's release.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 
-# The small dependency the "patch bump" scenario moves by one patch release, and
-# the one the "new dependency" scenario adds. markupsafe has a real x.y.Z patch
-# history; itsdangerous is a small pure-Python package nothing here depends on.
-PATCH_PACKAGE = "markupsafe"
+# One package per dependency group of deps/layers.toml that the "dependency bump"
+# scenarios move back by one patch release (each has a real x.y.Z patch history):
+# which group a bumped package sits in decides what the classic store re-pulls.
+# pydantic pins pydantic-core exactly, so its bump moves both (the whole group).
+BUMPS = {"libraries": "markupsafe", "server": "click", "foundation": "pydantic"}
+# The package the "new dependency" scenario adds: small, pure Python, nothing here depends on it.
 NEW_PACKAGE = "itsdangerous"
 # The Debian package the "base image change" scenario adds to the base image.
 BASE_EXTRA_PACKAGE = "less"
@@ -24,6 +27,8 @@ class Scenario:
     change: str  # what is done to the clone first: see CHANGES
     clean_build: bool  # build without the builder's cache (a fresh CI runner)
     deps_changed: bool  # our deps image must be rebuilt (its inputs changed)
+    package: str = ""  # the package a dependency bump moves back one patch release
+    group: str = ""  # its dependency group (deps/layers.toml)
 
 
 CHANGES = ("none", "code", "same-commit", "dep-patch", "new-dep", "base")
@@ -32,7 +37,8 @@ SCENARIOS = (
     Scenario("first", "first deploy (server has nothing)", "none", clean_build=True, deps_changed=True),
     Scenario("code", "code-only release (one .py file)", "code", clean_build=False, deps_changed=False),
     Scenario("rebuild", "same commit, clean builder", "same-commit", clean_build=True, deps_changed=True),
-    Scenario("dep-patch", f"{PATCH_PACKAGE} patch release", "dep-patch", clean_build=False, deps_changed=True),
+    *(Scenario(f"dep-{group}", f"{package} patch release (`{group}` group)", "dep-patch", clean_build=False,
+               deps_changed=True, package=package, group=group) for group, package in BUMPS.items()),
     Scenario("new-dep", f"new dependency {NEW_PACKAGE}", "new-dep", clean_build=False, deps_changed=True),
     Scenario("base", "base image change", "base", clean_build=False, deps_changed=True),
 )
@@ -71,11 +77,11 @@ def ours_steps(scenario: Scenario) -> list[list[str]]:
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
-def previous_patch(version: str) -> str:
+def previous_patch(version: str, package: str = "package") -> str:
     """'3.0.4' -> '3.0.3': the patch release just before `version`."""
     match = _VERSION.match(version)
     if not match or int(match.group(3)) == 0:
-        raise ValueError(f"{PATCH_PACKAGE} {version} has no previous patch release: pick another PATCH_PACKAGE")
+        raise ValueError(f"{package} {version} has no previous patch release: pick another package in scenarios.BUMPS")
     major, minor, patch = (int(g) for g in match.groups())
     return f"{major}.{minor}.{patch - 1}"
 
@@ -95,3 +101,23 @@ def add_dependency(pyproject_text: str, package: str) -> str:
         raise ValueError("pyproject.toml has no multi-line `dependencies = [` list")
     insert_at = match.end("body")
     return pyproject_text[:insert_at] + f'    "{package}",\n' + pyproject_text[insert_at:]
+
+
+_PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", re.MULTILINE)
+
+
+def moved_pins(before: str, after: str) -> list[str]:
+    """'pydantic 2.14.4 -> 2.14.3' for each pin of a lock that changed (added or removed pins too)."""
+    old, new = dict(_PIN.findall(before)), dict(_PIN.findall(after))
+    return [f"{name} {old.get(name, '(none)')} -> {new.get(name, '(none)')}"
+            for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+
+
+def reorder_layers(layers_toml: str, order: tuple[str, ...]) -> str:
+    """deps/layers.toml with its groups stacked in `order` (bottom to top); same groups, same packages."""
+    groups = {g["name"]: g["packages"] for g in tomllib.loads(layers_toml)["layer"]}
+    if sorted(order) != sorted(groups):
+        raise ValueError(f"--layer-order must name each group of deps/layers.toml once: {', '.join(groups)}")
+    blocks = [f'[[layer]]\nname = "{name}"\npackages = [{", ".join(f"{chr(34)}{p}{chr(34)}" for p in groups[name])}]\n'
+              for name in order]
+    return f"# Reordered by the benchmark (--layer-order {','.join(order)}), bottom to top.\n\n" + "\n".join(blocks)

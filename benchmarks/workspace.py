@@ -29,7 +29,7 @@ def git(root: Path, *args: str) -> str:
 class Clone:
     """A temporary clone of `source` at its working tree state, committed as one commit."""
 
-    def __init__(self, source: Path, run_id: str, uv: Path, ca_bundle: str | None):
+    def __init__(self, source: Path, run_id: str, uv: Path, ca_bundle: str | None, layer_order: tuple[str, ...] | None = None):
         self.source = source
         self.run_id = run_id
         self.uv = uv
@@ -37,12 +37,17 @@ class Clone:
         self._tmp = tempfile.TemporaryDirectory(prefix="production-control-bench-")
         self.path = Path(self._tmp.name) / "repo"
         self.releases = 0
+        self.layer_order = layer_order
 
     def __enter__(self) -> "Clone":
         try:
             worktree.clone(self.source, self.path, f"benchmark {self.run_id}: working tree of {self.source}", user="benchmark")
         except BedError as error:
             raise BenchmarkError(str(error)) from None
+        if self.layer_order:
+            layers = self.path / "deps" / "layers.toml"
+            layers.write_text(scenarios.reorder_layers(layers.read_text(), self.layer_order))
+            self.commit(f"benchmark {self.run_id}: layer order {', '.join(self.layer_order)}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -71,12 +76,14 @@ class Clone:
             self.commit(f"benchmark: code-only release {self.releases}")
             return "appended a line to production_control/web.py"
         if change == "dep-patch":
-            lock = (self.path / "requirements.lock").read_text()
-            old = scenarios.locked_version(lock, scenarios.PATCH_PACKAGE)
-            new = scenarios.previous_patch(old)
-            self.relock(upgrade=f"{scenarios.PATCH_PACKAGE}=={new}")
-            self.commit(f"benchmark: {scenarios.PATCH_PACKAGE} {old} -> {new}")
-            return f"{scenarios.PATCH_PACKAGE} {old} -> {new} in requirements.lock and requirements-dev.txt"
+            package = scenario.package
+            before = (self.path / "requirements.lock").read_text()
+            old = scenarios.locked_version(before, package)
+            new = scenarios.previous_patch(old, package)
+            self.relock(upgrade=f"{package}=={new}")
+            moved = scenarios.moved_pins(before, (self.path / "requirements.lock").read_text())
+            self.commit(f"benchmark: {package} {old} -> {new}")
+            return f"{', '.join(moved)} in requirements.lock (and requirements-dev.txt)"
         if change == "new-dep":
             pyproject = self.path / "pyproject.toml"
             pyproject.write_text(scenarios.add_dependency(pyproject.read_text(), scenarios.NEW_PACKAGE))

@@ -167,7 +167,8 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
             "org.opencontainers.image.version": project.app_version,
             "org.opencontainers.image.revision": source.commit,
             "org.opencontainers.image.created": datetime.fromtimestamp(source.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "org.opencontainers.image.base.name": deps_image,
+            # No org.opencontainers.image.base.name: the deps image's tag is in the config already
+            # (PRODUCTION_CONTROL_DEPS_TAG), and every server downloads the config with every release.
         },
         base_image=deps_image,
         platforms=config.platforms,

@@ -377,7 +377,7 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
 
     def predict(target: Target) -> dict[str, Any]:
         variant = release.variant(target.info.platform, target.host.label)
-        return {"host": target.host.label, "platform": variant.platform, **predict_pull(target, variant, release.image).as_dict(),
+        return {"host": target.host.label, "platform": variant.platform, **predict_pull(target, variant, release.image).prediction(),
                 "dry_run": True}
 
     def deploy_one(target: Target) -> DeployReport:
@@ -400,17 +400,17 @@ def format_report(report: Mapping[str, Any]) -> str:
     if report.get("mode") == "swarm":
         return swarming.format_report(dict(report))
     if report.get("dry_run"):
-        return (f"{report['host']}: {report['image']} would pull {report['pulled_layers']}/{report['total_layers']} layers, "
-                f"{human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store"
+        return (f"{report['host']}: {report['image']} would pull {report['predicted_layers']}/{report['total_layers']} layers, "
+                f"{human_bytes(report['predicted_bytes'])} of {human_bytes(report['total_bytes'])} ({report['store']} store"
                 + (f", {report['platform']})" if report.get("platform") else ")"))
     lines = [
         f"host            {report['host']} ({report['store']} image store" + (f", {report['platform']})" if report.get("platform") else ")"),
         f"image           {report['image']}",
         f"digest          {report['digest']}" + (f" (index {report['index_digest']})" if report.get("index_digest") else ""),
         f"previous        {report['previous'] or 'none'}",
-        f"layers pulled   {report['pulled_layers']}/{report['total_layers']} predicted, {report.get('engine_layers', 0)} reported by the engine",
-        f"bytes pulled    {human_bytes(report['pulled_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
-        f"{human_bytes(report.get('engine_bytes', 0))} reported by the engine (without the config)",
+        f"layers pulled   {report['predicted_layers']}/{report['total_layers']} predicted, {report.get('measured_layers', 0)} measured (engine's pull progress)",
+        f"bytes pulled    {human_bytes(report['predicted_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
+        f"{human_bytes(report.get('measured_bytes', 0))} measured (engine's pull progress, without the config)",
         f"pull time       {report['pull_seconds']:.2f}s",
         f"healthy after   {report['seconds_to_healthy']}s (slot {report['slot']})" if report["healthy"] else f"healthy         no ({report['error']})",
     ]

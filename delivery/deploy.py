@@ -78,12 +78,12 @@ class DeployReport:
     platform: str = ""  # the host's, from its engine (docker info): the release's image for it was pulled
     index_digest: str | None = None  # what the tag names when the release is multi-platform (engines record it)
     previous: str | None = None
-    pulled_layers: int = 0  # predicted before the pull (manifest against the host's layers)
+    predicted_layers: int = 0  # predicted before the pull (manifest against the host's layers)
     total_layers: int = 0
-    pulled_bytes: int = 0  # predicted: layer blobs + config, compressed, as the registry serves them
+    predicted_bytes: int = 0  # predicted: layer blobs + config, compressed, as the registry serves them
     total_bytes: int = 0
-    engine_layers: int = 0  # measured: layers the engine's pull progress reported downloading
-    engine_bytes: int = 0  # measured: their sizes as it printed them (4 significant digits; no config)
+    measured_layers: int = 0  # measured: layers the engine's pull progress reported downloading
+    measured_bytes: int = 0  # measured: their sizes as it printed them (4 significant digits; no config)
     pull_seconds: float = 0.0
     seconds_to_healthy: float | None = None
     healthy: bool = False
@@ -569,11 +569,11 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
                           platform=variant.platform, index_digest=variant.manifest.index_digest)
     plan = predict_pull(target, variant, release.image)
     report.store, report.total_layers, report.total_bytes = plan.store, plan.total_layers, plan.total_bytes
-    report.pulled_layers, report.pulled_bytes = plan.pulled_layers, plan.pulled_bytes
+    report.predicted_layers, report.predicted_bytes = plan.pulled_layers, plan.pulled_bytes
     say(f"{target.host.label}: pulling {release.tag} for {variant.platform} ({plan.pulled_layers}/{plan.total_layers} layers to download)")
     seconds, measured = pull(target, release, say)
     report.pull_seconds = round(seconds, 2)
-    report.engine_layers, report.engine_bytes = measured.layers, measured.bytes
+    report.measured_layers, report.measured_bytes = measured.layers, measured.bytes
     try:
         with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
                          target.config.lock_wait, say):

@@ -40,6 +40,13 @@ class PullPlan:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def prediction(self) -> dict[str, Any]:
+        """What a report shows of it: the layers and bytes a pull is predicted to download, named so."""
+        return {"image": self.image, "digest": self.digest, "store": self.store,
+                "predicted_layers": self.pulled_layers, "total_layers": self.total_layers,
+                "predicted_bytes": self.pulled_bytes, "total_bytes": self.total_bytes,
+                "predicted_digests": list(self.pulled_digests)}
+
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     """The ChainID of each layer: the identity of the layer together with all layers below it."""

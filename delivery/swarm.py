@@ -182,11 +182,11 @@ class NodeReport:
     node: str
     address: str
     state: str  # the manager's view at the end: ready / down
-    measured: bool = False  # its engine answered before and after: pulled_* are measurements
+    measured: bool = False  # its engine answered before and after: measured_* are measurements
     predicted_layers: int | None = None
     predicted_bytes: int | None = None
-    pulled_layers: int | None = None
-    pulled_bytes: int | None = None
+    measured_layers: int | None = None  # the release's layers that arrived on the node
+    measured_bytes: int | None = None
     pull_seconds: float | None = None
     tasks: int = 0  # web tasks running the release at the end
     note: str | None = None
@@ -413,9 +413,9 @@ def measure(manager: DockerClient, web: dict[str, Any] | None, release: Any, nod
             entry.note = f"its engine stopped answering during the update ({node.engine_error}): nothing measured"
             continue
         entry.measured = True
-        entry.pulled_layers, entry.pulled_bytes = measured_pull(variants[node.id].manifest, variants[node.id].diff_ids,
-                                                                before[node.id], after)
-        if entry.pull_seconds is None and entry.pulled_layers and node.id in created:
+        entry.measured_layers, entry.measured_bytes = measured_pull(variants[node.id].manifest, variants[node.id].diff_ids,
+                                                                    before[node.id], after)
+        if entry.pull_seconds is None and entry.measured_layers and node.id in created:
             pulled_at = pull_event_time(node, release, since)
             if pulled_at is not None:
                 entry.pull_seconds = round(max(0.0, pulled_at - created[node.id]), 2)
@@ -540,9 +540,9 @@ def format_report(report: dict[str, Any]) -> str:
              f"image           {report['image']}", f"previous        {report['previous'] or 'none'}"]
     if report["update_state"] == "dry run":
         lines.append("predicted downloads per node (nothing changed):")
-    lines.append(f"  {'node':<14} {'state':<7} {'predicted':>12} {'pulled':>12} {'pull s':>7} tasks")
+    lines.append(f"  {'node':<14} {'state':<7} {'predicted':>12} {'measured':>12} {'pull s':>7} tasks")
     for node in report["nodes"]:
-        lines.append(f"  {node['node']:<14} {node['state']:<7} {size(node['predicted_bytes']):>12} {size(node['pulled_bytes']):>12} "
+        lines.append(f"  {node['node']:<14} {node['state']:<7} {size(node['predicted_bytes']):>12} {size(node['measured_bytes']):>12} "
                      f"{'-' if node['pull_seconds'] is None else format(node['pull_seconds'], '.2f'):>7} {node['tasks']}"
                      + (f"  ({node['note']})" if node["note"] else ""))
     if report["update_state"] != "dry run":

@@ -69,10 +69,10 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
         if served:
             pulled += 1
             assert len(served) == 2, (node["node"], gets.get(address))
-            assert node["pulled_layers"] == 1, node
-            assert node["pulled_bytes"] == sum(served.values()) == predicted[node["node"]], (node, served)
+            assert node["measured_layers"] == 1, node
+            assert node["measured_bytes"] == sum(served.values()) == predicted[node["node"]], (node, served)
         else:
-            assert (node["pulled_layers"], node["pulled_bytes"], node["tasks"]) == (0, 0, 0), node
+            assert (node["measured_layers"], node["measured_bytes"], node["tasks"]) == (0, 0, 0), node
     assert pulled >= 2 and sum(n["tasks"] for n in report["nodes"]) == 3, report["nodes"]
     status = swarm.invoke("status", "--json")
     assert status.returncode == 0, status.describe()
@@ -147,9 +147,9 @@ def test_pre_pull_moves_the_download_out_of_the_update_window(
         assert report["update_state"] == "completed" and not load.result.failures, (report, load.result.summary())
         for node, address in zip(report["nodes"], swarm.node_addresses):
             served = {a.path: a.size for a in gets.get(address, [])}
-            assert node["pulled_bytes"] == sum(served.values()), (node, served)
+            assert node["measured_bytes"] == sum(served.values()), (node, served)
             if pre_pull == "1" or node["tasks"]:  # pre-pull: every node, whatever Swarm places there
-                assert node["pulled_layers"] == 1 and node["pulled_bytes"] > 24 << 20, node
+                assert node["measured_layers"] == 1 and node["measured_bytes"] > 24 << 20, node
         assert report["pre_pull"] == (pre_pull == "1")
     report_line(capsys, "pre-pull", figures)
 
@@ -180,12 +180,13 @@ def test_beside_compose_the_same_kind_of_release_host_by_host_on_the_same_nodes(
         failed = sum(len(load.result.failures) for load in loads)
         report_line(capsys, "compose host by host", {
             "deploy_seconds": [r["seconds"] for r in reports], "total_seconds": round(run.seconds, 1),
-            "pulled_bytes": [r["pulled_bytes"] for r in reports], "failed_requests": failed,
+            "predicted_bytes": [r["predicted_bytes"] for r in reports], "failed_requests": failed,
             "requests": sum(load.result.requests for load in loads)})
         assert failed == 0
         for report, address in zip(reports, swarm.node_addresses):
             served = {a.path: a.size for a in gets.get(address, [])}
-            assert report["pulled_layers"] == 1 and report["pulled_bytes"] == sum(served.values()), (report, served)
+            # Deploy reports (compose, host by host): the prediction, checked against what the registry served.
+            assert report["predicted_layers"] == 1 and report["predicted_bytes"] == sum(served.values()), (report, served)
     finally:
         swarm.remove_compose_project("pc-compose")
 

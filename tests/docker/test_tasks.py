@@ -68,7 +68,7 @@ NO_OP_SECONDS = 15  # a build-deps that finds its tag in the registry only asks 
 SEMVER = r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
 DEPS_IMAGE = re.compile(rf"{re.escape(REGISTRY)}/{DEPS_REPOSITORY}:deps-(?P<version>{SEMVER})-[0-9a-f]{{12}}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-REPORT_KEYS = {"image", "digest", "pulled_layers", "total_layers", "pulled_bytes", "pull_seconds", "healthy", "rolled_back"}
+REPORT_KEYS = {"image", "digest", "predicted_layers", "total_layers", "predicted_bytes", "pull_seconds", "healthy", "rolled_back"}
 
 # The code-only change: one line of jobs.py, replaced by one of the same length.
 CODE_FILE = "production_control/jobs.py"
@@ -288,8 +288,8 @@ def test_deploy_reports_and_runs_the_release(clone: Clone, site: Site, first_rel
     assert (report["healthy"], report["rolled_back"], report["error"]) == (True, False, None)
     assert report["total_layers"] == len(first_release.blobs.layers)
     assert report["total_bytes"] == first_release.blobs.config[1] + sum(size for _, size in first_release.blobs.layers)
-    assert 0 <= report["pulled_layers"] <= report["total_layers"]
-    assert 0 <= report["pulled_bytes"] <= report["total_bytes"]
+    assert 0 <= report["predicted_layers"] <= report["total_layers"]
+    assert 0 <= report["predicted_bytes"] <= report["total_bytes"]
     assert report["pull_seconds"] >= 0
 
     health = get_json(site.port, "/healthz")
@@ -320,7 +320,7 @@ def test_code_only_release_pulls_only_the_code_layer(site: Site, registry_log: P
     release, report, predicted = code_release.release, code_release.deploy.json(), code_release.dry_run.json()
     assert report["version"] == release.tag and report["healthy"], code_release.deploy.describe()
     assert predicted["dry_run"] is True
-    assert (predicted["pulled_bytes"], predicted["pulled_layers"]) == (report["pulled_bytes"], report["pulled_layers"])
+    assert (predicted["predicted_bytes"], predicted["predicted_layers"]) == (report["predicted_bytes"], report["predicted_layers"])
     assert get_json(site.port, "/healthz")["commit"] == release.commit
     shipped = site.server.container.execute(app_container(site.server, site.project), ["cat", f"/app/{CODE_FILE}"])
     assert marker_line(CODE_MARKER) in shipped + "\n", "the release does not run the committed code"
@@ -331,20 +331,20 @@ def test_code_only_release_pulls_only_the_code_layer(site: Site, registry_log: P
     by_engine = blob_gets(engine, APP_REPOSITORY, release.blobs.blob_digests)
     count, served = served_blob_bytes(by_engine, APP_REPOSITORY)
     fetched = {a.path.rsplit("/", 1)[1] for a in by_engine}
-    assert served == report["pulled_bytes"], f"the engine fetched {count} blobs, {served} bytes: {sorted(fetched)}"
-    assert fetched == {*predicted["pulled_digests"], release.blobs.config[0]}
+    assert served == report["predicted_bytes"], f"the engine fetched {count} blobs, {served} bytes: {sorted(fetched)}"
+    assert fetched == {*predicted["predicted_digests"], release.blobs.config[0]}
     # The engine's own progress lines: the same layers; their sizes, printed to four digits, without the config.
     layer_bytes = served - release.blobs.config[1]
-    assert report["engine_layers"] == report["pulled_layers"], report
-    assert abs(report["engine_bytes"] - layer_bytes) <= max(2, layer_bytes // 1000) * report["engine_layers"], report
+    assert report["measured_layers"] == report["predicted_layers"], report
+    assert abs(report["measured_bytes"] - layer_bytes) <= max(2, layer_bytes // 1000) * report["measured_layers"], report
     # All clients: the deploy task itself also reads the config blob (for the diff ids).
     everyone = accesses_between(registry_log, *code_release.log_window)
     _, all_served = served_blob_bytes(blob_gets(everyone, APP_REPOSITORY, release.blobs.blob_digests))
     assert served <= all_served <= served + release.blobs.config[1]
 
-    assert report["pulled_bytes"] < report["total_bytes"] / 100
-    assert 1 <= report["pulled_layers"] <= 2, (
-        f"a code-only release pulled {report['pulled_layers']} of {report['total_layers']} layers: "
+    assert report["predicted_bytes"] < report["total_bytes"] / 100
+    assert 1 <= report["predicted_layers"] <= 2, (
+        f"a code-only release pulled {report['predicted_layers']} of {report['total_layers']} layers: "
         "a layer below the code differs from the previous release's"
     )
 

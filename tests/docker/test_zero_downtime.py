@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from availability_results import record
 from faults_helpers import SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient
@@ -35,10 +36,13 @@ def under_load(bed: FaultBed, *args: str, env: dict[str, str] | None = None) -> 
     return run, load.result
 
 
-def assert_no_failed_request(result: LoadResult, what: str, capsys: pytest.CaptureFixture[str]) -> None:
+def assert_no_failed_request(result: LoadResult, what: str, capsys: pytest.CaptureFixture[str], key: str,
+                             **facts: object) -> None:
+    """No request failed; the figures go to the results file (availability_results) under `key`."""
     summary = result.summary()
+    path = record(key, summary, RATE, **facts)
     with capsys.disabled():
-        print(f"\n[zero-downtime] {what}: {json.dumps(summary)}", flush=True)
+        print(f"\n[zero-downtime] {what}: {json.dumps(summary)} (saved in {path})", flush=True)
     assert result.requests >= 2 * RATE, f"{what}: the load generator sent only {result.requests} requests"
     first = [(o.sent_at, o.status, o.error) for o in result.failures[:5]]
     assert not result.failures, f"{what}: {len(result.failures)} of {result.requests} requests failed, first {first}"
@@ -62,7 +66,7 @@ def test_a_code_only_release_drops_no_request(bed: FaultBed, capsys: pytest.Capt
     run, load = under_load(bed, *bed.deploy_args(second))
 
     assert run.returncode == 0, run.describe()
-    assert_no_failed_request(load, "code-only release", capsys)
+    assert_no_failed_request(load, "code-only release", capsys, "code")
     report = run.json()
     assert (report["healthy"], report["previous"], report["version"]) == (True, good.tag, second.tag)
     assert 0 <= report["switch_seconds"] < 5
@@ -104,7 +108,7 @@ def test_a_release_that_never_gets_healthy_never_receives_a_request(
     assert f"{broken.tag} failed" in line and f"{second.tag} is still serving" in line, line
     if name != "healthz500":
         assert why in line, line
-    assert_no_failed_request(load, f"a release that {name}", capsys)
+    assert_no_failed_request(load, f"a release that {name}", capsys, name, health_timeout_seconds=int(health_timeout))
     report = run.json()
     assert (report["healthy"], report["rolled_back"], report["switch_seconds"]) == (False, True, None)
     assert bed.serving_commit() == second.commit
@@ -123,7 +127,7 @@ def test_a_release_broken_on_its_pages_is_switched_back_by_the_watch_window(
     line = one_error_line(run)
     assert "watch window" in line and "switched back" in line and f"{second.tag} is still serving" in line, line
     # The proxy retried every GET the new release failed on the old one: nobody saw the 500s.
-    assert_no_failed_request(load, "a release healthy on /healthz but answering 500 on /", capsys)
+    assert_no_failed_request(load, "a release healthy on /healthz but answering 500 on /", capsys, "root500")
     watched = run.json()["monitor"]
     assert watched["switched_back"] and watched["errors"] > 0 and watched["error_rate"] > 0.02, watched
     assert bed.serving_commit() == second.commit
@@ -139,7 +143,7 @@ def test_rollback_drops_no_request_and_walks_back(bed: FaultBed, capsys: pytest.
     run, load = under_load(bed, "rollback", "--host", bed.engine.host)
 
     assert run.returncode == 0, run.describe()
-    assert_no_failed_request(load, "invoke rollback", capsys)
+    assert_no_failed_request(load, "invoke rollback", capsys, "rollback")
     assert run.json()["version"] == second.tag
     assert bed.serving_commit() == second.commit
     # A second rollback goes further back, to the release deployed before `second` (good, from the
@@ -210,8 +214,10 @@ def test_a_host_on_the_single_container_layout_moves_to_the_proxy(
             time.sleep(1)
         assert run.returncode == 0, run.describe()
         summary = load.result.summary()
+        path = record("legacy-move", summary, RATE)
         with capsys.disabled():
-            print(f"\n[zero-downtime] single-container layout -> proxy (once): {json.dumps(summary)}", flush=True)
+            print(f"\n[zero-downtime] single-container layout -> proxy (once): {json.dumps(summary)} (saved in {path})",
+                  flush=True)
         # The proxy can only take the port once `app` let it go: one short gap, the only one.
         assert load.result.unavailable_seconds < 5, summary
         assert get_json(port, "/healthz")["commit"] == second.commit

@@ -182,7 +182,6 @@ def test_app_plan(project: Project, root: Path, dirty: str | None, tag: str, pyt
             "org.opencontainers.image.version": "1.2.3",
             "org.opencontainers.image.revision": COMMIT,
             "org.opencontainers.image.created": "2026-11-27T17:58:38Z",  # the commit time, not the build time
-            "org.opencontainers.image.base.name": DEPS_IMAGE,
         },
         base_image=DEPS_IMAGE,  # pulled into the engine first on the engine path
         platforms=("linux/amd64", "linux/arm64"),

@@ -119,7 +119,7 @@ def test_swarm_settings() -> None:
 
 def test_node_report_defaults_say_nothing_was_measured() -> None:
     node = NodeReport("n1", "10.0.0.1", "ready")
-    assert not node.measured and node.pulled_bytes is None
+    assert not node.measured and node.measured_bytes is None
 
 
 def test_a_first_deploy_whose_tasks_keep_failing_says_there_is_nothing_to_roll_back_to() -> None:

@@ -176,9 +176,9 @@ def test_deps_content_hash_ignores_changes_after_the_runtime_line(real_dockerfil
     [
         pytest.param(lambda d, lock, img: (d, lock + b"\n", img), id="lock"),
         pytest.param(lambda d, lock, img: (d, lock, "python:3.13-slim-bookworm"), id="base-image"),
-        pytest.param(
-            lambda d, lock, img: (d.replace("cron curl util-linux", "cron curl util-linux git"), lock, img),
-            id="os-packages",
+        pytest.param(  # the OS packages are in deps/os-layer.sh, a deps input (`lock` here); this is its RUN line
+            lambda d, lock, img: (d.replace("sh /tmp/os-layer.sh", "sh -x /tmp/os-layer.sh"), lock, img),
+            id="os-stage",
         ),
         pytest.param(lambda d, lock, img: (d.replace("FROM os AS deps", "FROM os AS deps\nENV X=1"), lock, img), id="deps-stage"),
     ],
