@@ -413,8 +413,8 @@ def measure(manager: DockerClient, web: dict[str, Any] | None, release: Any, nod
             entry.note = f"its engine stopped answering during the update ({node.engine_error}): nothing measured"
             continue
         entry.measured = True
-        entry.measured_layers, entry.measured_bytes = measured_pull(variants[node.id].manifest, variants[node.id].diff_ids,
-                                                                    before[node.id], after)
+        variant = release.variant(node.platform, node.name)
+        entry.measured_layers, entry.measured_bytes = measured_pull(variant.manifest, variant.diff_ids, before[node.id], after)
         if entry.pull_seconds is None and entry.measured_layers and node.id in created:
             pulled_at = pull_event_time(node, release, since)
             if pulled_at is not None:
