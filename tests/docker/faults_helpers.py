@@ -45,7 +45,6 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 from python_on_whales import Container, DockerClient
-from python_on_whales.exceptions import DockerException
 from tasks_helpers import (
     Clone,
     TaskRun,
