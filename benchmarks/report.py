@@ -336,7 +336,7 @@ def availability_targets(document: dict) -> list[Target]:
 # -- availability figures of the zero-downtime tests (tests/docker/availability_results.py) ----------
 def zero_downtime_blocks(document: dict) -> dict[str, str]:
     """docs/operations.md's blocks: failed requests per kind of release, and the one-off layout move."""
-    results, names = document["results"], document["releases"]
+    results, names = document["results"], document["titles"]
     lines = ["| release | failed requests | unavailable |", "| --- | --- | --- |"]
     for key, name in names.items():
         row = results.get(key)

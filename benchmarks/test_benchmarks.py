@@ -370,7 +370,7 @@ def test_zero_downtime_blocks_name_each_kind_and_the_runs_they_come_from():
         return {"failed": failed, "requests": requests, "unavailable_seconds": unavailable, "rate_per_second": 50,
                 "date": "2026-11-29T08:00:00+00:00", "commit": "a" * 40, "uncommitted_changes": False, **extra}
 
-    document = {"kind": "zero-downtime", "releases": {"code": "code-only release", "hang": "hangs at start",
+    document = {"kind": "zero-downtime", "titles": {"code": "code-only release", "hang": "hangs at start",
                                                       "legacy-move": "the move"},
                 "results": {"hang": row(0, 690, 0.0, health_timeout_seconds=10), "code": row(0, 497, 0.0),
                             "legacy-move": row(19, 378, 0.34)}}

@@ -10,8 +10,8 @@ build-deps (a lock of this module's own, so the deps image is really built here)
 build-app (release 1) -> deploy to the overlay2 server -> a code-only release, deployed,
 its pull read from the registry's access log -> the same commit rebuilt without cache, app
 only (a CI rerun) and deps + app (a clean builder): what a server that runs the release
-would pull, measured by pulling it there. The measurements are printed at the end
-(docs/performance.md quotes them).
+would pull, measured by pulling it there. The measurements are saved at the end to the
+`builders` results file (tests/docker/results.py), which docs/performance.md publishes.
 """
 
 import uuid
@@ -43,6 +43,7 @@ from tasks_helpers import (
     remove_project,
     succeeded,
 )
+from results import KINDS, record
 from testbed import START_HINT, Testbed
 
 from delivery.pullreport import human_bytes, served_blob_bytes
@@ -54,7 +55,7 @@ ENGINE_PATH = "building into the engine and pushing with docker push"
 CODE_FILE = "production_control/jobs.py"
 FIRST_MARKER, CODE_MARKER = uuid.uuid4().hex, uuid.uuid4().hex
 RUNTIME_LAYERS = 4  # the runtime stage's COPY layers: entrypoint, crontab, pyproject.toml, the code
-MEASURED: dict[str, tuple[int, int, int]] = {}  # scenario -> (blobs, bytes, image bytes), printed at the end
+MEASURED: dict[str, dict[str, int]] = {}  # results key (results.KINDS['builders']) -> figures, saved at the end
 
 
 def marker_line(marker: str) -> str:
@@ -150,6 +151,11 @@ def image_bytes(blobs: ReleaseBlobs) -> int:
     return blobs.config[1] + sum(size for _, size in blobs.layers)
 
 
+def figures(layers: int, served: int, blobs: ReleaseBlobs) -> dict[str, int]:
+    """One scenario's pull on the overlay2 server: layers and blob bytes (config included, no manifest)."""
+    return {"layers": layers, "bytes": served, "total_layers": len(blobs.layers), "image_bytes": image_bytes(blobs)}
+
+
 # -- the chain ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def deps_build(clone: Clone, site: Site) -> TaskRun:
@@ -209,8 +215,6 @@ def test_deploy_runs_the_release(site: Site, first_release: Release, first_deplo
     report = first_deploy.json()
     assert (report["healthy"], report["digest"]) == (True, first_release.digest), first_deploy.describe()
     assert get_json(site.port, "/healthz")["commit"] == first_release.commit
-    MEASURED["first deploy (the deploy report's prediction, not checked against the log)"] = (
-        report["predicted_layers"], report["predicted_bytes"], report["total_bytes"])
 
 
 def test_code_only_release_pulls_only_its_code_layers(
@@ -231,7 +235,7 @@ def test_code_only_release_pulls_only_its_code_layers(
     assert release.blobs.config[0] in fetched
     assert 1 <= report["predicted_layers"] <= RUNTIME_LAYERS
     assert served < image_bytes(release.blobs) / 1000
-    MEASURED["code-only release"] = (report["predicted_layers"], served, image_bytes(release.blobs))
+    MEASURED["code"] = figures(len(fetched - {release.blobs.config[0]}), served, release.blobs)
 
 
 # -- the same commit rebuilt: what the engine path loses, measured -----------------------------------------
@@ -247,7 +251,7 @@ def test_same_commit_rebuilt_app_only(
     fetched, served = server_pull(site, registry_log, rebuilt)
     assert served == predicted["predicted_bytes"], f"predicted {predicted['predicted_bytes']} bytes, the registry served {served}"
     assert fetched <= {d for d, _ in rebuilt.blobs.layers[-RUNTIME_LAYERS:]} | {rebuilt.blobs.config[0]}, "a deps layer was pulled"
-    MEASURED["same commit, app rebuilt without cache (CI rerun)"] = (len(fetched - {rebuilt.blobs.config[0]}), served, image_bytes(rebuilt.blobs))
+    MEASURED["rebuild-app"] = figures(len(fetched - {rebuilt.blobs.config[0]}), served, rebuilt.blobs)
 
 
 def test_same_commit_rebuilt_on_a_clean_builder(
@@ -267,7 +271,7 @@ def test_same_commit_rebuilt_on_a_clean_builder(
     base = deployed.blobs.layers[0]
     assert rebuilt.blobs.layers[0] == base and base[0] not in fetched, "the base image is not built here: its layer stays"
     assert 0 < served <= image_bytes(rebuilt.blobs) - base[1]
-    MEASURED["same commit, deps + app rebuilt without cache (clean builder)"] = (len(fetched - {rebuilt.blobs.config[0]}), served, image_bytes(rebuilt.blobs))
+    MEASURED["rebuild-clean"] = figures(len(fetched - {rebuilt.blobs.config[0]}), served, rebuilt.blobs)
 
 
 def test_a_failed_build_shows_its_steps_then_names_the_failing_step_and_what_to_do(clone: Clone, deps_build: TaskRun) -> None:
@@ -290,9 +294,13 @@ def test_a_failed_build_shows_its_steps_then_names_the_failing_step_and_what_to_
 
 
 def test_report_measurements(capsys: pytest.CaptureFixture[str]) -> None:
-    """Prints what was measured (docs/performance.md quotes it); fails when a step did not measure."""
-    assert len(MEASURED) == 4, f"measured only {sorted(MEASURED)}"
+    """Saves what was measured to the builders results file (docs/performance.md publishes it) and prints it;
+    fails when a step did not measure."""
+    assert set(MEASURED) == set(KINDS["builders"]), f"measured only {sorted(MEASURED)}"
+    for key, measured in MEASURED.items():
+        path = record("builders", key, {**measured, "builder": "classic overlay2 engine, docker driver (engine path)"})
     with capsys.disabled():
-        print("\nclassic-store builder (engine path), pulls of the overlay2 server from the registry log:")
-        for scenario, (layers, served, total) in MEASURED.items():
-            print(f"  {scenario:<62} {layers:>2} layers + config  {human_bytes(served):>9} of {human_bytes(total)}")
+        print(f"\nclassic-store builder (engine path), pulls of the overlay2 server (saved in {path}):")
+        for key, m in MEASURED.items():
+            print(f"  {KINDS['builders'][key]:<62} {m['layers']:>2} layers + config  "
+                  f"{human_bytes(m['bytes']):>9} of {human_bytes(m['image_bytes'])}")

@@ -48,6 +48,7 @@ from tasks_helpers import (
     succeeded,
     wait_for,
 )
+from results import record
 from testbed import Testbed
 
 pytestmark = pytest.mark.docker
@@ -234,6 +235,11 @@ def test_deploys_keep_exactly_the_newest_releases(site: Site, releases: list[str
     # Pruning release 4, the last on the old deps layer, would free that layer, but release 0 (other project) holds it.
     # The disk stays flat: from the fourth deploy on, each adds a release and removes one.
     assert max(deploys.disk[KEEP:]) - min(deploys.disk[KEEP:]) <= DEPS_BYTES + 2 * CODE_BYTES, deploys.disk
+    record("retention", "deploys", {
+        "keep_releases": KEEP, "code_layer_bytes": CODE_BYTES, "deps_layer_bytes": DEPS_BYTES, "deps_change_at": DEPS_CHANGE,
+        "disk_bytes": deploys.disk, "pruned": [len(r["pruned"]["pruned"]) for r in deploys.reports],
+        "freed_bytes": [r["pruned"]["freed_bytes"] or 0 for r in deploys.reports],
+    })
 
 
 def test_pruning_never_removes_what_another_compose_project_uses(site: Site, other_project: str, deploys: Deploys) -> None:
@@ -274,6 +280,8 @@ def test_prune_reports_the_bytes_docker_system_df_measures(site: Site, releases:
     assert abs(report["predicted_freed_bytes"] - measured) <= measured / 100, (report, measured)
     assert predicted["predicted_freed_bytes"] == report["predicted_freed_bytes"]
     assert not {f"{REGISTRY}/{APP_REPOSITORY}:{tag}" for tag in releases[-2:]} & site.refs()
+    record("retention", "prune", {"pruned": len(report["pruned"]), "predicted_freed_bytes": report["predicted_freed_bytes"],
+                                  "reported_freed_bytes": report["freed_bytes"], "measured_freed_bytes": measured})
 
 
 # -- the deploy lock -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from availability_results import record
+from results import record
 from faults_helpers import SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient
@@ -38,9 +38,9 @@ def under_load(bed: FaultBed, *args: str, env: dict[str, str] | None = None) -> 
 
 def assert_no_failed_request(result: LoadResult, what: str, capsys: pytest.CaptureFixture[str], key: str,
                              **facts: object) -> None:
-    """No request failed; the figures go to the results file (availability_results) under `key`."""
+    """No request failed; the figures go to the zero-downtime results file (results.py) under `key`."""
     summary = result.summary()
-    path = record(key, summary, RATE, **facts)
+    path = record("zero-downtime", key, {**summary, **facts, "rate_per_second": RATE})
     with capsys.disabled():
         print(f"\n[zero-downtime] {what}: {json.dumps(summary)} (saved in {path})", flush=True)
     assert result.requests >= 2 * RATE, f"{what}: the load generator sent only {result.requests} requests"
@@ -214,7 +214,7 @@ def test_a_host_on_the_single_container_layout_moves_to_the_proxy(
             time.sleep(1)
         assert run.returncode == 0, run.describe()
         summary = load.result.summary()
-        path = record("legacy-move", summary, RATE)
+        path = record("zero-downtime", "legacy-move", {**summary, "rate_per_second": RATE})
         with capsys.disabled():
             print(f"\n[zero-downtime] single-container layout -> proxy (once): {json.dumps(summary)} (saved in {path})",
                   flush=True)
