@@ -10,8 +10,9 @@ cross-check.
 """
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from delivery import tags
@@ -30,6 +31,7 @@ class ImageFacts:
     manifest: Manifest
     diff_ids: tuple[str, ...]
     history: tuple[str, ...]  # created_by of each non-empty layer, bottom to top
+    config_parts: dict[str, int] = field(default_factory=dict)  # what the config's bytes go to (config_parts)
 
     @property
     def total_bytes(self) -> int:
@@ -39,6 +41,17 @@ class ImageFacts:
     @property
     def blobs(self) -> dict[str, int]:
         return {self.manifest.config.digest: self.manifest.config.size, **{b.digest: b.size for b in self.manifest.layers}}
+
+
+def config_parts(config: dict) -> dict[str, int]:
+    """What the image config's bytes go to, each part as compact JSON (as BuildKit writes it): the history
+    (one entry per instruction of the image's stages) and the labels; both are ours to shrink."""
+    def size(value: object) -> int:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+    history = config.get("history", [])
+    return {"config_history_bytes": size(history), "config_history_entries": len(history),
+            "config_label_bytes": size((config.get("config") or {}).get("Labels") or {})}
 
 
 def floor_bytes(image: ImageFacts, previous: ImageFacts | None) -> dict[str, int]:
@@ -72,7 +85,8 @@ def image_facts(registry: Registry, ref: str) -> ImageFacts:
     history = tuple(
         (h.get("created_by") or "").strip() for h in config.get("history", []) if not h.get("empty_layer")
     )
-    return ImageFacts(ref, repository, tag, manifest, tuple(config.get("rootfs", {}).get("diff_ids", [])), history)
+    return ImageFacts(ref, repository, tag, manifest, tuple(config.get("rootfs", {}).get("diff_ids", [])), history,
+                      config_parts(config))
 
 
 def added_layers(image: ImageFacts, below: ImageFacts) -> int:

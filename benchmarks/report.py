@@ -163,6 +163,21 @@ def layers_markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
+def image_config_markdown(document: dict) -> str:
+    """What the code-only release's image config holds (the config is part of every floor), and that pull."""
+    row = _row(document["results"], "code", "ours", "containerd") or _row(document["results"], "code", "ours", "overlay2")
+    if not row or "config_history_bytes" not in row:
+        return "(this run did not measure the image config's parts)"
+    return "\n".join([
+        "| code-only release of the run above | bytes |", "|---|---:|",
+        f"| image config | {row['config_bytes']:,} B |",
+        f"| of which history | {row['config_history_bytes']:,} B, {row['config_history_entries']} entries |",
+        f"| of which labels | {row['config_label_bytes']:,} B |",
+        f"| pulled by the {row['store']} server (manifest + config + code layer) "
+        f"| {human_bytes(row['manifest_bytes'] + row['bytes'])} |",
+    ])
+
+
 def run_markdown(document: dict) -> str:
     """Which run the tables come from: date, machine, source, duration, load."""
     m, source = document["machine"], document["source"]
@@ -208,6 +223,7 @@ def layer_blocks(document: dict) -> dict[str, str]:
         "layers-targets": targets_markdown(targets(document["results"])),
         "layers-bumps": bumps_markdown(document),
         "layers-split": layers_markdown(document),
+        "image-config": image_config_markdown(document),
     }
 
 
@@ -333,7 +349,7 @@ def availability_targets(document: dict) -> list[Target]:
     ]
 
 
-# -- availability figures of the zero-downtime tests (tests/docker/availability_results.py) ----------
+# -- availability figures of the zero-downtime tests (tests/docker/results.py) --------------------------
 def zero_downtime_blocks(document: dict) -> dict[str, str]:
     """docs/operations.md's blocks: failed requests per kind of release, and the one-off layout move."""
     results, names = document["results"], document["titles"]
@@ -345,16 +361,96 @@ def zero_downtime_blocks(document: dict) -> dict[str, str]:
         if row.get("health_timeout_seconds"):
             name += f" (`health_timeout` {row['health_timeout_seconds']} s)"
         lines.append(f"| {name} | {row['failed']} of {row['requests']} | {row['unavailable_seconds']:g} s |")
-    dates = sorted(r["date"][:10] for r in results.values())
-    commits = sorted({r["commit"][:7] + (" with uncommitted changes" if r["uncommitted_changes"] else "") for r in results.values()})
     rates = sorted({r["rate_per_second"] for r in results.values()})
-    run = (f"Run{'s' if dates[0] != dates[-1] else ''} of {dates[0]}{' to ' + dates[-1] if dates[0] != dates[-1] else ''} "
-           f"on the test bed, commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}, "
-           f"{'/'.join(str(r) for r in rates)} GET/s; the requests differ with how long each deploy took:")
+    run = (f"Run of {_runs(results.values())}, on the test bed at {'/'.join(str(r) for r in rates)} GET/s; "
+           "the requests differ with how long each deploy took:")
     blocks = {"zero-downtime-run": run, "zero-downtime": "\n".join(lines)}
     move = results.get("legacy-move")
     if move:
         blocks["zero-downtime-legacy"] = (
             f"{move['unavailable_seconds']:g} s unavailable, {move['failed']} of {move['requests']} requests failed "
             f"at {move['rate_per_second']} requests/s (run of {move['date'][:10]}, commit `{move['commit'][:7]}`).")
+    return blocks
+
+
+# -- figures the integration tests save (tests/docker/results.py), published into the docs -------------
+RESULTS_DOCS = {"zero-downtime": "operations.md", "retention": "operations.md", "builders": "performance.md"}
+
+
+def results_blocks(document: dict, benchmark: dict) -> dict[str, str]:
+    """The generated blocks of a test results file (its `kind` says which); the builders table also shows the
+    layer benchmark's run (`benchmark`, its published JSON) for the containerd-store builder."""
+    kind = document.get("kind")
+    if kind == "builders":
+        return builders_blocks(document, benchmark)
+    if kind == "retention":
+        return retention_blocks(document)
+    if kind == "zero-downtime":
+        return zero_downtime_blocks(document)
+    raise ValueError(f"unknown kind of test results {kind!r}: expected one of {', '.join(RESULTS_DOCS)}")
+
+
+def _runs(results: Iterable[dict]) -> str:
+    """'2026-11-29, commit `abc1234`' for the results of one or more runs."""
+    results = list(results)
+    dates = sorted({r["date"][:10] for r in results})
+    commits = sorted({r["commit"][:7] + (" with uncommitted changes" if r["uncommitted_changes"] else "") for r in results})
+    return f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}, commit{'s' if len(commits) > 1 else ''} " + \
+        ", ".join(f"`{c}`" for c in commits)
+
+
+def _pull_cell(layers: int, pulled_bytes: int, total_layers: int, same_digest: bool = False) -> str:
+    return f"{human_bytes(pulled_bytes)}, {layers}/{total_layers} layers" + (" (same digest)" if same_digest else "")
+
+
+def builders_blocks(document: dict, benchmark: dict) -> dict[str, str]:
+    """docs/performance.md's builders table: what an overlay2 server downloads per builder kind and scenario.
+    The containerd-store row comes from the layer benchmark (its builder engine), the classic-store row from
+    tests/docker/test_classic_builder.py. Bytes are blobs (config + layers), without the manifest."""
+    results = document["results"]
+    code, first, rebuild = (_row(benchmark["results"], key, "ours", "overlay2") for key in ("code", "first", "rebuild"))
+    layout = [
+        _pull_cell(code["layers"], code["bytes"], code["total_layers"]) if code else "-",
+        "not run on its own",
+        _pull_cell(rebuild["layers"], rebuild["bytes"], rebuild["total_layers"],
+                   bool(first) and rebuild["digest"] == first["digest"]) if rebuild else "-",
+    ]
+    engine = [_pull_cell(r["layers"], r["bytes"], r["total_layers"]) if r else "-"
+              for r in (results.get(key) for key in ("code", "rebuild-app", "rebuild-clean"))]
+    lines = [
+        "| builder kind (build path) | code-only release | same commit, app rebuilt without cache (CI rerun) "
+        "| same commit, deps + app rebuilt without cache (clean builder) |",
+        "|---|---:|---:|---:|",
+        "| containerd-store engine, `docker` driver (layout) | " + " | ".join(layout) + " |",
+        "| classic overlay2 engine, `docker` driver (engine) | " + " | ".join(engine) + " |",
+    ]
+    run = (f"The first row is the layer benchmark above (run of {benchmark['date'][:10]}, commit "
+           f"`{benchmark['source']['commit'][:7]}`); the second is `tests/docker/test_classic_builder.py` "
+           f"(run of {_runs(results.values())}).")
+    return {"builders-run": run, "builders": "\n".join(lines)}
+
+
+def retention_blocks(document: dict) -> dict[str, str]:
+    """docs/operations.md's retention table: a host's image disk after each deploy, and a prune by hand
+    (tests/docker/test_operations.py)."""
+    deploys, prune = document["results"]["deploys"], document["results"].get("prune")
+    count = len(deploys["disk_bytes"])
+    heads = [str(n + 1) + (" (deps change)" if n == deploys["deps_change_at"] else "") for n in range(count)]
+    lines = [
+        "| after deploy | " + " | ".join(heads) + " |",
+        "| --- | " + " | ".join("---:" for _ in heads) + " |",
+        "| image disk (`docker system df`) | " + " | ".join(human_bytes(b) for b in deploys["disk_bytes"]) + " |",
+        "| releases pruned | " + " | ".join(str(n) for n in deploys["pruned"]) + " |",
+        "| freed (the deploy's report) | " + " | ".join(human_bytes(b) if b else "-" for b in deploys["freed_bytes"]) + " |",
+    ]
+    text = (f"Run of {_runs(document['results'].values())}: {count} deploys with `keep_releases: {deploys['keep_releases']}`, "
+            f"each release a {human_bytes(deploys['code_layer_bytes'])} code layer over a "
+            f"{human_bytes(deploys['deps_layer_bytes'])} dependency layer that changes at release "
+            f"{deploys['deps_change_at'] + 1}; release 1 stays, run by a second compose project on the engine.")
+    blocks = {"retention-run": text, "retention": "\n".join(lines)}
+    if prune:
+        blocks["retention-prune"] = (
+            f"`invoke prune --keep 1` afterwards pruned {prune['pruned']} releases: `docker system df` measured "
+            f"{human_bytes(prune['measured_freed_bytes'])} freed; the task reported {human_bytes(prune['reported_freed_bytes'])} "
+            f"and had predicted {human_bytes(prune['predicted_freed_bytes'])}.")
     return blocks

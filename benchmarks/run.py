@@ -7,8 +7,9 @@
     .venv/bin/python -m benchmarks.run --scenarios availability   only the availability run (~5 min)
     .venv/bin/python -m benchmarks.run --render benchmarks/results/latest.json   redraw a saved run
     .venv/bin/python -m benchmarks.run --render FILE.json --publish   publish a saved run: layer or availability
-        results into docs/performance.md, the zero-downtime tests' results
-        (benchmarks/results/tests/zero-downtime.json) into docs/operations.md
+        results into docs/performance.md; or what an integration test saved (benchmarks/results/tests/KIND.json,
+        tests/docker/results.py): zero-downtime and retention into docs/operations.md, builders into
+        docs/performance.md
 
 Besides the layer scenarios, a full run measures availability during releases
 (benchmarks/availability.py): failed requests under a steady load for each kind of
@@ -236,7 +237,7 @@ def run_chains(bench: Bench, chosen: tuple[scenarios.Scenario, ...], bases: desi
                     rows.append({
                         "scenario": scenario.key, "design": design, "store": server.store,
                         "bytes": pull.bytes, "manifest_bytes": pull.manifest_bytes,
-                        "layer_bytes": pull.layer_bytes, "layers": pull.layers, **floor,
+                        "layer_bytes": pull.layer_bytes, "layers": pull.layers, **floor, **image.config_parts,
                         "total_layers": pull.total_layers, "pull_seconds": pull.seconds,
                         "build_seconds": build.seconds, "build_steps": build.steps, "clean_build": scenario.clean_build,
                         "image": build.image, "digest": image.manifest.digest, "image_bytes": image.total_bytes,
@@ -267,7 +268,7 @@ def outputs(document: dict, json_path: Path, publish: bool) -> int:
     elif publish:
         copy(json_path, DOCS / "benchmark-results.json")
         copy(chart, DOCS / "benchmark.png")
-        publish_blocks("performance.md", {**report.layer_blocks(document), "layer-order": layer_order_block()})
+        publish_blocks("performance.md", {**report.layer_blocks(document), "layer-order": layer_order_block(), **builders_block()})
         say(f"published {DOCS / 'benchmark-results.json'}, {DOCS / 'benchmark.png'} and the tables of docs/performance.md")
     print(f"\nresults: {json_path}, chart: {chart}; the run took {document['duration_seconds']:.0f}s")
     return 0 if all(t.passed for t in checks) else 1
@@ -312,15 +313,29 @@ def publish_blocks(doc: str, blocks: dict[str, str]) -> None:
     path.write_text(report.replace_blocks(path.read_text(), blocks))
 
 
-def zero_downtime_outputs(document: dict, json_path: Path, publish: bool) -> int:
-    """The zero-downtime tests' availability figures: print the table; optionally publish to docs/operations.md."""
-    blocks = report.zero_downtime_blocks(document)
+def results_outputs(document: dict, json_path: Path, publish: bool) -> int:
+    """Figures an integration test saved (tests/docker/results.py): print its tables; optionally publish them
+    (the JSON to docs/<kind>-results.json, the tables into their doc, report.RESULTS_DOCS)."""
+    kind = document["kind"]
+    blocks = report.results_blocks(document, published_benchmark())
     print("\n\n".join(blocks.values()))
     if publish:
-        copy(json_path, DOCS / "zero-downtime-results.json")
-        publish_blocks("operations.md", blocks)
-        say(f"published {DOCS / 'zero-downtime-results.json'} and its tables in docs/operations.md")
-    return 0 if all(r["failed"] == 0 for r in document["results"].values() if r is not document["results"].get("legacy-move")) else 1
+        copy(json_path, DOCS / f"{kind}-results.json")
+        publish_blocks(report.RESULTS_DOCS[kind], blocks)
+        say(f"published {DOCS / f'{kind}-results.json'} and its tables in docs/{report.RESULTS_DOCS[kind]}")
+    if kind == "zero-downtime":
+        return 0 if all(r["failed"] == 0 for key, r in document["results"].items() if key != "legacy-move") else 1
+    return 0
+
+
+def published_benchmark() -> dict:
+    return json.loads((DOCS / "benchmark-results.json").read_text())
+
+
+def builders_block() -> dict[str, str]:
+    """docs/performance.md's builders table, from the published builders and layer benchmark results."""
+    builders = DOCS / "builders-results.json"
+    return report.builders_blocks(json.loads(builders.read_text()), published_benchmark()) if builders.exists() else {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -329,8 +344,8 @@ def run(args: argparse.Namespace) -> int:
             document = json.loads(args.render.read_text())
         except (OSError, ValueError) as exc:
             raise BenchmarkError(f"cannot read {args.render}: {exc}") from exc
-        if document.get("kind") == "zero-downtime":
-            return zero_downtime_outputs(document, args.render, args.publish)
+        if document.get("kind") in report.RESULTS_DOCS:
+            return results_outputs(document, args.render, args.publish)
         if "kinds" in document:
             return availability_outputs(document, args.render, args.publish)
         return outputs(document, args.render, args.publish)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from benchmarks import availability, designs, layer_order, report, scenarios, servers
 from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
-from benchmarks.measure import ImageFacts, floor_bytes, served, served_manifests
+from benchmarks.measure import ImageFacts, config_parts, floor_bytes, served, served_manifests
 from delivery.registry import Blob, Manifest
 
 BY_KEY = {s.key: s for s in scenarios.SCENARIOS}
@@ -322,8 +323,76 @@ def test_performance_md_shows_the_published_availability_results():
     _published("performance.md", report.availability_blocks(json.loads((DOCS / "availability-results.json").read_text())))
 
 
-def test_operations_md_shows_the_published_zero_downtime_results():
-    _published("operations.md", report.zero_downtime_blocks(json.loads((DOCS / "zero-downtime-results.json").read_text())))
+@pytest.mark.parametrize("kind", sorted(report.RESULTS_DOCS))
+def test_docs_show_the_published_test_results(kind):
+    document = json.loads((DOCS / f"{kind}-results.json").read_text())
+    assert document["kind"] == kind
+    benchmark = json.loads((DOCS / "benchmark-results.json").read_text())
+    _published(report.RESULTS_DOCS[kind], report.results_blocks(document, benchmark))
+
+
+def test_every_table_of_performance_md_is_generated():
+    """A table written by hand would not follow a new run: each one sits between generated-block markers."""
+    outside, inside = [], False
+    for number, line in enumerate((DOCS / "performance.md").read_text().splitlines(), 1):
+        if re.fullmatch(r"<!-- benchmark:[\w-]+ (begin|end) -->", line):
+            inside = line.endswith("begin -->")
+        elif line.startswith("|") and not inside:
+            outside.append(number)
+    assert not outside, f"docs/performance.md has table lines outside generated blocks: lines {outside}"
+
+
+def _result(**figures: object) -> dict:
+    return {**figures, "date": "2026-11-29T08:00:00+00:00", "commit": "b" * 40, "uncommitted_changes": False}
+
+
+def test_builders_blocks_show_both_builder_kinds_with_layers_and_same_digest():
+    def row(scenario: str, layers: int, pulled: int, digest: str) -> dict:
+        return {"scenario": scenario, "design": "ours", "store": "overlay2", "layers": layers, "bytes": pulled,
+                "total_layers": 12, "digest": digest}
+
+    benchmark = {"date": "2026-11-29T08:50:45+00:00", "source": {"commit": "c" * 40},
+                 "results": [row("first", 12, 91_000_000, "sha256:a"), row("code", 1, 9862, "sha256:b"),
+                             row("rebuild", 0, 0, "sha256:a")]}
+    document = {"kind": "builders", "results": {
+        "code": _result(layers=1, bytes=9900, total_layers=12), "rebuild-app": _result(layers=4, bytes=13_700, total_layers=12),
+        "rebuild-clean": _result(layers=11, bytes=8_400_000, total_layers=12)}}
+    blocks = report.results_blocks(document, benchmark)
+    rows = blocks["builders"].splitlines()
+    assert rows[2] == "| containerd-store engine, `docker` driver (layout) | 9.9 kB, 1/12 layers | not run on its own " \
+                      "| 0 B, 0/12 layers (same digest) |"
+    assert rows[3] == "| classic overlay2 engine, `docker` driver (engine) | 9.9 kB, 1/12 layers | 13.7 kB, 4/12 layers " \
+                      "| 8.4 MB, 11/12 layers |"
+    assert "commit `ccccccc`" in blocks["builders-run"] and "commit `bbbbbbb`" in blocks["builders-run"]
+    benchmark["results"][2]["digest"] = "sha256:other"
+    assert "same digest" not in report.builders_blocks(document, benchmark)["builders"]
+
+
+def test_retention_blocks_mark_the_deps_change_and_the_prune():
+    document = {"kind": "retention", "results": {
+        "deploys": _result(keep_releases=3, code_layer_bytes=1 << 20, deps_layer_bytes=8 << 20, deps_change_at=2,
+                           disk_bytes=[100_000_000, 101_000_000, 110_000_000, 102_000_000], pruned=[0, 0, 0, 1],
+                           freed_bytes=[0, 0, 0, 1_050_000]),
+        "prune": _result(pruned=2, predicted_freed_bytes=2_100_000, reported_freed_bytes=2_097_152, measured_freed_bytes=2_097_152)}}
+    blocks = report.results_blocks(document, {})
+    table = blocks["retention"].splitlines()
+    assert table[0] == "| after deploy | 1 | 2 | 3 (deps change) | 4 |"
+    assert table[2] == "| image disk (`docker system df`) | 100.0 MB | 101.0 MB | 110.0 MB | 102.0 MB |"
+    assert table[4] == "| freed (the deploy's report) | - | - | - | 1.1 MB |"
+    assert "4 deploys with `keep_releases: 3`" in blocks["retention-run"] and "changes at release 3" in blocks["retention-run"]
+    assert "pruned 2 releases" in blocks["retention-prune"] and "2.1 MB freed" in blocks["retention-prune"]
+
+
+def test_results_blocks_refuse_an_unknown_kind():
+    with pytest.raises(ValueError, match="unknown kind of test results 'other'"):
+        report.results_blocks({"kind": "other", "results": {}}, {})
+
+
+def test_config_parts_measure_history_and_labels_as_compact_json():
+    config = {"config": {"Labels": {"a": "1"}}, "history": [{"created_by": "RUN x"}, {"empty_layer": True}]}
+    assert config_parts(config) == {"config_history_bytes": len('[{"created_by":"RUN x"},{"empty_layer":true}]'),
+                                    "config_history_entries": 2, "config_label_bytes": len('{"a":"1"}')}
+    assert config_parts({})["config_label_bytes"] == 2  # {}
 
 
 # -- the layer-order model -------------------------------------------------------------------------------
