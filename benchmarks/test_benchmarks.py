@@ -353,7 +353,7 @@ def test_builders_blocks_show_both_builder_kinds_with_layers_and_same_digest():
 
     benchmark = {"date": "2026-11-29T08:50:45+00:00", "source": {"commit": "c" * 40},
                  "results": [row("first", 12, 91_000_000, "sha256:a"), row("code", 1, 9862, "sha256:b"),
-                             row("rebuild", 0, 0, "sha256:a")]}
+                             row("rebuild", 0, 0, "sha256:b")]}
     document = {"kind": "builders", "results": {
         "code": _result(layers=1, bytes=9900, total_layers=12), "rebuild-app": _result(layers=4, bytes=13_700, total_layers=12),
         "rebuild-clean": _result(layers=11, bytes=8_400_000, total_layers=12)}}
