@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockerbed import processes
+from dockerbed import BedError, processes
 
 
 def exists(bridge: str) -> bool:
@@ -59,11 +59,12 @@ def prune_orphans(sockets: Sequence[str]) -> list[str]:
     dockerds = int(processes.run("pgrep", "-c", "-x", "dockerd").stdout.strip() or 0)
     # Bridges before networks: a network created meanwhile is listed with its bridge's owners.
     present = names(processes.check("ip", "-o", "link", "show", "type", "bridge"))
-    network_ids = [
-        network_id
-        for socket in sockets
-        for network_id in processes.check("docker", "-H", f"unix://{socket}", "network", "ls", "-q", "--no-trunc").split()
-    ]
+    network_ids = []
+    for socket in sockets:
+        listed = processes.run("docker", "-H", f"unix://{socket}", "network", "ls", "-q", "--no-trunc")
+        if listed.returncode != 0:
+            raise BedError(f"the engine at {socket} does not list its networks, no bridge removed: {listed.stderr.strip()}")
+        network_ids += listed.stdout.split()
     return [bridge for bridge in orphans(present, network_ids, dockerds, len(sockets)) if delete(bridge)]
 
 
