@@ -6,6 +6,7 @@
   registry down --root DIR
   netns up --bridge B --cidr C NAME:VETH:ADDRESS...     a bridge, forwarding on it, namespaces on it
   netns down --bridge B NAME:VETH:ADDRESS...
+  bridges prune-orphans --socket S...                   remove br-* bridges no engine of these sockets owns
   ca --directory DIR --ip IP                            ca.crt/ca.key and IP's registry.crt/registry.key
 
 Errors are one line on stderr and exit 1.
@@ -88,6 +89,11 @@ def netns_down(args: argparse.Namespace) -> None:
     bridges.delete(args.bridge)
 
 
+def bridges_prune_orphans(args: argparse.Namespace) -> None:
+    for bridge in bridges.prune_orphans(args.sockets):
+        log(f"removed orphan bridge {bridge} (left by a stopped engine)")
+
+
 def ca(args: argparse.Namespace) -> None:
     directory = Path(args.directory)
     if (directory / "registry.crt").exists():
@@ -135,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--cidr", required=action == "up")
         sub.add_argument("namespaces", nargs="*", metavar="NAME:VETH:ADDRESS")
         sub.set_defaults(run=run)
+
+    prune = subjects.add_parser("bridges").add_subparsers(dest="action", required=True).add_parser("prune-orphans")
+    prune.add_argument("--socket", dest="sockets", action="append", required=True,
+                       help="a running engine's socket path; give each engine of the test bed")  # fmt: skip
+    prune.set_defaults(run=bridges_prune_orphans)
 
     authority = subjects.add_parser("ca")
     authority.add_argument("--directory", required=True)

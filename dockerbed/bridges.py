@@ -2,14 +2,18 @@
 
 Each engine that runs at the same time as others gets a bridge (and subnet) of its own. The
 swarm's nodes each live in a network namespace, joined to one bridge by a veth pair.
+A user-defined network's bridge (br-<id>) outlives a dockerd stopped without removing the
+network (throwaway engines of tests); such orphans use up Docker's address pools for every
+engine on the host, and `prune_orphans` removes them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockerbed import processes
+from dockerbed import BedError, processes
 
 
 def exists(bridge: str) -> bool:
@@ -26,8 +30,42 @@ def ensure(bridge: str, cidr: str) -> bool:
     return created
 
 
-def delete(bridge: str) -> None:
-    processes.run("ip", "link", "delete", bridge)
+def delete(bridge: str) -> bool:
+    """True when it was deleted here."""
+    return processes.run("ip", "link", "delete", bridge).returncode == 0
+
+
+def names(ip_link_output: str) -> list[str]:
+    """Pure: the link names of `ip -o link show` output (lines `6: pctb0: <...` or `7: veth1@if6: <...`)."""
+    return [line.split(": ", 2)[1].split("@", 1)[0] for line in ip_link_output.splitlines() if ": " in line]
+
+
+def orphans(present: Iterable[str], network_ids: Iterable[str], dockerds: int, engines: int) -> list[str]:
+    """Pure: the bridges of `present` that Docker made for a network none of the `engines` has.
+
+    Docker names a user-defined network's bridge br-<the first 12 characters of its id>; any
+    other bridge (docker0, the test bed's own) is never an orphan. None at all when more
+    dockerd run than those `engines`: the others' bridges would look orphaned too.
+    """
+    if dockerds > engines:
+        return []
+    owned = {f"br-{network_id[:12]}" for network_id in network_ids}
+    return sorted(bridge for bridge in present if bridge.startswith("br-") and bridge not in owned)
+
+
+def prune_orphans(sockets: Sequence[str]) -> list[str]:
+    """Delete the bridges no engine of `sockets` owns (see `orphans`); the ones deleted.
+    BedError, nothing deleted, when an engine does not list its networks."""
+    dockerds = int(processes.run("pgrep", "-c", "-x", "dockerd").stdout.strip() or 0)
+    # Bridges before networks: a network created meanwhile is listed with its bridge's owners.
+    present = names(processes.check("ip", "-o", "link", "show", "type", "bridge"))
+    network_ids = []
+    for socket in sockets:
+        listed = processes.run("docker", "-H", f"unix://{socket}", "network", "ls", "-q", "--no-trunc")
+        if listed.returncode != 0:
+            raise BedError(f"the engine at {socket} does not list its networks, no bridge removed: {listed.stderr.strip()}")
+        network_ids += listed.stdout.split()
+    return [bridge for bridge in orphans(present, network_ids, dockerds, len(sockets)) if delete(bridge)]
 
 
 def forward_rule(bridge: str) -> list[str]:

@@ -83,6 +83,52 @@ def test_the_cli_reads_namespaces_with_the_bridge_as_gateway() -> None:
     assert bridges.forward_rule("pcsw0") == ["DOCKER-USER", "-i", "pcsw0", "-o", "pcsw0", "-j", "ACCEPT"]
 
 
+# Network ids as engines list them (`docker network ls -q --no-trunc`), and the bridges Docker names
+# after them: br-<the id's first 12 characters> (libnetwork's bridge driver).
+OWNED_ID = "925defad821028aa6cdef159e7c3985f797d96cb65dbb91084ac55d2b766eca4"
+GONE_ID = "185aad6a3016157ced7ae0799b5c5cf6d707a742da2d2cb2ff70ee1e8c1fabed"
+HOST_BRIDGES = ["docker0", "pctb0", "pcsw0", "br-925defad8210", "br-185aad6a3016"]
+
+
+def test_a_bridge_whose_network_is_gone_is_an_orphan_and_an_owned_one_is_kept() -> None:
+    assert bridges.orphans(HOST_BRIDGES, [OWNED_ID], dockerds=4, engines=4) == ["br-185aad6a3016"]
+    assert bridges.orphans(HOST_BRIDGES, [OWNED_ID, GONE_ID], dockerds=4, engines=4) == []
+
+
+def test_only_dockers_br_bridges_can_be_orphans() -> None:
+    # docker0, the test bed's own bridges and the swarm's are owned by no network id, and stay.
+    assert bridges.orphans(["docker0", "pctb0", "pcsw0", "pcfault0", "virbr0"], [], dockerds=1, engines=4) == []
+
+
+def test_a_network_owns_the_bridge_named_after_the_first_12_characters_of_its_id() -> None:
+    assert bridges.orphans(["br-925defad8210"], [OWNED_ID[:12]], dockerds=4, engines=4) == []  # as `ls -q` prints ids
+    # Another stretch of the id is not its bridge's name.
+    assert bridges.orphans(["br-925defad821", "br-25defad82102"], [OWNED_ID], 4, 4) == ["br-25defad82102", "br-925defad821"]
+
+
+def test_nothing_is_an_orphan_while_another_engine_than_the_test_beds_runs() -> None:
+    # A throwaway engine's networks are not listed: its live bridges would look orphaned.
+    assert bridges.orphans(HOST_BRIDGES, [OWNED_ID], dockerds=5, engines=4) == []
+    assert bridges.orphans(HOST_BRIDGES, [OWNED_ID], dockerds=2, engines=2) == ["br-185aad6a3016"]
+
+
+def test_link_names_are_read_from_ip_link_output() -> None:
+    output = (
+        "5: docker0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state DOWN mode DEFAULT group default "
+        "\\    link/ether 02:42:a4:cb:8f:82 brd ff:ff:ff:ff:ff:ff\n"
+        "785: br-185aad6a3016: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state DOWN\n"
+        "9: pcsw-h1@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master pcsw0\n"
+    )
+    assert bridges.names(output) == ["docker0", "br-185aad6a3016", "pcsw-h1"]
+
+
+def test_the_cli_prunes_bridges_of_each_engine_given() -> None:
+    args = cli.parser().parse_args(["bridges", "prune-orphans", "--socket", "/var/run/docker.sock", "--socket", "/st/s.sock"])
+    assert (args.sockets, args.run) == (["/var/run/docker.sock", "/st/s.sock"], cli.bridges_prune_orphans)
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["bridges", "prune-orphans"])  # no engine: every br- bridge would look orphaned
+
+
 def test_the_cli_builds_the_engine_scripts_testbed_asks_for() -> None:
     args = cli.parser().parse_args(["engine", "up", "server", "--root", "/st/server", "--bridge", "pctb0", "--cidr",
                                     "10.213.7.1/24", "--store", "containerd"])  # fmt: skip
