@@ -374,7 +374,8 @@ def zero_downtime_blocks(document: dict) -> dict[str, str]:
 
 
 # -- figures the integration tests save (tests/docker/results.py), published into the docs -------------
-RESULTS_DOCS = {"zero-downtime": "operations.md", "retention": "operations.md", "builders": "performance.md"}
+RESULTS_DOCS = {"zero-downtime": "operations.md", "retention": "operations.md", "builders": "performance.md",
+                "swarm": "cluster.md"}
 
 
 def results_blocks(document: dict, benchmark: dict) -> dict[str, str]:
@@ -385,6 +386,8 @@ def results_blocks(document: dict, benchmark: dict) -> dict[str, str]:
         return builders_blocks(document, benchmark)
     if kind == "retention":
         return retention_blocks(document)
+    if kind == "swarm":
+        return swarm_blocks(document)
     if kind == "zero-downtime":
         return zero_downtime_blocks(document)
     raise ValueError(f"unknown kind of test results {kind!r}: expected one of {', '.join(RESULTS_DOCS)}")
@@ -454,4 +457,71 @@ def retention_blocks(document: dict) -> dict[str, str]:
             f"`invoke prune --keep 1` afterwards pruned {prune['pruned']} releases: `docker system df` measured "
             f"{human_bytes(prune['measured_freed_bytes'])} freed; the task reported {human_bytes(prune['reported_freed_bytes'])} "
             f"and had predicted {human_bytes(prune['predicted_freed_bytes'])}.")
+    return blocks
+
+
+def _span(values: list[float], unit: str = " s") -> str:
+    """'16.2 s' or '16.2–17.0 s'."""
+    low, high = min(values), max(values)
+    return f"{low:g}{unit}" if low == high else f"{low:g}–{high:g}{unit}"
+
+
+def _downloads(row: dict) -> str:
+    """What each node downloaded, per the report (checked against the registry log by the test)."""
+    nodes = row.get("nodes", [])
+    unmeasured = [n["node"] for n in nodes if n.get("measured") is False]
+    pulled = [n for n in nodes if n.get("measured") is not False and n.get("measured_layers")]
+    parts = []
+    if pulled:
+        sizes = sorted({n["measured_bytes"] for n in pulled})
+        layers = sorted({n["measured_layers"] for n in pulled})
+        size = human_bytes(sizes[0]) if len(sizes) == 1 else f"{human_bytes(sizes[0])}–{human_bytes(sizes[-1])}"
+        text = f"{'/'.join(map(str, layers))} layer{'s' if layers[-1] > 1 else ''} + config, {size}, on {len(pulled)} of {len(nodes)} nodes"
+        pulls = [n["pull_seconds"] for n in pulled if n.get("pull_seconds")]
+        if pulls:
+            text += f" (pulled in {_span(pulls)} per node)"
+        parts.append(text)
+    elif "downloaded_bytes" in row:
+        parts.append("nothing" if row["downloaded_bytes"] == 0 else human_bytes(row["downloaded_bytes"]))
+    elif nodes:
+        parts.append("nothing")
+    if unmeasured:
+        parts.append(f"{', '.join(unmeasured)}: nothing measured (engine down)")
+    return "; ".join(parts)
+
+
+def _update(key: str, row: dict) -> str:
+    if key == "crash":
+        return f"{row['update_state']} by Swarm; exit {row['exit']}; cron: {row['cron_state']}"
+    if key == "node-killed":
+        return f"{row['update_state']}; exit {row['exit']}; nodes down: {', '.join(row['nodes_down']) or 'none'}"
+    text = f"{row['update_seconds']:g} s"
+    if key in ("layer", "layer-pre-pull"):
+        text += f" (whole deploy {row['seconds']:g} s"
+        text += f"; pre-pull {row['pre_pull_seconds']:g} s, before the update)" if row.get("pre_pull_seconds") else ")"
+    return text
+
+
+def swarm_blocks(document: dict) -> dict[str, str]:
+    """docs/cluster.md's tables (tests/docker/test_swarm.py): each kind of release on the 3-node swarm, and a
+    code-only release there beside compose host by host on the same engines."""
+    results, titles = document["results"], document["titles"]
+    lines = ["| release | per node downloaded (report = registry log) | update | failed requests |", "| --- | --- | --- | --- |"]
+    for key, title in titles.items():
+        row = results.get(key)
+        if row is None or key == "compose":
+            continue
+        lines.append(f"| {title} | {_downloads(row)} | {_update(key, row)} | {row['load']['failed']} of {row['load']['requests']} |")
+    blocks = {"swarm-run": f"Run of {_runs(results.values())}, figures saved by `tests/docker/test_swarm.py`.",
+              "swarm": "\n".join(lines)}
+    swarm, compose = results.get("code"), results.get("compose")
+    if swarm and compose:
+        blocks["swarm-compose"] = "\n".join([
+            "| code-only release | downloaded per node | time | failed requests |", "| --- | --- | --- | --- |",
+            f"| swarm, {sum(n['tasks'] for n in swarm['nodes'])} web tasks through one stack | {_downloads(swarm)} "
+            f"| update {swarm['update_seconds']:g} s | {swarm['load']['failed']} of {swarm['load']['requests']} |",
+            f"| compose, {len(compose['nodes'])} hosts one after the other | {_downloads(compose)} "
+            f"| {' + '.join(f'{s:g}' for s in compose['deploy_seconds'])} s (the deploy: {compose['seconds']:g} s) "
+            f"| {compose['load']['failed']} of {compose['load']['requests']} |",
+        ])
     return blocks

@@ -36,6 +36,15 @@ KINDS = {
         "rebuild-app": "same commit, app rebuilt without cache (CI rerun)",
         "rebuild-clean": "same commit, deps + app rebuilt without cache (clean builder)",
     },
+    "swarm": {
+        "code": "code-only, rolled through the web tasks",
+        "rollback": "`invoke rollback` (Swarm's rollback of web, then cron)",
+        "crash": "crashes at start",
+        "layer": "a new 24 MB layer, plain",
+        "layer-pre-pull": "the same kind, `deploy.pre_pull`",
+        "node-killed": "code-only, node 3's engine killed (SIGKILL) mid-update",
+        "compose": "code-only, `deploy.mode: compose`, the 3 engines host by host",
+    },
     "retention": {
         "deploys": "the disk after each deploy (keep_releases 3)",
         "prune": "`invoke prune --keep 1` by hand",

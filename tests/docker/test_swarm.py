@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 from loadgen import Load
+from results import record
 from swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
 from tasks_helpers import TaskRun
 
@@ -21,9 +22,19 @@ pytestmark = pytest.mark.docker
 RATE = 25  # requests per second
 
 
-def report_line(capsys: pytest.CaptureFixture[str], what: str, data: object) -> None:
+NODE_FIGURES = ("node", "tasks", "measured", "measured_layers", "measured_bytes", "pull_seconds")
+
+
+def nodes_of(report: dict) -> list[dict]:
+    """What a swarm report measured on each node."""
+    return [{key: node[key] for key in NODE_FIGURES} for node in report["nodes"]]
+
+
+def save(capsys: pytest.CaptureFixture[str], key: str, data: dict) -> None:
+    """Save a test's figures (results.py, kind swarm: docs/cluster.md publishes them) and print them."""
+    path = record("swarm", key, data)
     with capsys.disabled():
-        print(f"\n[swarm] {what}: {json.dumps(data, sort_keys=True)}", flush=True)
+        print(f"\n[swarm] {key}: {json.dumps(data, sort_keys=True)} (saved in {path})", flush=True)
 
 
 def under_load(swarm: SwarmBed, action: Callable[[], TaskRun]) -> tuple[TaskRun, Load]:
@@ -50,8 +61,6 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
     assert run.returncode == 0, run.describe()
     report = run.json()
     summary = load.result.summary()
-    report_line(capsys, "code-only release", {"load": summary, "update_seconds": report["update_seconds"],
-                                             "nodes": report["nodes"]})
     assert load.result.requests >= 2 * RATE
     assert not load.result.failures, summary
     assert (report["update_state"], report["previous"], report["version"]) == ("completed", good.tag, second.tag)
@@ -80,6 +89,8 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
     assert web["update_state"] == "completed"
     assert {t["digest"] for t in web["tasks"]} == {second.digest}
     assert {n: c["healthy"] for n, c in web["per_node"].items()} == {n["node"]: n["tasks"] for n in report["nodes"] if n["tasks"]}
+    save(capsys, "code", {"load": summary, "update_seconds": report["update_seconds"], "seconds": report["seconds"],
+                          "nodes": nodes_of(report)})
 
 
 def test_rollback_goes_back_to_the_previous_release_without_a_failed_request(
@@ -87,14 +98,17 @@ def test_rollback_goes_back_to_the_previous_release_without_a_failed_request(
 ) -> None:
     good, second = swarm.release("good"), swarm.release("second")
     swarm.ensure_serving(second)
+    offset = swarm.log_offset()
 
     run, load = under_load(swarm, lambda: swarm.invoke("rollback", "--json"))
 
     assert run.returncode == 0, run.describe()
     report = run.json()
-    report_line(capsys, "rollback", {"load": load.result.summary(), "update_seconds": report["update_seconds"]})
     assert (report["version"], report["previous"], report["update_state"]) == (good.tag, second.tag, "rolled back"), report
     assert not load.result.failures, load.result.summary()
+    downloads = sum(a.size for gets in swarm.blob_gets_by_client(offset).values() for a in gets)  # registry log
+    save(capsys, "rollback", {"load": load.result.summary(), "update_seconds": report["update_seconds"],
+                              "seconds": report["seconds"], "downloaded_bytes": downloads})
     assert swarm.serving_commit() == good.commit
     status = swarm.invoke("status", "--json").json()
     assert {t["tag"] for t in status["services"]["web"]["tasks"]} == {good.tag}
@@ -110,7 +124,6 @@ def test_a_release_that_crashes_at_start_is_rolled_back_by_swarm(
     run, load = under_load(swarm, lambda: swarm.deploy(crash))
 
     summary = load.result.summary()
-    report_line(capsys, "crashing release", {"load": summary, "stderr_tail": run.stderr_lines[-3:]})
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.stderr
     assert len(run.error_lines) == 1 and "rolled" in run.error_lines[0] and second.tag in run.error_lines[0], run.describe()
@@ -123,6 +136,8 @@ def test_a_release_that_crashes_at_start_is_rolled_back_by_swarm(
     assert report["cron_state"] == f"kept {second.tag}", report
     status = swarm.invoke("status", "--json").json()
     assert {t["tag"] for t in status["services"]["cron"]["tasks"]} == {second.tag}
+    save(capsys, "crash", {"load": summary, "update_state": report["update_state"], "exit": run.returncode,
+                           "cron_state": report["cron_state"], "seconds": report["seconds"], "nodes": nodes_of(report)})
 
 
 def test_pre_pull_moves_the_download_out_of_the_update_window(
@@ -130,7 +145,6 @@ def test_pre_pull_moves_the_download_out_of_the_update_window(
 ) -> None:
     """The same kind of release (a new 24 MB layer) without, then with deploy.pre_pull."""
     swarm.ensure_serving(swarm.release("second"))
-    figures = {}
     for name, pre_pull in (("layer24-a", "0"), ("layer24-b", "1")):  # invoke reads env booleans as 0 / 1
         release = swarm.release(name)
         offset = swarm.log_offset()
@@ -139,11 +153,6 @@ def test_pre_pull_moves_the_download_out_of_the_update_window(
         assert run.returncode == 0, run.describe()
         report = run.json()
         gets = swarm.blob_gets_by_client(offset)
-        figures[f"pre_pull={pre_pull}"] = {
-            "update_seconds": report["update_seconds"], "pre_pull_seconds": report["pre_pull_seconds"],
-            "seconds": report["seconds"], "failed_requests": len(load.result.failures), "requests": load.result.requests,
-            "pull_seconds": {n["node"]: n["pull_seconds"] for n in report["nodes"]},
-        }
         assert report["update_state"] == "completed" and not load.result.failures, (report, load.result.summary())
         for node, address in zip(report["nodes"], swarm.node_addresses):
             served = {a.path: a.size for a in gets.get(address, [])}
@@ -151,7 +160,9 @@ def test_pre_pull_moves_the_download_out_of_the_update_window(
             if pre_pull == "1" or node["tasks"]:  # pre-pull: every node, whatever Swarm places there
                 assert node["measured_layers"] == 1 and node["measured_bytes"] > 24 << 20, node
         assert report["pre_pull"] == (pre_pull == "1")
-    report_line(capsys, "pre-pull", figures)
+        save(capsys, "layer-pre-pull" if pre_pull == "1" else "layer", {
+            "load": load.result.summary(), "update_seconds": report["update_seconds"], "seconds": report["seconds"],
+            "pre_pull_seconds": report["pre_pull_seconds"], "nodes": nodes_of(report)})
 
 
 def test_beside_compose_the_same_kind_of_release_host_by_host_on_the_same_nodes(
@@ -178,15 +189,17 @@ def test_beside_compose_the_same_kind_of_release_host_by_host_on_the_same_nodes(
         reports = run.json()["hosts"]
         gets = swarm.blob_gets_by_client(offset)
         failed = sum(len(load.result.failures) for load in loads)
-        report_line(capsys, "compose host by host", {
-            "deploy_seconds": [r["seconds"] for r in reports], "total_seconds": round(run.seconds, 1),
-            "predicted_bytes": [r["predicted_bytes"] for r in reports], "failed_requests": failed,
-            "requests": sum(load.result.requests for load in loads)})
         assert failed == 0
-        for report, address in zip(reports, swarm.node_addresses):
+        nodes = []
+        for number, (report, address) in enumerate(zip(reports, swarm.node_addresses), 1):
             served = {a.path: a.size for a in gets.get(address, [])}
             # Deploy reports (compose, host by host): the prediction, checked against what the registry served.
             assert report["predicted_layers"] == 1 and report["predicted_bytes"] == sum(served.values()), (report, served)
+            nodes.append({"node": f"swarm-node{number}", "measured_layers": len(served) - 1, "measured_bytes": sum(served.values()),
+                          "pull_seconds": report.get("pull_seconds")})  # registry log: the layer and the config
+        save(capsys, "compose", {"load": {"requests": sum(load.result.requests for load in loads), "failed": failed},
+                                 "deploy_seconds": [r["seconds"] for r in reports], "seconds": round(run.seconds, 1),
+                                 "nodes": nodes})
     finally:
         swarm.remove_compose_project("pc-compose")
 
@@ -226,8 +239,6 @@ def test_a_node_engine_killed_during_the_update_keeps_the_service_up_and_is_name
         swarm.restart_nodes()
     summary = load.result.summary()
     report = run.json()
-    report_line(capsys, "node engine killed", {"load": summary, "update": report["update_state"], "nodes_down": report["nodes_down"],
-                                              "nodes": report["nodes"], "exit": run.returncode})
     node3 = next(n for n in report["nodes"] if n["node"] == "swarm-node3")
     assert "swarm-node3" in report["nodes_down"] or not node3["measured"], report
     assert node3["note"] and "stopped answering" in node3["note"], node3
@@ -235,6 +246,8 @@ def test_a_node_engine_killed_during_the_update_keeps_the_service_up_and_is_name
     assert load.result.requests >= 2 * RATE
     assert len(load.result.failures) <= 0.01 * load.result.requests, summary
     assert swarm.serving_commit() in (second.commit, third.commit)
+    save(capsys, "node-killed", {"load": summary, "update_state": report["update_state"], "exit": run.returncode,
+                                 "nodes_down": report["nodes_down"], "seconds": report["seconds"], "nodes": nodes_of(report)})
 
 
 def test_cron_runs_once_per_tick_across_the_cluster_on_the_data_node(swarm: SwarmBed) -> None:
