@@ -448,3 +448,36 @@ def test_zero_downtime_blocks_name_each_kind_and_the_runs_they_come_from():
                                                          "| hangs at start (`health_timeout` 10 s) | 0 of 690 | 0 s |"]
     assert blocks["zero-downtime-legacy"].startswith("0.34 s unavailable, 19 of 378 requests failed at 50 requests/s")
     assert "commit `aaaaaaa`" in blocks["zero-downtime-run"]
+
+
+def test_swarm_blocks_show_each_release_and_compose_beside_swarm():
+    def node(number: int, layers: int, size: int, tasks: int = 1, measured: bool = True, pull: float | None = None) -> dict:
+        return {"node": f"swarm-node{number}", "tasks": tasks, "measured": measured, "measured_layers": layers,
+                "measured_bytes": size, "pull_seconds": pull}
+
+    load = {"requests": 900, "failed": 0}
+    document = {"kind": "swarm", "titles": {"code": "code-only", "rollback": "rollback", "layer-pre-pull": "pre-pull",
+                                            "node-killed": "node killed", "compose": "compose"},
+                "results": {
+                    "code": _result(load=load, update_seconds=16.4, seconds=20.0,
+                                    nodes=[node(1, 1, 10_500), node(2, 1, 10_500), node(3, 0, 0, tasks=1)]),
+                    "rollback": _result(load=load, update_seconds=10.9, seconds=12.0, downloaded_bytes=0),
+                    "layer-pre-pull": _result(load=load, update_seconds=16.0, seconds=35.0, pre_pull_seconds=0.7,
+                                              nodes=[node(n, 1, 25_000_000, pull=0.3) for n in (1, 2, 3)]),
+                    "node-killed": _result(load={"requests": 1400, "failed": 2}, update_state="completed", exit=0,
+                                           nodes_down=["swarm-node3"], seconds=40.0,
+                                           nodes=[node(1, 1, 10_500), node(2, 0, 0), node(3, 0, 0, measured=False)]),
+                    "compose": _result(load={"requests": 855, "failed": 0}, deploy_seconds=[10.4, 10.8], seconds=22.0,
+                                       nodes=[node(1, 1, 10_500), node(2, 1, 10_500)]),
+                }}
+    blocks = report.results_blocks(document, {})
+    rows = blocks["swarm"].splitlines()[2:]
+    assert rows[0] == "| code-only | 1 layer + config, 10.5 kB, on 2 of 3 nodes | 16.4 s | 0 of 900 |"
+    assert rows[1] == "| rollback | nothing | 10.9 s | 0 of 900 |"
+    assert rows[2] == ("| pre-pull | 1 layer + config, 25.0 MB, on 3 of 3 nodes (pulled in 0.3 s per node) "
+                       "| 16 s (whole deploy 35 s; pre-pull 0.7 s, before the update) | 0 of 900 |")
+    assert rows[3] == ("| node killed | 1 layer + config, 10.5 kB, on 1 of 3 nodes; swarm-node3: nothing measured (engine down) "
+                       "| completed; exit 0; nodes down: swarm-node3 | 2 of 1400 |")
+    assert len(rows) == 4, "compose has a table of its own"
+    compose = blocks["swarm-compose"].splitlines()[3]
+    assert compose == "| compose, 2 hosts one after the other | 1 layer + config, 10.5 kB, on 2 of 2 nodes | 10.4 + 10.8 s (the deploy: 22 s) | 0 of 855 |"
