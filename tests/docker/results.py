@@ -40,7 +40,7 @@ KINDS = {
         "code": "code-only, rolled through the web tasks",
         "rollback": "`invoke rollback` (Swarm's rollback of web, then cron)",
         "crash": "crashes at start",
-        "layer": "a new 24 MB layer, plain",
+        "layer": "a new 24 MiB layer, plain",
         "layer-pre-pull": "the same kind, `deploy.pre_pull`",
         "node-killed": "code-only, node 3's engine killed (SIGKILL) mid-update",
         "compose": "code-only, `deploy.mode: compose`, the 3 engines host by host",
