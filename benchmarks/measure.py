@@ -54,6 +54,17 @@ def config_parts(config: dict) -> dict[str, int]:
             "config_label_bytes": size((config.get("config") or {}).get("Labels") or {})}
 
 
+def layers_moved_below(image: ImageFacts, previous: ImageFacts | None, below: int) -> list[int]:
+    """Pure: which of the bottom `below` layers (the base image, the OS layer, the venv skeleton: only a base
+    change or a refresh should move them) differ from `previous`'s. A release that moves one anyway was built
+    from a build cache older than the Debian archive `previous` was built from: its bytes are not the change's."""
+    if previous is None:
+        return []
+    old = previous.manifest.layers[:below]
+    return [index for index, layer in enumerate(image.manifest.layers[:below])
+            if index >= len(old) or old[index].digest != layer.digest]
+
+
 def floor_bytes(image: ImageFacts, previous: ImageFacts | None) -> dict[str, int]:
     """The physical floor of pulling `image` onto a server that holds `previous` (None: nothing):
     the layers `previous` lacks, the config if it is new, and the manifest. Any store must

@@ -239,10 +239,16 @@ def target_lines(results: list[Target]) -> str:
 
 
 def mismatches(rows: list[dict]) -> list[str]:
-    """Pulls whose measured bytes differ from delivery.pullreport's prediction (worth a look)."""
+    """Pulls whose measured bytes differ from delivery.pullreport's prediction, and releases that moved a layer
+    below the dependency groups their change does not touch (a stale build cache): worth a look."""
     return [
-        f"{r['scenario']}/{r['design']}/{r['store']}: measured {human_bytes(r['bytes'])}, predicted {human_bytes(r['predicted_bytes'])}"
+        f"{r['scenario']}/{r['design']}/{r['store']}: measured {human_bytes(r['bytes'])}, predicted {human_bytes(r['predicted_bytes'])} "
+        "(another client pulling the same blobs meanwhile, or a prediction gap)"
         for r in rows if r["bytes"] != r["predicted_bytes"]
+    ] + [
+        f"{r['scenario']}/{r['design']}/{r['store']}: {', '.join(r['moved_below'])} changed too (a build cache older than "
+        "the previous build's Debian archive): these bytes are not the change's alone"
+        for r in rows if r.get("moved_below")
     ]
 
 

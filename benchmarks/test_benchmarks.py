@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import availability, designs, layer_order, report, scenarios, servers
 from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
-from benchmarks.measure import ImageFacts, config_parts, floor_bytes, served, served_manifests
+from benchmarks.measure import ImageFacts, config_parts, floor_bytes, layers_moved_below, served, served_manifests
 from delivery.registry import Blob, Manifest
 
 BY_KEY = {s.key: s for s in scenarios.SCENARIOS}
@@ -481,3 +481,18 @@ def test_swarm_blocks_show_each_release_and_compose_beside_swarm():
     assert len(rows) == 4, "compose has a table of its own"
     compose = blocks["swarm-compose"].splitlines()[3]
     assert compose == "| compose, 2 hosts one after the other | 1 layer + config, 10.5 kB, on 2 of 2 nodes | 10.4 + 10.8 s (the deploy: 22 s) | 0 of 855 |"
+
+
+def test_layers_moved_below_the_dependency_groups_are_named_and_noted():
+    def image(*digests: str) -> ImageFacts:
+        manifest = Manifest("sha256:m", 100, Blob("sha256:c", 10), tuple(Blob(d, 1) for d in digests))
+        return ImageFacts("r/app:1", "app", "1", manifest, (), ())
+
+    before = image("sha256:base", "sha256:os", "sha256:venv", "sha256:dep", "sha256:code")
+    assert layers_moved_below(image("sha256:base", "sha256:os", "sha256:venv", "sha256:dep2", "sha256:code"), before, 3) == []
+    assert layers_moved_below(image("sha256:base", "sha256:os2", "sha256:venv", "sha256:dep2", "sha256:code"), before, 3) == [1]
+    assert layers_moved_below(before, None, 3) == []
+    row = {"scenario": "dep-libraries", "design": "ours", "store": "overlay2", "bytes": 5, "predicted_bytes": 5,
+           "moved_below": ["OS packages and the `app` user"]}
+    assert report.mismatches([row]) == ["dep-libraries/ours/overlay2: OS packages and the `app` user changed too (a build "
+                                        "cache older than the previous build's Debian archive): these bytes are not the change's alone"]
