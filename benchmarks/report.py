@@ -454,8 +454,8 @@ def retention_blocks(document: dict) -> dict[str, str]:
         "| freed (the deploy's report) | " + " | ".join(human_bytes(b) if b else "-" for b in deploys["freed_bytes"]) + " |",
     ]
     text = (f"Run of {_runs(document['results'].values())}: {count} deploys with `keep_releases: {deploys['keep_releases']}`, "
-            f"each release a {human_bytes(deploys['code_layer_bytes'])} code layer over a "
-            f"{human_bytes(deploys['deps_layer_bytes'])} dependency layer that changes at release "
+            f"each release a code layer of {human_bytes(deploys['code_layer_bytes'])} over a dependency layer of "
+            f"{human_bytes(deploys['deps_layer_bytes'])} that changes at release "
             f"{deploys['deps_change_at'] + 1}; release 1 stays, run by a second compose project on the engine.")
     blocks = {"retention-run": text, "retention": "\n".join(lines)}
     if prune:
