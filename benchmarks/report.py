@@ -356,14 +356,19 @@ def availability_targets(document: dict) -> list[Target]:
 
 
 # -- availability figures of the zero-downtime tests (tests/docker/results.py) --------------------------
+def titled_results(document: dict, apart: str) -> Iterable[tuple[str, str, dict]]:
+    """(key, title, figures) of a test results file, in its titles' order: the keys it has, but `apart`
+    (shown on its own)."""
+    for key, title in document["titles"].items():
+        if key != apart and key in document["results"]:
+            yield key, title, document["results"][key]
+
+
 def zero_downtime_blocks(document: dict) -> dict[str, str]:
     """docs/operations.md's blocks: failed requests per kind of release, and the one-off layout move."""
-    results, names = document["results"], document["titles"]
+    results = document["results"]
     lines = ["| release | failed requests | unavailable |", "| --- | --- | --- |"]
-    for key, name in names.items():
-        row = results.get(key)
-        if row is None or key == "legacy-move":
-            continue
+    for _, name, row in titled_results(document, apart="legacy-move"):
         if row.get("health_timeout_seconds"):
             name += f" (`health_timeout` {row['health_timeout_seconds']} s)"
         lines.append(f"| {name} | {row['failed']} of {row['requests']} | {row['unavailable_seconds']:g} s |")
@@ -511,12 +516,9 @@ def _update(key: str, row: dict) -> str:
 def swarm_blocks(document: dict) -> dict[str, str]:
     """docs/cluster.md's tables (tests/docker/test_swarm.py): each kind of release on the 3-node swarm, and a
     code-only release there beside compose host by host on the same engines."""
-    results, titles = document["results"], document["titles"]
+    results = document["results"]
     lines = ["| release | per node downloaded (report = registry log) | update | failed requests |", "| --- | --- | --- | --- |"]
-    for key, title in titles.items():
-        row = results.get(key)
-        if row is None or key == "compose":
-            continue
+    for key, title, row in titled_results(document, apart="compose"):
         lines.append(f"| {title} | {_downloads(row)} | {_update(key, row)} | {row['load']['failed']} of {row['load']['requests']} |")
     blocks = {"swarm-run": f"Run of {_runs(results.values())}, figures saved by `tests/docker/test_swarm.py`.",
               "swarm": "\n".join(lines)}
