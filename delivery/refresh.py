@@ -124,8 +124,14 @@ def followed(registry: Registry, tag_list: Sequence[str], content_hash: str, cur
 def debian_downgrades(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     """Pure: `name old -> new` for each Debian package of both whose version is lower in `new`, by Debian's
     ordering (epochs, `~` before anything, revisions such as `+deb12u1` after the plain one)."""
-    return [f"{name} {old[name]} -> {new[name]}" for name in sorted(set(old) & set(new))
-            if Version(new[name]) < Version(old[name])]
+    return [f"{name} {old[name]} -> {new[name]}" for name in sorted(set(old) & set(new)) if _lower(new[name], old[name])]
+
+
+def _lower(new: str, old: str) -> bool:
+    try:
+        return Version(new) < Version(old)
+    except ValueError:  # not a Debian version (an SBOM this toolkit did not make): nothing to order it by
+        return False
 
 
 def debian_against(registry: Registry, previous_tag: str, sbom_text: str) -> dict[str, Any]:

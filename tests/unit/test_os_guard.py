@@ -37,6 +37,11 @@ def test_updates_additions_removals_and_equal_versions_are_no_downgrades() -> No
     assert debian_downgrades({}, new) == [] and debian_downgrades(old, {}) == []
 
 
+def test_a_version_that_is_no_debian_version_is_never_a_downgrade() -> None:
+    assert debian_downgrades({"pkg": "1.0 beta"}, {"pkg": "0.9-1"}) == []
+    assert debian_downgrades({"pkg": "1.0-1"}, {"pkg": ""}) == []
+
+
 def test_only_the_packages_that_went_back_are_named_in_name_order() -> None:
     old = {"zlib1g": "1:1.2.13.dfsg-1", "libzstd1": "1.5.4+dfsg2-5+deb12u1", "curl": "7.88.1-10+deb12u7"}
     new = {"zlib1g": "1:1.2.11.dfsg-2", "libzstd1": "1.5.4+dfsg2-5", "curl": "7.88.1-10+deb12u8"}
