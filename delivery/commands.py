@@ -166,7 +166,11 @@ def lock() -> str:
 
 # -- build ---------------------------------------------------------------------------------------
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True, refresh: bool = False) -> dict[str, Any]:
-    """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py."""
+    """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py.
+
+    Never with older Debian packages than the deps image it follows (refresh.refuse_older): a build whose `os`
+    stage came from an older builder cache would revert Debian updates.
+    """
     config, project = settings(section)
     docker, info = builder(config)  # an unusable builder: say so before anything else
     base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
@@ -181,11 +185,25 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
     if current and not force:
         say(f"{plan.image} is already in the registry: nothing to build (--force rebuilds it)")
         return {**summary, "digest": registry.digest(tags.DEPS_REPOSITORY, plan_tag(plan)), "built": False}
+    previous = refreshing.followed(registry, pushed, content_hash, current, base.name)
+    summary["compared_with"] = previous
+
+    def decide(layout: Path, sbom_text: str) -> bool:
+        """Never push older Debian packages than the image this one follows; say which ones moved."""
+        if previous is not None:
+            comparison = refreshing.debian_against(registry, previous, sbom_text)
+            summary.update(comparison)
+            refreshing.refuse_older(comparison, cached=use_cache)
+            moved = refreshing.debian_moved(comparison)
+            if moved:
+                say(moved)
+        return True
+
     login(config, docker)
     say(info.summary())
     say(f"building deps image {plan.image} on {base.pinned}")
     digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache,
-                             before_push=sbom_step(registry, project, plan, base))
+                             before_push=sbom_step(registry, project, plan, base, decide))
     return {**summary, "digest": digest, "built": True, "sbom": sbom.sbom_tag(plan_tag(plan))}
 
 
@@ -219,7 +237,7 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
     """
     version = refreshing.refresh_version(pushed, content_hash, project.deps_version)
     plan = build.deps_plan(project, config, base, version)
-    previous = tags.deps_tag(current, content_hash) if current else refreshing.previous_for_base(registry, pushed, base.name)
+    previous = refreshing.followed(registry, pushed, content_hash, current, base.name)
     result: dict[str, Any] = {"image": plan.image, "base": base.pinned, "refresh": True, "built": False,
                               "base_changed": current is None, "compared_with": previous}
 
@@ -229,6 +247,7 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
             return True
         comparison = refreshing.compare_with(registry, previous, plan.image, layout, sbom_text)
         result.update(comparison)
+        refreshing.refuse_older(comparison, cached=False)
         if comparison["identical"] and current is not None:
             say(f"the rebuilt image has the layers of {previous}: nothing to push")
             return False

@@ -11,13 +11,21 @@ the next app build is FROM the refreshed image without any change in the reposit
 Before the push, `predict_refresh` says what a server running the current deps image
 would download for the refreshed one, per image store, with the pull prediction of
 delivery/pullreport.py (a prediction: `invoke deploy` measures the real pull).
+
+Every deps build, refresh or not, is compared with the deps image it follows (`followed`)
+before its push: one whose Debian packages went back (a build that took its `os` stage
+from a builder cache older than that image) is refused (`refuse_older`), since pushing it
+would revert Debian updates, security fixes included.
 """
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from debian.debian_support import Version
 
 from delivery import tags
 from delivery.base import BASE_DIGEST_LABEL, BASE_NAME_LABEL
@@ -93,11 +101,11 @@ def package_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]
 def previous_for_base(registry: Registry, tag_list: Sequence[str], base_name: str) -> str | None:
     """The deps tag built last on `base_name` (by its SBOM's time): what servers run before a republished base."""
     have = set(tag_list)
+    candidates = [tag for tag in tag_list if f"{tag}.sbom" in have]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # one SBOM per deps image: read a few at a time
+        documents = list(pool.map(lambda tag: fetch_sbom(registry, tags.DEPS_REPOSITORY, tag) or {}, candidates))
     newest: tuple[str, str] | None = None
-    for tag in tag_list:
-        if f"{tag}.sbom" not in have:
-            continue
-        document = fetch_sbom(registry, tags.DEPS_REPOSITORY, tag) or {}
+    for tag, document in zip(candidates, documents):
         metadata = document.get("metadata", {})
         names = {p.get("value") for p in metadata.get("component", {}).get("properties", [])
                  if p.get("name") == "production-control:base.name"}
@@ -105,6 +113,59 @@ def previous_for_base(registry: Registry, tag_list: Sequence[str], base_name: st
         if base_name in names and (newest is None or stamp > newest[0]):
             newest = (stamp, tag)
     return newest[1] if newest else None
+
+
+def followed(registry: Registry, tag_list: Sequence[str], content_hash: str, current: str | None, base_name: str) -> str | None:
+    """The deps tag a new build of `content_hash` follows: its current version, else the one built last on the same base name."""
+    return tags.deps_tag(current, content_hash) if current else previous_for_base(registry, tag_list, base_name)
+
+
+# -- Debian packages never go back ------------------------------------------------------------------
+def debian_downgrades(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Pure: `name old -> new` for each Debian package of both whose version is lower in `new`, by Debian's
+    ordering (epochs, `~` before anything, revisions such as `+deb12u1` after the plain one)."""
+    return [f"{name} {old[name]} -> {new[name]}" for name in sorted(set(old) & set(new)) if _lower(new[name], old[name])]
+
+
+def _lower(new: str, old: str) -> bool:
+    try:
+        return Version(new) < Version(old)
+    except ValueError:  # not a Debian version (an SBOM this toolkit did not make): nothing to order it by
+        return False
+
+
+def debian_against(registry: Registry, previous_tag: str, sbom_text: str) -> dict[str, Any]:
+    """The Debian packages of the image whose SBOM is `sbom_text`, against `previous_tag`'s SBOM (none: no changes known)."""
+    old_sbom = fetch_sbom(registry, tags.DEPS_REPOSITORY, previous_tag)
+    old = sbom_packages(old_sbom)["deb"] if old_sbom else {}
+    new = sbom_packages(json.loads(sbom_text))["deb"] if old_sbom else {}
+    return {"compared_with": previous_tag, "debian_changes": package_changes(old, new),
+            "debian_downgrades": debian_downgrades(old, new)}
+
+
+def listed(items: Sequence[str], most: int = 5) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def refuse_older(comparison: Mapping[str, Any], cached: bool) -> None:
+    """Pure: one DeliveryError line when a deps image has older Debian packages than the one it follows."""
+    downgrades = comparison.get("debian_downgrades") or []
+    if not downgrades:
+        return
+    cause = ("this builder's cache predates them, so nothing was pushed; run `invoke build-deps --no-cache`" if cached
+             else "the base image or Debian archive this build used is older than that image's, so nothing was pushed; "
+                  "build where the archive serves current packages (check the base's sources list and mirror)")
+    raise DeliveryError(f"the deps image built here has older Debian packages than {comparison['compared_with']} "
+                        f"({listed(downgrades)}): {cause}")
+
+
+def debian_moved(comparison: Mapping[str, Any]) -> str | None:
+    """Pure: the line saying which Debian packages changed since the image followed (None: none did)."""
+    changes = comparison.get("debian_changes") or []
+    if not changes:
+        return None
+    return (f"the OS layer changed since {comparison['compared_with']}: {len(changes)} Debian package(s), "
+            f"{listed(changes)} (a server on the classic overlay2 store re-pulls every layer above it)")
 
 
 def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path, sbom_text: str) -> dict[str, Any]:
@@ -123,14 +184,10 @@ def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path
         if not same:
             predictions += [{**p, "platform": platform or AMD64}
                             for p in predict_refresh(old.config.digest, old_diff_ids, image, new, new_diff_ids)]
-    old_sbom = fetch_sbom(registry, tags.DEPS_REPOSITORY, previous_tag)
-    new_packages = sbom_packages(json.loads(sbom_text))
-    changes = package_changes(sbom_packages(old_sbom)["deb"], new_packages["deb"]) if old_sbom else []
     return {
-        "compared_with": previous_tag,
+        **debian_against(registry, previous_tag, sbom_text),
         "identical": identical,
         "changed_layers": changed,
-        "debian_changes": changes,
         "predicted_pull": [] if identical else predictions,
     }
 
