@@ -169,7 +169,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
     """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py.
 
     Never with older Debian packages than the deps image it follows (refresh.refuse_older): a build whose `os`
-    stage came from an older builder cache would revert Debian updates.
+    stage came from an older builder cache would revert Debian updates, so it is built again without cache.
     """
     config, project = settings(section)
     docker, info = builder(config)  # an unusable builder: say so before anything else
@@ -188,22 +188,31 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
     previous = refreshing.followed(registry, pushed, content_hash, current, base.name)
     summary["compared_with"] = previous
 
-    def decide(layout: Path, sbom_text: str) -> bool:
-        """Never push older Debian packages than the image this one follows; say which ones moved."""
-        if previous is not None:
-            comparison = refreshing.debian_against(registry, previous, sbom_text)
-            summary.update(comparison)
-            refreshing.refuse_older(comparison, cached=use_cache)
-            moved = refreshing.debian_moved(comparison)
-            if moved:
-                say(moved)
-        return True
+    def build_once(cached: bool) -> str:
+        def decide(layout: Path, sbom_text: str) -> bool:
+            """Never push older Debian packages than the image this one follows; say which ones moved."""
+            if previous is not None:
+                comparison = refreshing.debian_against(registry, previous, sbom_text)
+                summary.update(comparison)
+                refreshing.refuse_older(comparison, cached=cached)
+                moved = refreshing.debian_moved(comparison)
+                if moved:
+                    say(moved)
+            return True
+
+        return build.run_build(docker, registry, plan, info.path, say, use_cache=cached,
+                               before_push=sbom_step(registry, project, plan, base, decide))
 
     login(config, docker)
     say(info.summary())
     say(f"building deps image {plan.image} on {base.pinned}")
-    digest = build.run_build(docker, registry, plan, info.path, say, use_cache=use_cache,
-                             before_push=sbom_step(registry, project, plan, base, decide))
+    try:
+        digest = build_once(use_cache)
+    except refreshing.OlderDebianPackages as older:
+        if not use_cache:
+            raise
+        say(f"{older}: nothing was pushed; building again without cache (the Debian packages of the moment)")
+        digest = build_once(cached=False)
     return {**summary, "digest": digest, "built": True, "sbom": sbom.sbom_tag(plan_tag(plan))}
 
 

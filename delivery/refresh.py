@@ -147,16 +147,22 @@ def listed(items: Sequence[str], most: int = 5) -> str:
     return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
+class OlderDebianPackages(DeliveryError):
+    """A deps image with older Debian packages than the one it follows (`refuse_older`)."""
+
+
 def refuse_older(comparison: Mapping[str, Any], cached: bool) -> None:
-    """Pure: one DeliveryError line when a deps image has older Debian packages than the one it follows."""
+    """Pure: OlderDebianPackages, one line, when a deps image has older Debian packages than the one it follows.
+    `cached`: the build took steps from the builder's cache (build_deps then builds again without it)."""
     downgrades = comparison.get("debian_downgrades") or []
     if not downgrades:
         return
-    cause = ("this builder's cache predates them, so nothing was pushed; run `invoke build-deps --no-cache`" if cached
-             else "the base image or Debian archive this build used is older than that image's, so nothing was pushed; "
-                  "build where the archive serves current packages (check the base's sources list and mirror)")
-    raise DeliveryError(f"the deps image built here has older Debian packages than {comparison['compared_with']} "
-                        f"({listed(downgrades)}): {cause}")
+    what = f"older Debian packages than {comparison['compared_with']} ({listed(downgrades)})"
+    if cached:
+        raise OlderDebianPackages(f"the deps image built from this builder's cache has {what}: its cache predates them")
+    raise OlderDebianPackages(f"the deps image built here has {what}, without cache: the base image or Debian archive "
+                              "this build used is older than that image's, so nothing was pushed; build where the archive "
+                              "serves current packages (check the base's sources list and mirror)")
 
 
 def debian_moved(comparison: Mapping[str, Any]) -> str | None:
