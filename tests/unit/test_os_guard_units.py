@@ -1,6 +1,5 @@
 """The deps image's Debian packages never go back (delivery/refresh.py): pure parts and the registry reads, faked."""
 
-import json
 from datetime import datetime, timezone
 
 import pytest
