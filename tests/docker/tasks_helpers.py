@@ -251,6 +251,26 @@ class ReleaseBlobs:
         return frozenset([self.config[0], *(digest for digest, _ in self.layers)])
 
 
+# -- the deps repository as the registry serves it --------------------------------------------------------
+def registry_json(path: str, accept: str = "application/vnd.oci.image.manifest.v1+json") -> tuple[int, Any]:
+    """GET http://REGISTRY/v2/PATH: its status, and its JSON when 200."""
+    response = httpx.get(f"http://{REGISTRY}/v2/{path}", headers={"Accept": accept}, timeout=10)
+    return response.status_code, (response.json() if response.status_code == 200 else None)
+
+
+def deps_tags() -> set[str]:
+    status, body = registry_json(f"{DEPS_REPOSITORY}/tags/list")
+    return set((body or {}).get("tags") or []) if status == 200 else set()
+
+
+def sbom_of(tag: str) -> dict[str, Any]:
+    """The CycloneDX SBOM pushed beside deps tag `tag`."""
+    status, manifest = registry_json(f"{DEPS_REPOSITORY}/manifests/{tag}.sbom")
+    assert status == 200, f"no SBOM beside {DEPS_REPOSITORY}:{tag}"
+    assert manifest["artifactType"] == "application/vnd.cyclonedx+json"
+    return registry_json(f"{DEPS_REPOSITORY}/blobs/{manifest['layers'][0]['digest']}")[1]
+
+
 def release_blobs(registry: str, repository: str, reference: str, architecture: str = "amd64") -> ReleaseBlobs:
     """Read the linux/<architecture> image manifest of repository:reference straight from the registry API."""
     base = f"http://{registry}/v2/{repository}"

@@ -25,8 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from python_on_whales import DockerClient
-from tasks_helpers import DEPS_REPOSITORY, REGISTRY, Clone, TaskRun, one_error_line, succeeded
-from test_supply_chain import deps_tags, sbom_of
+from tasks_helpers import DEPS_REPOSITORY, REGISTRY, Clone, TaskRun, deps_tags, one_error_line, sbom_of, succeeded
 from testbed import Testbed
 
 from delivery.base import BaseImage

@@ -17,7 +17,18 @@ from typing import Any
 import httpx
 import pytest
 from python_on_whales import DockerClient
-from tasks_helpers import Clone, DEPS_REPOSITORY, REGISTRY, TaskRun, free_port, one_error_line, succeeded
+from tasks_helpers import (
+    Clone,
+    DEPS_REPOSITORY,
+    REGISTRY,
+    TaskRun,
+    deps_tags,
+    free_port,
+    one_error_line,
+    registry_json,
+    sbom_of,
+    succeeded,
+)
 from testbed import REPO_ROOT, OsvStandin, Testbed
 
 from delivery.sbom import locked_packages
@@ -37,27 +48,10 @@ class Bases:
 
 
 
-def registry_json(path: str, accept: str = "application/vnd.oci.image.manifest.v1+json") -> tuple[int, Any]:
-    response = httpx.get(f"http://{REGISTRY}/v2/{path}", headers={"Accept": accept}, timeout=10)
-    return response.status_code, (response.json() if response.status_code == 200 else None)
-
-
-def deps_tags() -> set[str]:
-    status, body = registry_json(f"{DEPS_REPOSITORY}/tags/list")
-    return set((body or {}).get("tags") or []) if status == 200 else set()
-
-
 def image_config(tag: str) -> dict[str, Any]:
     status, manifest = registry_json(f"{DEPS_REPOSITORY}/manifests/{tag}")
     assert status == 200, f"{DEPS_REPOSITORY}:{tag} is not in the registry"
     return registry_json(f"{DEPS_REPOSITORY}/blobs/{manifest['config']['digest']}")[1]
-
-
-def sbom_of(tag: str) -> dict[str, Any]:
-    status, manifest = registry_json(f"{DEPS_REPOSITORY}/manifests/{tag}.sbom")
-    assert status == 200, f"no SBOM beside {DEPS_REPOSITORY}:{tag}"
-    assert manifest["artifactType"] == "application/vnd.cyclonedx+json"
-    return registry_json(f"{DEPS_REPOSITORY}/blobs/{manifest['layers'][0]['digest']}")[1]
 
 
 def tag_of(run: TaskRun) -> str:
