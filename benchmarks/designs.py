@@ -25,7 +25,7 @@ from benchmarks.workspace import BenchmarkError, Clone
 HERE = Path(__file__).resolve().parent
 BASELINE_DIR = HERE / "baseline"
 BASELINE_REPOSITORY = "production-control-baseline"
-BENCH_IMAGES = "production-control-bench"  # local-only images: the changed base and the stand-ins
+BENCH_IMAGES = "production-control-bench"  # the stand-ins (local only) and the changed base (pushed too)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def prepared_bases(docker: DockerClient, settings: Settings, run_id: str, change
     base = settings.python_image
     if image_id(docker, base) is None:
         raise BenchmarkError(f"the base image {base} is not on the builder: run `sudo scripts/testbed up`")
-    changed = f"{BENCH_IMAGES}/python-base:{run_id.lower()}-plus-{scenarios.BASE_EXTRA_PACKAGE}"
+    # In the registry, where our builds read every base by digest (delivery/base.py); the stand-ins stay local.
+    changed = f"{settings.registry}/{BENCH_IMAGES}-base:{run_id.lower()}-plus-{scenarios.BASE_EXTRA_PACKAGE}"
     made: list[str] = []
     try:
         if changed_base:
@@ -86,6 +87,7 @@ def prepared_bases(docker: DockerClient, settings: Settings, run_id: str, change
                 # One layer, as scripts/testbed imports the original base: the bottom layer changes.
                 docker.image.import_(rootfs, changed, changes=['ENV LANG=C.UTF-8', 'CMD ["python3"]'])
                 made.append(changed)
+                docker.image.push(changed, quiet=True)
         standin = {}
         for image in (base, changed) if changed_base else (base,):
             tag = f"{BENCH_IMAGES}/python-pip:{image_id(docker, image).split(':')[-1][:12]}"
@@ -111,7 +113,6 @@ def build_ours(clone: Clone, scenario: scenarios.Scenario, base: str, settings: 
         **os.environ,
         "INVOKE_DEPLOY_REGISTRY": settings.registry,
         "INVOKE_DEPLOY_PYTHON_IMAGE": base,
-        "INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE": "local",  # the bases here are local stand-ins, tracked by image ID
         "INVOKE_DEPLOY_PLATFORMS": "linux/amd64",  # as are they (the test bed's base is amd64 only)
     }
     if settings.ca_bundle:

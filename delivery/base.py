@@ -1,19 +1,20 @@
 """The base image of the deps image, tracked by digest rather than by name.
 
-`resolve_base` turns the configured base (a tag such as python:3.12.12-slim-bookworm)
-into the digest it points at now:
-- `python_image_source: registry` (the default): the digest the registry serves for the tag
-  (the multi-platform index when there is one), asked with `docker buildx imagetools inspect`,
-  so Docker Hub tokens and `docker login` credentials work as for a pull;
-- `python_image_source: local`: the image ID in the builder engine, for an offline base that
-  was never pushed (the test bed's production-control/python-base:bookworm).
+`resolve_base` turns the configured base (a tag such as python:3.12.12-slim-bookworm) into
+the digest its registry serves for it now (the multi-platform index when there is one), asked
+with `docker buildx imagetools inspect`, so Docker Hub tokens and `docker login` credentials
+work as for a pull. The deps content hash covers that digest, and the build gets
+`name:tag@sha256:...`: a republished base changes the deps tag, and what is built is what the
+hash names.
 
-The deps content hash covers that digest, and the build gets `name:tag@sha256:...`: a
-republished base changes the deps tag, and what is built is what the hash names. On the
-containerd image store BuildKit (docker driver) resolves a local image by that reference:
-the image ID there is the digest of its manifest. The classic store's image ID is the
-digest of the image config, which BuildKit cannot look up, so a local base on a classic
-builder is built by its tag (the hash still covers its ID).
+A base is always read from a registry, never from the builder engine's own images: an offline
+base is pushed to a registry first (the test bed pushes its own to localhost:5000). BuildKit
+(0.13, in Engine 26) cannot be trusted to find a local image by digest: it looks for the
+manifest blob in its content store only when the blob carries a
+`containerd.io/distribution.source.<registry>=<repository>` label, which `docker import` and
+`docker load` do not write and which only a build FROM the plain tag adds. Without it BuildKit
+asks the image's registry (docker.io for a bare name), so the same build failed on a fresh
+engine and passed after other builds (docs/images.md, "The base image by digest").
 """
 from __future__ import annotations
 
@@ -24,11 +25,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.engine import image_store, last_line
+from delivery.engine import last_line
 from delivery.errors import DeliveryError
 from delivery.tags import split_image_ref
-
-SOURCES = ("registry", "local")
 
 # Labels of the deps image (inherited by the app image built FROM it): what it was built on.
 BASE_NAME_LABEL = "production-control.base.name"
@@ -40,19 +39,12 @@ DEBIAN_PACKAGES_FILE = "/usr/share/production-control/debian-packages.txt"
 @dataclass(frozen=True)
 class BaseImage:
     name: str  # as configured, without a digest: python:3.12.12-slim-bookworm
-    digest: str  # sha256:<hex>: registry manifest (or index) digest, or local image ID
-    source: str  # "registry" or "local"
-    by_digest: bool = True  # False: only on a classic-store builder, for a local base
+    digest: str  # sha256:<hex>: the registry's manifest (or index) digest
 
     @property
     def pinned(self) -> str:
         """`name@digest`: what the deps content hash covers."""
         return f"{self.name}@{self.digest}"
-
-    @property
-    def build_ref(self) -> str:
-        """What the build's FROM gets (PYTHON_IMAGE)."""
-        return self.pinned if self.by_digest else self.name
 
     def labels(self) -> dict[str, str]:
         return {BASE_NAME_LABEL: self.name, BASE_DIGEST_LABEL: self.digest}
@@ -65,28 +57,12 @@ def strip_digest(name: str) -> tuple[str, str | None]:
     return plain, (digest if at else None)
 
 
-def resolve_base(docker: DockerClient, name: str, source: str) -> BaseImage:
-    """The configured base and the digest it points at now (see the module doc)."""
-    if source not in SOURCES:
-        raise DeliveryError(f"invalid deploy.python_image_source {source!r}: use registry or local")
+def resolve_base(docker: DockerClient, name: str) -> BaseImage:
+    """The configured base and the digest its registry serves for it now (see the module doc)."""
     plain, digest = strip_digest(name)
     if digest:  # pinned in the configuration already: nothing to ask
-        return BaseImage(plain, digest, source)
-    if source == "local":
-        return _local(docker, plain)
-    return BaseImage(plain, registry_digest(docker, plain), "registry")
-
-
-def _local(docker: DockerClient, name: str) -> BaseImage:
-    try:
-        image = docker.image.inspect(name)
-    except DockerException:
-        raise DeliveryError(
-            f"the base image {name} is not in the builder engine: load or build it (the test bed's: "
-            "`scripts/testbed up`), or set deploy.python_image_source to registry"
-        ) from None
-    containerd = image_store(docker.system.info().driver_status) == "containerd"
-    return BaseImage(name, str(image.id), "local", by_digest=containerd)
+        return BaseImage(plain, digest)
+    return BaseImage(plain, registry_digest(docker, plain))
 
 
 def registry_digest(docker: DockerClient, name: str) -> str:
@@ -97,7 +73,7 @@ def registry_digest(docker: DockerClient, name: str) -> str:
         host = split_image_ref(name).registry or "docker.io"
         raise DeliveryError(
             f"cannot resolve the base image {name} at its registry {host} ({last_line(exc)}): "
-            "check the network or deploy.python_image (an offline base: deploy.python_image_source=local); "
+            "check the network or deploy.python_image (an offline base: push it to a registry first); "
             "nothing was built or pushed"
         ) from None
     try:

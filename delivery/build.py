@@ -138,7 +138,7 @@ def build_secrets(config: DeployConfig) -> tuple[str, ...]:
 
 def deps_plan(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> BuildPlan:
     tag = deps_tag_for(project, config, base, version)
-    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "PYTHON_IMAGE": base.build_ref}
+    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "PYTHON_IMAGE": base.pinned}
     return BuildPlan(
         target="deps",
         image=tags.image_ref(config.registry, tags.DEPS_REPOSITORY, tag),

@@ -173,7 +173,7 @@ def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool 
     """
     config, project = settings(section)
     docker, info = builder(config)  # an unusable builder: say so before anything else
-    base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
+    base = resolve_base(docker, build.python_image(project, config))
     registry = ensure_registry(config)
     content_hash = tags.parse_deps_tag(build.deps_tag_for(project, config, base)).content_hash
     pushed = registry.tags(tags.DEPS_REPOSITORY)
@@ -285,7 +285,7 @@ def refresh_deps(docker, info: BuilderInfo, registry: Registry, config: DeployCo
 
 def current_deps_ref(config: DeployConfig, project: Project, registry: Registry, docker) -> str:
     """The deps image a build of this checkout is FROM: the newest refresh of its content hash."""
-    base = resolve_base(docker, build.python_image(project, config), config.python_image_source)
+    base = resolve_base(docker, build.python_image(project, config))
     content_hash = tags.parse_deps_tag(build.deps_tag_for(project, config, base)).content_hash
     current = refreshing.current_version(registry.tags(tags.DEPS_REPOSITORY), content_hash, project.deps_version)
     if current is None:

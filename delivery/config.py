@@ -68,7 +68,6 @@ class DeployConfig:
 
     registry: str = "localhost:5000"  # host[:port][/namespace...]: the images are <registry>/production-control[-deps]
     python_image: str | None = None  # None: the Dockerfile's ARG PYTHON_IMAGE default
-    python_image_source: str = "registry"  # where its digest is read: "registry", or "local" (an offline base)
     ca_bundle: Path | None = None  # CA bundle for TLS-inspecting proxies, passed as a build secret
     pip_index_url_file: Path | None = None  # file holding a private index URL, passed as a build secret
     # The platforms the images are built for, pushed as one index per tag (delivery/platforms.py);
@@ -106,7 +105,12 @@ def _defaults() -> dict[str, Any]:
     return plain
 
 
-DEFAULTS: dict[str, Any] = _defaults()  # for Collection.configure({"deploy": DEFAULTS})
+DEFAULTS: dict[str, Any] = _defaults()
+# Settings that no longer exist, and what to do instead (one line at load, not "unknown setting").
+REMOVED: dict[str, str] = {
+    "python_image_source": "the base image is always read from its registry (an offline base: push it to one, "
+    "e.g. the test bed's localhost:5000/python-base:bookworm-amd64), then unset it",
+}  # for Collection.configure({"deploy": DEFAULTS})
 
 
 def load_config(section: Mapping[str, Any]) -> DeployConfig:
@@ -117,6 +121,8 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
     raw = dict(section)
     valid = sorted(DEFAULTS)
     for key in raw:
+        if key in REMOVED:
+            raise DeliveryError(f"deploy.{key} was removed: {REMOVED[key]}")
         if key not in DEFAULTS:
             raise DeliveryError(f"unknown deploy setting {key!r}: valid settings are {', '.join(valid)}")
     values = {key: value for key, value in raw.items() if value is not None}
@@ -124,7 +130,6 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
     return DeployConfig(
         registry=_registry(values.get("registry", base.registry)),
         python_image=_image("python_image", values.get("python_image"), "python:3.12-slim-bookworm"),
-        python_image_source=_python_image_source(values.get("python_image_source", base.python_image_source)),
         ca_bundle=_existing_file("ca_bundle", values.get("ca_bundle")),
         pip_index_url_file=_existing_file("pip_index_url_file", values.get("pip_index_url_file")),
         platforms=parse_platforms(values.get("platforms", base.platforms)),
@@ -199,15 +204,6 @@ def _image(key: str, value: Any, example: str) -> str | None:
         split_image_ref(value)
     except DeliveryError:
         raise DeliveryError(f"invalid deploy.{key} {value!r}: use an image reference like {example}") from None
-    return value
-
-
-def _python_image_source(value: Any) -> str:
-    if value not in ("registry", "local"):
-        raise DeliveryError(
-            f"invalid deploy.python_image_source {value!r}: use registry (digest from the registry) "
-            "or local (an image only in the builder engine, tracked by its image ID)"
-        )
     return value
 
 

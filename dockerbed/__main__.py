@@ -8,6 +8,10 @@
   netns down --bridge B NAME:VETH:ADDRESS...
   bridges prune-orphans --socket S...                   remove br-* bridges no engine of these sockets owns
   ca --directory DIR --ip IP                            ca.crt/ca.key and IP's registry.crt/registry.key
+  packages specs SUITE [--apt-option O]...              the verified versions of SUITE's packages to install
+                                                        (name=version, or name with a note when Debian dropped it)
+  packages report [--image SUITE=IMAGE]...              the installed versions, and one line when they differ
+  packages record [--image SUITE=IMAGE]...              write the installed versions into verified-packages.txt
 
 Errors are one line on stderr and exit 1.
 """
@@ -18,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dockerbed import BedError, bridges, certificates, engines, registries
+from dockerbed import BedError, bridges, certificates, engines, packages, registries
 
 
 def log(message: str) -> None:
@@ -103,6 +107,40 @@ def ca(args: argparse.Namespace) -> None:
                                     directory / "registry.key", args.ip, days=3650)  # fmt: skip
 
 
+def packages_specs(args: argparse.Namespace) -> None:
+    pins = packages.verified(args.suite)
+    specs, notes = packages.choose(pins, packages.available([pin.name for pin in pins], args.apt_options))
+    for note in notes:
+        log(note)
+    print(" ".join(specs))
+
+
+def installed_by_suite(args: argparse.Namespace) -> dict[str, str | None]:
+    """The installed version of every verified package: on this machine, or in the image given for its suite."""
+    images = dict(spec.split("=", 1) for spec in args.images)
+    found: dict[str, str | None] = {}
+    for suite in dict.fromkeys(pin.suite for pin in packages.verified()):
+        names = [pin.name for pin in packages.verified(suite)]
+        if suite in images:
+            found.update(packages.installed(names, ["docker", "run", "--rm", "--network", "none", images[suite]]))
+        elif not suite.endswith("-image"):
+            found.update(packages.installed(names))
+    return found
+
+
+def packages_report(args: argparse.Namespace) -> None:
+    found = installed_by_suite(args)
+    versions, differ = packages.report([pin for pin in packages.verified() if pin.name in found], found)
+    log(versions)
+    if differ:
+        log(differ)
+
+
+def packages_record(args: argparse.Namespace) -> None:
+    for line in packages.record(installed_by_suite(args)) or ["nothing changed"]:
+        log(f"verified-packages.txt: {line}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python3 -m dockerbed", description="The Docker test bed's engines, registries and bridges.")
     subjects = top.add_subparsers(dest="subject", required=True)
@@ -146,6 +184,16 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument("--socket", dest="sockets", action="append", required=True,
                        help="a running engine's socket path; give each engine of the test bed")  # fmt: skip
     prune.set_defaults(run=bridges_prune_orphans)
+
+    pkgs = subjects.add_parser("packages").add_subparsers(dest="action", required=True)
+    specs = pkgs.add_parser("specs")
+    specs.add_argument("suite")
+    specs.add_argument("--apt-option", dest="apt_options", action="append", default=[])
+    specs.set_defaults(run=packages_specs)
+    for action, run in (("report", packages_report), ("record", packages_record)):
+        sub = pkgs.add_parser(action)
+        sub.add_argument("--image", dest="images", action="append", default=[], metavar="SUITE=IMAGE")
+        sub.set_defaults(run=run)
 
     authority = subjects.add_parser("ca")
     authority.add_argument("--directory", required=True)

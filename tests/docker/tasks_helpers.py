@@ -111,9 +111,8 @@ def invoke_executable() -> Path:
 def task_environment(testbed: Testbed, overrides: Mapping[str, str]) -> dict[str, str]:
     """The caller's environment without any INVOKE_* setting, plus the test bed's and `overrides`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("INVOKE_")}
-    env["INVOKE_DEPLOY_PYTHON_IMAGE"] = testbed.python_image  # no Docker Hub: the offline base image
+    env["INVOKE_DEPLOY_PYTHON_IMAGE"] = testbed.python_image  # no Docker Hub: the offline base, in the test bed's registry
     env["INVOKE_DEPLOY_PROXY_IMAGE"] = testbed.proxy_image  # likewise the proxy's
-    env["INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE"] = "local"  # tracked by its image ID in the builder engine
     env["INVOKE_DEPLOY_PLATFORMS"] = "linux/amd64"  # that base is amd64 only (test_multiplatform builds both)
     ca_bundle = os.environ.get("INVOKE_DEPLOY_CA_BUNDLE") or (str(CA_BUNDLE) if CA_BUNDLE.is_file() else None)
     if ca_bundle:

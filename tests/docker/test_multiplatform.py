@@ -43,7 +43,7 @@ from tasks_helpers import (
     remove_project,
     succeeded,
 )
-from testbed import CA_BUNDLE, START_HINT, Testbed
+from testbed import CA_BUNDLE, REPO_ROOT, START_HINT, Testbed
 
 from delivery.pullreport import host_layers, plan_pull, served_blob_bytes
 from delivery.registry import Registry
@@ -116,6 +116,10 @@ def blob(repository: str, digest: str) -> bytes:
 def multi(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed, docker: DockerClient) -> Iterator[Multi]:
     if not testbed.multi_python_image:
         pytest.fail(f"the test bed has no multi-platform base (TESTBED_MULTI_PYTHON_IMAGE): {START_HINT}", pytrace=False)
+    # The arm64 base (built under QEMU, a few minutes once per machine) is made only for these tests.
+    made = subprocess.run([str(REPO_ROOT / "scripts" / "testbed"), "multiarch"], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"`scripts/testbed multiarch` failed: {made.stderr.strip()[-500:]}", pytrace=False)
     server = DockerClient(host=testbed.server_host)
     try:
         server.system.info()
@@ -130,7 +134,6 @@ def multi(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed, docker: Do
     clone.env.update(
         INVOKE_DEPLOY_PLATFORMS=",".join(PLATFORMS),
         INVOKE_DEPLOY_PYTHON_IMAGE=testbed.multi_python_image,  # an index of both, as python:3.12-slim is
-        INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE="registry",
         INVOKE_DEPLOY_CA_BUNDLE=str(ca),  # PyPI through the TLS-inspecting proxy, for the emulated pip too
         INVOKE_DEPLOY_COMPOSE_PROJECT=bed.project,
         INVOKE_DEPLOY_HTTP_PORT=str(bed.port),

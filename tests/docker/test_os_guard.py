@@ -64,7 +64,7 @@ def followed_image(docker: DockerClient, base: str, debian: dict[str, str], at: 
     assert body is not None
     subject = {"mediaType": json.loads(body)["mediaType"], "digest": "sha256:" + hashlib.sha256(body).hexdigest(), "size": len(body)}
     base_digest = registry.digest(*base.split("/", 1)[1].rsplit(":", 1))
-    text = make_sbom(f"{REGISTRY}/{DEPS_REPOSITORY}:{tag}", subject["digest"], BaseImage(base, base_digest, "registry"), [],
+    text = make_sbom(f"{REGISTRY}/{DEPS_REPOSITORY}:{tag}", subject["digest"], BaseImage(base, base_digest), [],
                      [DebianPackage(n, v, "amd64", None) for n, v in debian.items()], {"ID": "debian", "VERSION_ID": "12"}, at)
     push_sbom(registry, DEPS_REPOSITORY, tag, text, subject)
     return tag
@@ -77,7 +77,7 @@ def guarded(docker: DockerClient, testbed: Testbed, tmp_path_factory: pytest.Tem
     try:
         docker.image.push(base, quiet=True)
         clone = Clone.create(tmp_path_factory.mktemp("osguard") / "repo", testbed)
-        clone.env.update(INVOKE_DEPLOY_PYTHON_IMAGE=base, INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE="registry")
+        clone.env.update(INVOKE_DEPLOY_PYTHON_IMAGE=base)
         now = datetime.now(timezone.utc)
         newer_tag = followed_image(docker, base, {"libzstd1": NEWER}, now)
         refused = clone.invoke("build-deps", "--json", timeout=DEPS_BUILD_TIMEOUT)

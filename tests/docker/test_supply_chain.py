@@ -81,7 +81,7 @@ def _digest(name: str) -> str:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory, testbed: Testbed, bases: Bases) -> Clone:
     repo = Clone.create(tmp_path_factory.mktemp("supply") / "repo", testbed)
-    repo.env.update(INVOKE_DEPLOY_PYTHON_IMAGE=bases.name, INVOKE_DEPLOY_PYTHON_IMAGE_SOURCE="registry")
+    repo.env.update(INVOKE_DEPLOY_PYTHON_IMAGE=bases.name)
     return repo
 
 

@@ -23,8 +23,8 @@ from delivery.source import SourceState
 
 REGISTRY = "registry.example.com:5000"
 BASE_IMAGE = "python:3.12.12-slim-bookworm"
-BASE = BaseImage(BASE_IMAGE, "sha256:" + "a" * 64, "registry")
-REPUBLISHED = BaseImage(BASE_IMAGE, "sha256:" + "b" * 64, "registry")
+BASE = BaseImage(BASE_IMAGE, "sha256:" + "a" * 64)
+REPUBLISHED = BaseImage(BASE_IMAGE, "sha256:" + "b" * 64)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 COMMIT_TIME = 1795802318
 
@@ -127,13 +127,6 @@ def test_deps_plan_of_a_refresh_has_its_version_and_the_same_content_hash(projec
     plan = deps_plan(project, DeployConfig(registry=REGISTRY), BASE, "1.0.1")
     assert plan.image == f"{REGISTRY}/production-control-deps:{expected_deps_tag(deps_version='1.0.1')}"
     assert plan.build_args["DEPS_TAG"].rsplit("-", 1)[1] == expected_deps_tag().rsplit("-", 1)[1]
-
-
-def test_a_local_base_on_a_classic_builder_is_built_by_its_tag_but_hashed_by_its_id(project: Project) -> None:
-    local = BaseImage("production-control/python-base:bookworm", "sha256:" + "c" * 64, "local", by_digest=False)
-    plan = deps_plan(project, DeployConfig(registry=REGISTRY), local)
-    assert plan.build_args["PYTHON_IMAGE"] == "production-control/python-base:bookworm"
-    assert plan.image.endswith(expected_deps_tag(local.pinned))
 
 
 @pytest.mark.parametrize(
@@ -273,7 +266,7 @@ def test_deps_tag_changes_when_the_base_tag_is_republished(project: Project) -> 
     """Same base name, new digest (a republished python:3.12-slim): a new deps tag."""
     config = DeployConfig()
     assert deps_tag_for(project, config, REPUBLISHED) != deps_tag_for(project, config, BASE)
-    assert deps_tag_for(project, config, BaseImage(BASE_IMAGE, BASE.digest, "local")) == deps_tag_for(project, config, BASE)
+    assert deps_tag_for(project, config, BaseImage(BASE_IMAGE, BASE.digest)) == deps_tag_for(project, config, BASE)
 
 
 # -- staged build context ----------------------------------------------------------------------------

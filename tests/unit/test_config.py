@@ -163,7 +163,7 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         pytest.param({"hosts": ["local", "local"]}, "deploy.hosts lists 'local' twice: list each host once", id="hosts-duplicate"),
         pytest.param({"hosts": ["http://web1"]}, f"invalid host 'http://web1': {HOST_FORMS}", id="hosts-invalid"),
         pytest.param({"hosts": "local,"}, f"invalid host '': {HOST_FORMS}", id="hosts-trailing-comma"),
-        pytest.param({"python_image_source": "hub"}, "invalid deploy.python_image_source 'hub': use registry (digest from the registry) or local (an image only in the builder engine, tracked by its image ID)", id="python-image-source"),
+        pytest.param({"python_image_source": "local"}, "deploy.python_image_source was removed: the base image is always read from its registry", id="python-image-source-removed"),
         pytest.param({"audit_osv_url": "ftp://x"}, "invalid deploy.audit_osv_url 'ftp://x': use an http(s) URL, e.g. https://api.osv.dev/v1/query", id="audit-osv-url"),
         pytest.param({"registy": "x"}, "unknown deploy setting 'registy': valid settings are audit_osv_url, ca_bundle, compose_project, ", id="unknown-key"),
     ],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dockerbed import __main__ as cli
-from dockerbed import bridges, worktree
+from dockerbed import bridges, packages, worktree
 from dockerbed.engines import Engine
 from dockerbed.registries import Registry, TokenAuth
 
@@ -175,3 +175,43 @@ def test_a_clone_holds_the_work_tree_as_it_is_committed(tmp_path: Path) -> None:
     assert subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
     status = subprocess.run(["git", "-C", str(source), "status", "--porcelain"], capture_output=True, text=True).stdout
     assert sorted(status.splitlines()) == [" D gone.txt", " M kept.txt", "?? new.txt"]  # the source is left as it was
+
+
+# -- the verified Debian packages (dockerbed/packages.py) ---------------------------------------------------
+def test_the_verified_file_parses_and_names_every_part_of_the_bed() -> None:
+    names = {pin.name for pin in packages.verified()}
+    assert {"docker.io", "docker-buildx", "docker-compose", "containerd", "runc", "docker-registry", "skopeo",
+            "haproxy", "qemu-user-static"} <= names  # fmt: skip
+    assert {pin.suite for pin in packages.verified()} == {"bookworm", "trixie", "proxy-image"}
+
+
+def test_a_verified_version_still_served_is_pinned_and_a_gone_one_says_what_replaced_it() -> None:
+    pins = [packages.Pin("trixie", "docker.io", "26.1.5+dfsg1-9+deb13u1+b1"), packages.Pin("bookworm", "runc", "1.1.5")]
+    specs, notes = packages.choose(pins, {"docker.io": ["26.1.5+dfsg1-9+deb13u1+b1"], "runc": ["1.1.6", "1.1.5~rc"]})
+    assert specs == ["docker.io=26.1.5+dfsg1-9+deb13u1+b1", "runc"]
+    assert notes == ["runc 1.1.5 (verified) is no longer served by Debian bookworm: installing 1.1.6 instead"]
+
+
+def test_the_report_is_one_line_and_one_more_only_when_versions_differ() -> None:
+    pins = [packages.Pin("bookworm", "runc", "1.1.5"), packages.Pin("bookworm", "skopeo", "1.9")]
+    assert packages.report(pins, {"runc": "1.1.5", "skopeo": "1.9"}) == ("versions (as verified): runc 1.1.5, skopeo 1.9", None)
+    versions, differ = packages.report(pins, {"runc": "1.1.6", "skopeo": None})
+    assert versions == "versions: runc 1.1.6, skopeo missing"
+    assert differ is not None and differ.startswith(
+        "this machine has other versions than the test bed was verified with: runc 1.1.6 (verified: 1.1.5); "
+        "skopeo missing (verified: 1.9)")
+
+
+def test_apt_and_dpkg_output_are_read() -> None:
+    madison = ("containerd | 1.6.20~ds1-1+deb12u3 | http://deb.debian.org/debian bookworm/main amd64 Packages\n"
+               "containerd | 1.6.20~ds1-1+deb12u2 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages\n")
+    assert packages.madison(madison) == {"containerd": ["1.6.20~ds1-1+deb12u3", "1.6.20~ds1-1+deb12u2"]}
+    dpkg = "runc 1.1.5 ii \nskopeo 1.9 rc \n"
+    assert packages.dpkg_versions(dpkg, ["runc", "skopeo", "tini"]) == {"runc": "1.1.5", "skopeo": None, "tini": None}
+
+
+def test_record_rewrites_only_the_versions_that_moved(tmp_path: Path) -> None:
+    verified = tmp_path / "verified.txt"
+    verified.write_text("# pins\nbookworm runc 1.1.5\nbookworm skopeo 1.9\n")
+    assert packages.record({"runc": "1.1.6", "skopeo": "1.9"}, verified) == ["runc 1.1.5 -> 1.1.6"]
+    assert verified.read_text() == "# pins\nbookworm runc 1.1.6\nbookworm skopeo 1.9\n"

@@ -12,8 +12,8 @@ from delivery.refresh import (
 from delivery.registry import Blob, Manifest
 from delivery.sbom import DebianPackage, make_sbom, sbom_tag
 
-BASE = BaseImage("production-control/python-base:bookworm", "sha256:" + "a" * 64, "local")
-OTHER_BASE = BaseImage("python:3.12.12-slim-bookworm", "sha256:" + "b" * 64, "registry")
+BASE = BaseImage("production-control/python-base:bookworm", "sha256:" + "a" * 64)
+OTHER_BASE = BaseImage("python:3.12.12-slim-bookworm", "sha256:" + "b" * 64)
 HASH = "21ed0a75e205"
 
 

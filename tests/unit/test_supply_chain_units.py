@@ -16,7 +16,7 @@ from delivery.sbom import locked_packages, make_sbom, parse_dpkg_status, sbom_pa
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 11, 29)
-BASE = BaseImage("python:3.12.12-slim-bookworm", "sha256:" + "a" * 64, "registry")
+BASE = BaseImage("python:3.12.12-slim-bookworm", "sha256:" + "a" * 64)
 HASH = "21ed0a75e205"
 
 
@@ -96,7 +96,7 @@ def test_pip_audit_reads_the_lock_without_resolving() -> None:
 def test_a_configured_digest_is_split_off() -> None:
     assert strip_digest(f"python:3.12@{BASE.digest}") == ("python:3.12", BASE.digest)
     assert strip_digest("localhost:5000/python:3.12") == ("localhost:5000/python:3.12", None)
-    assert BASE.build_ref == f"python:3.12.12-slim-bookworm@{BASE.digest}"
+    assert BASE.pinned == f"python:3.12.12-slim-bookworm@{BASE.digest}"
 
 
 # -- SBOM ------------------------------------------------------------------------------------------------
