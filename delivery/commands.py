@@ -31,7 +31,7 @@ from delivery import swarm as swarming
 from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery import jobs, logs as container_logs, retention
-from delivery.lock import release_lock
+from delivery.lock import unlock as unlock_lock
 from delivery.services import compose_services
 from delivery.project import Project, load_project
 from delivery.pullreport import human_bytes
@@ -538,13 +538,17 @@ def format_status(entry: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def unlock(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[str]:
+def unlock(section: Mapping[str, Any], hosts: Iterable[str] = (), force: bool = False) -> list[str]:
+    """Remove each host's stale deploy lock; a live holder's, or one that cannot be checked from here, only with `force`."""
     config = load_config(section)
-    done = []
+    done: list[str] = []
     for host in hosts_from(config, hosts):
         docker = connect(host)
         check_engine(docker, host)
-        done.append(f"{host.label}: {'removed a stale deploy lock' if release_lock(docker, config.compose_project) else 'no deploy lock was held'}")
+        try:
+            done.append(unlock_lock(docker, config.compose_project, host.label, host.url or host.context or "local", force))
+        except DeliveryError as exc:
+            raise DeliveryError(f"{exc}" + (f" (done before it: {'; '.join(done)})" if done else "")) from exc
     return done
 
 
