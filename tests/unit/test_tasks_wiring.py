@@ -378,6 +378,15 @@ def test_format_report_switched_back_by_the_watch_window() -> None:
     assert "watch window    10s: 480 requests, 80 failed (switched back)" in commands.format_report(report).splitlines()
 
 
+def test_format_report_puts_the_cron_outcome_on_its_own_line_after_a_final_web_switch() -> None:
+    failed = "failed: cron of 1.0.1-0123456789ab failed on local: its healthcheck failed; the web app runs 1.0.1-0123456789ab"
+    report = {**FULL_REPORT, "healthy": False, "web_live": True, "error": failed.removeprefix("failed: "), "cron": failed}
+    lines = commands.format_report(report).splitlines()
+    assert "healthy after   3.25s (slot green)" in lines and f"cron            {failed}" in lines
+    assert not any(line.startswith("still serving") for line in lines)
+    assert "cron            runs 1.0.1" in commands.format_report({**FULL_REPORT, "cron": "runs 1.0.1"})
+
+
 def test_format_status_running_with_history_and_lock() -> None:
     entry = {
         "host": "plant-a",
