@@ -128,11 +128,12 @@ def doctor(c, json=False):
     emit(result, json, commands.format_doctor(result))
 
 
-@task(iterable=["host"], help={"host": "Host(s), as for deploy."})
+@task(iterable=["host"], help={"host": "Host(s), as for deploy.",
+                                "force": "Remove the lock even if its holder is alive or cannot be checked from here (another machine)."})
 @user_errors
-def unlock(c, host=None):
-    """Remove a deploy lock left behind by a deploy that died."""
-    print("\n".join(commands.unlock(c.config.deploy, host or [])))
+def unlock(c, host=None, force=False):
+    """Remove a deploy lock left behind by a deploy that died (a live holder's only with --force)."""
+    print("\n".join(commands.unlock(c.config.deploy, host or [], force=force)))
 
 
 @task(

@@ -31,7 +31,7 @@ from delivery import swarm as swarming
 from delivery.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery import jobs, logs as container_logs, retention
-from delivery.lock import release_lock
+from delivery.lock import unlock as unlock_lock
 from delivery.services import compose_services
 from delivery.project import Project, load_project
 from delivery.pullreport import human_bytes
@@ -440,7 +440,8 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"bytes pulled    {human_bytes(report['predicted_bytes'])} of {human_bytes(report['total_bytes'])} predicted, "
         f"{human_bytes(report.get('measured_bytes', 0))} measured (engine's pull progress, without the config)",
         f"pull time       {report['pull_seconds']:.2f}s",
-        f"healthy after   {report['seconds_to_healthy']}s (slot {report['slot']})" if report["healthy"] else f"healthy         no ({report['error']})",
+        f"healthy after   {report['seconds_to_healthy']}s (slot {report['slot']})" if report["healthy"] or report.get("web_live")
+        else f"healthy         no ({report['error']})",
     ]
     if report.get("switch_seconds") is not None:
         lines.append(f"switch          {report['switch_seconds']:.2f}s")
@@ -452,6 +453,8 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"drain           {report['drain_seconds']:.2f}s")
     if report.get("proxy_restarts"):
         lines.append("proxy           restarted during the deploy (its restart policy brought it back)")
+    if report.get("cron"):
+        lines.append(f"cron            {report['cron']}")
     if report["rolled_back"] and not report["healthy"]:
         lines.append(f"still serving   {report['previous']}")
     lines.append(f"deploy time     {report.get('seconds', 0):.1f}s")
@@ -464,7 +467,12 @@ def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | No
         if to is not None:
             return deploy(section, hosts, to)
         return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.rollback(manager, config, say))]
-    return each_host(config, hosts_from(config, hosts), lambda target: deploying.rollback(target, say, to), "rollback")
+
+    def rollback_one(target: Target) -> DeployReport:
+        login(config, target.docker)  # a release whose image the host lost is pulled again
+        return deploying.rollback(target, say, to)
+
+    return each_host(config, hosts_from(config, hosts), rollback_one, "rollback")
 
 
 def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -538,13 +546,17 @@ def format_status(entry: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def unlock(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[str]:
+def unlock(section: Mapping[str, Any], hosts: Iterable[str] = (), force: bool = False) -> list[str]:
+    """Remove each host's stale deploy lock; a live holder's, or one that cannot be checked from here, only with `force`."""
     config = load_config(section)
-    done = []
+    done: list[str] = []
     for host in hosts_from(config, hosts):
         docker = connect(host)
         check_engine(docker, host)
-        done.append(f"{host.label}: {'removed a stale deploy lock' if release_lock(docker, config.compose_project) else 'no deploy lock was held'}")
+        try:
+            done.append(unlock_lock(docker, config.compose_project, host.label, host.url or host.context or "local", force))
+        except DeliveryError as exc:
+            raise DeliveryError(f"{exc}" + (f" (done before it: {'; '.join(done)})" if done else "")) from exc
     return done
 
 

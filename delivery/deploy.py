@@ -26,7 +26,7 @@ from delivery import tags
 from delivery.config import DeployConfig, Host
 from delivery.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.history import history, record, rollback_target
+from delivery.history import HistoryEntry, history, record, rollback_target
 from delivery.lock import deploy_lock, lock_holder
 from delivery.platforms import engine_platform, lacking
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
@@ -96,6 +96,8 @@ class DeployReport:
     proxy_restarts: int = 0  # the proxy container restarted during the deploy (its restart policy acted)
     seconds: float = 0.0  # wall time of the whole deploy on this host
     pruned: dict[str, Any] | None = None  # retention after a healthy deploy (delivery/retention.py)
+    web_live: bool = False  # the web switch is final and recorded in the history (a cron failure after it undoes nothing)
+    cron: str | None = None  # the cron outcome, reported on its own line: "runs TAG", or "failed: why"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -391,11 +393,13 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
 
 
 def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset(),
-             platform: str | None = None) -> Any:
+             platform: str | None = None, kind: str = "deploy") -> Any:
     """Start `tag` in the free web slot beside the live one, switch the proxy to it once healthy, watch it,
-    drain and stop the old slot, then replace cron. Whatever fails, what was serving keeps serving.
+    record it in the history as `kind` (the web switch is final), drain and stop the old slot, then replace
+    cron. Whatever fails before the record, what was serving keeps serving.
 
-    Returns the new web container. Raises HandoverFailed (or DeliveryError) after restoring.
+    Returns the new web container. Raises HandoverFailed (or DeliveryError) after restoring, or CronFailed
+    (the web switch stays, and stays recorded).
     """
     config, label = target.config, target.host.label
     old = site.live
@@ -462,6 +466,7 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
             raise HandoverFailed(f"{tag} failed on {label}: {last_line(exc)}") from exc
         raise
     # The new release serves and passed its watch window: from here on, nothing switches back.
+    record_switch(target, kind, tag, container, report, say)
     try:
         if old:
             seconds, left = proxy.drain(old, config.drain_timeout)
@@ -478,8 +483,22 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     report.proxy_restarts = proxy.restarts
     if proxy.restarts:
         say(f"{label}: the proxy restarted during the deploy (its restart policy brought it back); its state was applied again")
-    replace_cron(target, tags_, tag, running_tag(site.cron), say)
+    try:
+        replace_cron(target, tags_, tag, running_tag(site.cron), say)
+    except CronFailed as exc:
+        report.cron = f"failed: {exc}"
+        raise
+    report.cron = f"runs {tag}"
     return container
+
+
+def record_switch(target: Target, kind: str, tag: str, container: Any, report: DeployReport, say: Say) -> None:
+    """Record a final web switch in the host's history; a failure to record is a warning (the switch stands)."""
+    report.web_live = True
+    try:
+        record(target.docker, target.config.compose_project, kind, tag, container.image)
+    except DeliveryError as exc:
+        say(f"{target.host.label}: warning: {tag} serves, but {exc}; `invoke rollback` does not know it serves")
 
 
 def _serving(site: Site, old: str | None) -> str:
@@ -582,9 +601,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
             # An engine records the digest the tag names: the index's for a multi-platform release (then
             # the platform's image is checked too), the image manifest's otherwise.
             accept = frozenset(d for d in (variant.manifest.digest, variant.manifest.index_digest) if d)
-            container = handover(target, site, release.tag, report, say, digests=accept, platform=variant.platform)
+            handover(target, site, release.tag, report, say, digests=accept, platform=variant.platform)
             report.healthy = True
-            record(target.docker, target.config.compose_project, "deploy", release.tag, container.image)
             say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")
             report.pruned = prune_after_deploy(target, say)
     except CronFailed as exc:
@@ -600,7 +618,8 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
 
 
 def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
-    """Hand over to the release deployed before the current one (or `to`), from the image on the host."""
+    """Hand over to the release deployed before the current one (or `to`), from the image on the host (pulled
+    again if the host lost it); recorded in the history once its web switch is final, even if its cron fails."""
     started = time.monotonic()
     with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
                          target.config.lock_wait, say):
@@ -614,12 +633,11 @@ def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
             wanted = to or f"release older than {current}"
             raise DeliveryError(f"no {wanted} in the deploy history of {target.host.label}: see `invoke status --host {target.host_arg}`")
         image = tags.image_ref(target.config.registry, tags.APP_REPOSITORY, entry.tag)
-        with docker_errors(f"restoring the image of {entry.tag}"):
-            target.docker.image.tag(entry.image_id, image)  # in case the release tag was removed
+        pulled = restore_image(target, entry, image, say)
         report = DeployReport(host=target.host.label, image=image, version=entry.tag, digest="", previous=current)
-        say(f"{target.host.label}: rolling back from {current or 'none'} to {entry.tag} (no pull)")
+        say(f"{target.host.label}: rolling back from {current or 'none'} to {entry.tag}" + ("" if pulled else " (no pull)"))
         try:
-            container = handover(target, site, entry.tag, report, say)
+            container = handover(target, site, entry.tag, report, say, kind="rollback")
         except CronFailed as exc:
             report.error = str(exc)
             return report
@@ -630,8 +648,28 @@ def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
             report.seconds = round(time.monotonic() - started, 2)
         report.healthy = report.rolled_back = True
         report.digest = (image_digests(target.docker, container.image) or [""])[0]
-        record(target.docker, target.config.compose_project, "rollback", entry.tag, container.image)
         return report
+
+
+def restore_image(target: Target, entry: HistoryEntry, image: str, say: Say) -> bool:
+    """Tag the image of a history entry as its release again (the release tag may be gone); True if it had to be pulled.
+
+    The history outlives the images (`docker image prune -a` removes them, not the history): then the
+    release is pulled again, and must be the very image that ran here, else nothing changes.
+    """
+    docker, label = target.docker, target.host.label
+    pulled = False
+    with docker_errors(f"restoring the image of {entry.tag}"):
+        if not docker.image.exists(entry.image_id):
+            say(f"{label}: the image of {entry.tag} is no longer on the host (pruned?): pulling {image}")
+            docker.image.pull(image, quiet=True)
+            found = docker.image.inspect(image).id
+            if found != entry.image_id:
+                raise DeliveryError(f"{image} in the registry is not the image {entry.tag} ran on {label} ({found[:19]}, "
+                                    f"not {entry.image_id[:19]}): nothing was changed; deploy a release instead")
+            pulled = True
+        docker.image.tag(entry.image_id, image)
+    return pulled
 
 
 def _container_status(target: Target, container: Any) -> dict[str, Any] | None:

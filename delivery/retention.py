@@ -1,8 +1,8 @@
 """Release retention on a host: keep the newest N releases, prune the rest, measure what it freed.
 
 A release is on a host through its history tags (delivery/history.py) and its release tag
-(<registry>/production-control:<tag>). Pruning untags those, and the engine deletes an
-image when its last tag goes, with the layers no other image holds. Never pruned: the
+(<registry>/production-control:<tag>). Pruning untags those and forgets the pruned releases'
+history entries (their volumes), and the engine deletes an image when its last tag goes, with the layers no other image holds. Never pruned: the
 newest N releases, the running release, the rollback target, and any image a container
 uses (of any compose project) or another project's history keeps.
 
@@ -24,7 +24,7 @@ from python_on_whales.utils import run
 from delivery import tags
 from delivery.engine import disk_usage, docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.history import HistoryEntry, history, history_repository, rollback_target
+from delivery.history import HistoryEntry, forget, history, history_repository, rollback_target
 from delivery.pullreport import chain_ids
 from delivery.lock import deploy_lock
 
@@ -220,7 +220,11 @@ def prune_releases(target: "Target", keep: int, say: Say, dry_run: bool = False)
     predicted = predict_freed({i: sized_layers(docker, by_id[i]) for i in plan.deleted_images}, state.images)
     report = PruneReport(target.host.label, keep, list(plan.kept), dict(plan.why_kept), list(plan.pruned),
                          list(plan.remove_refs), len(plan.deleted_images), predicted, dry_run=dry_run)
-    if dry_run or not plan.remove_refs:
+    if dry_run:
+        return report
+    # The history outlives the images (`docker image prune -a`): a pruned release leaves it even when its tags are gone.
+    forget(docker, project, [entry for entry in state.entries if entry.tag in plan.pruned])
+    if not plan.remove_refs:
         return report
     report.disk_before = settled_disk_usage(docker)
     for ref in plan.remove_refs:

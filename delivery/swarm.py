@@ -31,6 +31,7 @@ from delivery import tags
 from delivery.config import DeployConfig, Host, parse_host
 from delivery.engine import connect, last_line
 from delivery.errors import DeliveryError
+from delivery.lock import deploy_lock
 from delivery.platforms import engine_platform
 from delivery.pullreport import HostLayers, host_layers, human_bytes, plan_pull
 
@@ -319,11 +320,26 @@ def failed_tasks(manager: DockerClient, svc: dict[str, Any] | None, since: float
     return found
 
 
+def manager_lock(manager: DockerClient, host: Host, config: DeployConfig, say: Say) -> contextlib.AbstractContextManager[None]:
+    """The deploy lock (delivery/lock.py) on the manager's engine: the one compose hosts take, for the stack.
+
+    It lives on that manager: every deploy and rollback of the stack must go through the same one (deploy.hosts).
+    """
+    return deploy_lock(manager, config.compose_project, host.label, host.url or host.context or "local", config.lock_wait, say)
+
+
 def deploy(host: Host, config: DeployConfig, root: Path, release: Any, say: Say, dry_run: bool = False,
            login: Callable[[DockerClient], None] = lambda docker: None) -> SwarmReport:
-    """Deploy `release` as the stack through the manager at `host`; Swarm rolls it out, this measures it."""
+    """Deploy `release` as the stack through the manager at `host`, under the manager's deploy lock (a dry run
+    takes none); Swarm rolls it out, this measures it."""
     started = time.monotonic()
     manager, _ = open_manager(host)
+    with contextlib.nullcontext() if dry_run else manager_lock(manager, host, config, say):
+        return _deploy(manager, host, config, root, release, say, dry_run, login, started)
+
+
+def _deploy(manager: DockerClient, host: Host, config: DeployConfig, root: Path, release: Any, say: Say, dry_run: bool,
+            login: Callable[[DockerClient], None], started: float) -> SwarmReport:
     stack = config.compose_project
     report = SwarmReport(manager=host.label, stack=stack, image=release.image, version=release.tag, digest=release.digest)
     nodes = swarm_nodes(manager)
@@ -459,9 +475,15 @@ def outcome_error(report: SwarmReport, cron_message: str | None, config: DeployC
 
 # -- rollback and status --------------------------------------------------------------------------
 def rollback(host: Host, config: DeployConfig, say: Say) -> SwarmReport:
-    """`docker service rollback` of web (then cron): back to the spec before the last update (one step, Swarm's)."""
+    """`docker service rollback` of web (then cron): back to the spec before the last update (one step, Swarm's),
+    under the manager's deploy lock."""
     started = time.monotonic()
     manager, _ = open_manager(host)
+    with manager_lock(manager, host, config, say):
+        return _rollback(manager, host, config, say, started)
+
+
+def _rollback(manager: DockerClient, host: Host, config: DeployConfig, say: Say, started: float) -> SwarmReport:
     stack = config.compose_project
     current = services(manager, stack)
     if WEB not in current:

@@ -1,14 +1,17 @@
-"""The pure parts of deploying: history tags, the lock and history names, the report's dict."""
+"""The pure parts of deploying: history tags and volumes, the lock and history names, recording a final switch."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from delivery import deploy as deploy_module
 from delivery import tags
-from delivery.history import rollback_target
-from delivery.history import HistoryEntry, history_repository, history_tag
+from delivery.deploy import DeployReport, record_switch
+from delivery.errors import DeliveryError
+from delivery.history import HISTORY_LABEL, HistoryEntry, entry_labels, entry_volume, history_repository, history_tag, merged, rollback_target
 from delivery.lock import lock_name
 
 IMAGE_ID = "sha256:" + "f" * 64
@@ -135,3 +138,71 @@ def test_rollback_target_walks_back_through_the_deploys(entries, current, to, ex
     found = rollback_target(entries, current, to)
 
     assert (found.tag if found else None) == expected
+
+
+# -- the history store: one volume per entry ------------------------------------------------------
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # what `docker volume create` accepts
+
+
+@given(
+    when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(timezone.utc)),
+    kind=st.sampled_from(["deploy", "rollback", "restore"]),
+    app_tag=app_tags,
+)
+def test_an_entry_round_trips_through_its_volume(when: datetime, kind: str, app_tag: str) -> None:
+    entry = HistoryEntry.parse(history_tag(when, kind, app_tag), IMAGE_ID)
+    assert entry is not None
+    assert VOLUME_NAME.fullmatch(entry_volume("production-control", entry))
+    labels = entry_labels("production-control", entry)
+    assert labels[HISTORY_LABEL] == "production-control" and HistoryEntry.from_labels(labels) == entry
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pytest.param({}, id="no-labels"),
+        pytest.param({"time": STAMP, "kind": "deploy", "tag": "1.0.0-0123456789ab"}, id="no-image-id"),
+        pytest.param({"time": STAMP, "kind": "bogus", "tag": "T", "image_id": IMAGE_ID}, id="unknown-kind"),
+        pytest.param({"time": "yesterday", "kind": "deploy", "tag": "T", "image_id": IMAGE_ID}, id="bad-time"),
+    ],
+)
+def test_a_volume_that_is_not_an_entry_is_skipped(labels: dict[str, str]) -> None:
+    assert HistoryEntry.from_labels(labels) is None
+
+
+def test_the_history_merges_volumes_and_old_tags_newest_first() -> None:
+    in_volume = _entry(2, "deploy", "B")
+    tag_only = _entry(1, "deploy", "A")  # written by an older toolkit, not yet copied to a volume
+    both = HistoryEntry(_entry(3, "deploy", "C").time, "deploy", "C", "sha256:from-the-volume")
+    tagged_c = HistoryEntry(both.time, "deploy", "C", "sha256:from-the-tag")
+    assert merged([both, in_volume], [tagged_c, tag_only]) == [both, in_volume, tag_only]
+
+
+def test_a_rollback_recorded_despite_its_cron_failing_is_not_undone_by_the_next_rollback() -> None:
+    # Issue 20, item 7: B's web switch was final, then its cron failed. Recorded, the next rollback goes to A, not back to C.
+    after_cron_failure = [_entry(4, "rollback", "B"), *DEPLOYED_A_B_C]
+    target = rollback_target(after_cron_failure, "B")
+    assert target is not None and target.tag == "A"
+
+
+class FakeTarget:
+    def __init__(self):
+        self.docker, self.config, self.host = object(), type("C", (), {"compose_project": "pc"})(), type("H", (), {"label": "h"})()
+
+
+def test_a_final_switch_is_recorded_and_a_failure_to_record_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded, said = [], []
+    monkeypatch.setattr(deploy_module, "record", lambda docker, project, kind, tag, image: recorded.append((project, kind, tag, image)))
+    report = DeployReport(host="h", image="i", version="B", digest="")
+    container = type("Container", (), {"image": IMAGE_ID})()
+    record_switch(FakeTarget(), "rollback", "B", container, report, said.append)
+    assert recorded == [("pc", "rollback", "B", IMAGE_ID)] and report.web_live and said == []
+
+    def failing(*args):
+        raise DeliveryError("recording the deploy history failed: disk full")
+
+    monkeypatch.setattr(deploy_module, "record", failing)
+    report = DeployReport(host="h", image="i", version="B", digest="")
+    record_switch(FakeTarget(), "deploy", "B", container, report, said.append)
+    assert report.web_live and said == ["h: warning: B serves, but recording the deploy history failed: disk full; "
+                                        "`invoke rollback` does not know it serves"]

@@ -1,15 +1,13 @@
 """The pure parts of logs, run-job, the service table and the deploy lock wait."""
 
 import sys
-from typing import Any
 
 import pytest
-from python_on_whales.exceptions import DockerException
 
 from delivery import lock as lock_module
 from delivery.errors import DeliveryError
 from delivery.jobs import CronJob, crontab_jobs, job_argv
-from delivery.lock import Holder, deploy_lock, my_labels, process_start
+from delivery.lock import Holder, Machine, acquire, deploy_lock, my_labels, process_start, release, unlock
 from delivery.logs import LogsRequest, logs_argv, logs_request, show_logs
 from delivery.services import COMPOSE_SERVICES, compose_services
 
@@ -103,72 +101,95 @@ def test_show_logs_turns_a_failure_into_one_line() -> None:
 
 
 # -- the deploy lock -----------------------------------------------------------------------------------
-def test_my_labels_name_this_process() -> None:
-    labels = my_labels()
+HERE = Machine(machine_id="m-here", boot_id="b-1", pid_ns="pid:[1]")
+
+
+def test_my_labels_name_this_process_and_carry_a_fresh_token() -> None:
+    labels = my_labels("pc")
     assert labels["pid"].isdigit() and labels["pid_start"] == process_start(int(labels["pid"]))
-    assert f"pid {labels['pid']}" in labels["owner"]
+    assert f"pid {labels['pid']}" in labels["owner"] and labels[lock_module.LOCK_LABEL] == "pc"
+    assert len(labels["token"]) == 32 and labels["token"] != my_labels("pc")["token"]
+    assert labels["machine_id"] and labels["boot_id"]  # /etc/machine-id, else the boot id
+
+
+HERE_LABELS = {"machine_id": "m-here", "boot_id": "b-1", "pid_ns": "pid:[1]"}
 
 
 @pytest.mark.parametrize(
     ("labels", "gone"),
     [
-        ({"machine": "here", "pid": "4242"}, True),  # no such process
-        ({"machine": "here", "pid": "100", "pid_start": "555"}, False),  # alive, same start time
-        ({"machine": "here", "pid": "100", "pid_start": "111"}, True),  # the pid was reused by another process
-        ({"machine": "elsewhere", "pid": "4242"}, False),  # cannot be checked from here
-        ({"owner": "old@here pid 4242"}, False),  # a lock taken by an older version: no machine label
-        ({"machine": "here", "pid": "4242", "pid_ns": "pid:[1]"}, True),  # same pid namespace
-        ({"machine": "here", "pid": "4242", "pid_ns": "pid:[2]"}, False),  # a container with our host name
+        ({**HERE_LABELS, "pid": "4242"}, True),  # no such process
+        ({**HERE_LABELS, "pid": "100", "pid_start": "555"}, False),  # alive, same start time
+        ({**HERE_LABELS, "pid": "100", "pid_start": "111"}, True),  # the pid was reused by another process
+        ({**HERE_LABELS, "machine_id": "m-other", "pid": "4242"}, False),  # another machine: cannot be checked
+        ({**HERE_LABELS, "boot_id": "b-0", "pid": "4242"}, False),  # another boot (or a clone with our machine id)
+        ({**HERE_LABELS, "pid_ns": "pid:[2]", "pid": "4242"}, False),  # a container on this machine
+        ({"machine": "vm", "pid": "4242", "pid_ns": "pid:[1]"}, False),  # an older toolkit's labels: no machine id
     ],
-    ids=["process-gone", "alive", "pid-reused", "other-machine", "old-labels", "same-namespace", "other-namespace"],
+    ids=["process-gone", "alive", "pid-reused", "other-machine", "other-boot", "other-namespace", "old-labels"],
 )
 def test_holder_is_gone(labels: dict[str, str], gone: bool) -> None:
     starts = {100: "555"}
-    assert Holder.from_labels(labels).is_gone("here", "pid:[1]", starts.get) is gone
+    assert Holder.from_labels(labels).is_gone(HERE, starts.get) is gone
 
 
-class FakeNetworks:
-    """A lock network held by `holder` for `held_for` create attempts."""
+def test_two_machines_with_one_host_name_and_the_initial_pid_namespace_are_told_apart() -> None:
+    # Issue 20: `runner` on two machines, both in the initial pid namespace (the same id everywhere).
+    elsewhere = {"machine": "runner", "machine_id": "m-other", "boot_id": "b-9", "pid_ns": "pid:[4026531836]", "pid": "7"}
+    here = Machine("m-here", "b-1", "pid:[4026531836]")
+    assert not Holder.from_labels(elsewhere).is_gone(here, lambda pid: None)
 
-    def __init__(self, holder: dict[str, str], held_for: int):
-        self.holder, self.held_for, self.created, self.removed = holder, held_for, 0, 0
 
-    def create(self, name: str, labels: dict[str, str]) -> None:
+class FakeLockStore:
+    """A lock volume: `create` keeps an existing lock's labels (as `docker volume create` does)."""
+
+    def __init__(self, labels: dict[str, str] | None = None, release_after: int | None = None):
+        self.held, self.release_after, self.created, self.removed = labels, release_after, 0, 0
+
+    def create(self, labels: dict[str, str]) -> None:
         self.created += 1
-        if self.created <= self.held_for:
-            raise DockerException(["docker", "network", "create"], 1, stderr=b"network with name x already exists")
+        if self.release_after is not None and self.created > self.release_after:
+            self.held = None  # the other holder released it
+        if self.held is None:
+            self.held = dict(labels)
 
-    def inspect(self, name: str) -> Any:
-        return type("Net", (), {"labels": self.holder})()
+    def labels(self) -> dict[str, str] | None:
+        return self.held
 
-    def remove(self, name: str) -> None:
+    def remove(self) -> None:
         self.removed += 1
+        self.held = None
 
 
-class FakeDocker:
-    def __init__(self, networks: FakeNetworks):
-        self.network = networks
+ALIVE = {"owner": "ci@runner pid 7", "since": "2026-11-29T05:00:00Z", "machine": "runner", "machine_id": "m-other",
+         "boot_id": "b-9", "pid": "7", "token": "theirs"}
+MINE = {"owner": "me@vm pid 1", "since": "2026-11-29T06:00:00Z", **HERE_LABELS, "pid": "1", "token": "ours"}
 
 
-ALIVE = {"owner": "ci@runner pid 7", "since": "2026-11-29T05:00:00Z", "machine": "another-machine", "pid": "7"}
+def take(store: FakeLockStore, wait: float = 0.0, said: list[str] | None = None, starts=lambda pid: "1") -> None:
+    acquire(store, MINE, "h", "ssh://h", wait, (said.append if said is not None else None), HERE, starts,
+            sleep=lambda seconds: None)
 
 
-def test_lock_wait_waits_for_the_holder_then_takes_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lock_module, "POLL_SECONDS", 0.01)
-    networks, said = FakeNetworks(ALIVE, held_for=3), []
-    with deploy_lock(FakeDocker(networks), "pc", "h", "ssh://h", wait=5, say=said.append):
-        assert networks.created == 4
-    assert networks.removed == 1
+def test_a_free_lock_is_taken_with_our_token() -> None:
+    store = FakeLockStore()
+    take(store)
+    assert store.held == MINE and store.created == 1
+
+
+def test_lock_wait_waits_for_the_holder_then_takes_the_lock() -> None:
+    store, said = FakeLockStore(ALIVE, release_after=3), []
+    take(store, wait=5, said=said)
+    assert store.created == 4 and store.held == MINE
     assert said == ["h: waiting up to 5s for the deploy lock, held by ci@runner pid 7 since 2026-11-29T05:00:00Z",
                     "h: got the deploy lock"]
 
 
 def test_without_a_wait_a_held_lock_fails_at_once() -> None:
-    networks = FakeNetworks(ALIVE, held_for=100)
+    store = FakeLockStore(ALIVE)
     with pytest.raises(DeliveryError) as caught:
-        with deploy_lock(FakeDocker(networks), "pc", "h", "ssh://h"):
-            pass
-    assert networks.created == 1
+        take(store)
+    assert store.created == 1 and store.held == ALIVE
     assert str(caught.value).startswith("another deploy to h is running (held by ci@runner pid 7 since 2026-11-29T05:00:00Z): ")
     assert "--lock-wait SECONDS" in str(caught.value) and "`invoke unlock --host ssh://h`" in str(caught.value)
 
@@ -176,24 +197,76 @@ def test_without_a_wait_a_held_lock_fails_at_once() -> None:
 def test_a_lock_still_held_after_the_wait_says_how_long_it_waited(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lock_module, "POLL_SECONDS", 0.01)
     with pytest.raises(DeliveryError, match=r"after waiting 0s"):
-        with deploy_lock(FakeDocker(FakeNetworks(ALIVE, held_for=10**6)), "pc", "h", "h", wait=0.05):
-            pass
+        acquire(FakeLockStore(ALIVE), MINE, "h", "h", 0.05, None, HERE, lambda pid: "1")
 
 
-def test_a_stale_lock_is_reported_at_once_with_the_unlock_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lock_module.socket, "gethostname", lambda: "this-machine")
-    monkeypatch.setattr(lock_module, "process_start", lambda pid: None)
-    monkeypatch.setattr(lock_module, "pid_namespace", lambda: "pid:[1]")
-    stale = {**ALIVE, "machine": "this-machine", "pid_ns": "pid:[1]"}
-    networks = FakeNetworks(stale, held_for=10**6)
+class VanishingStore(FakeLockStore):
+    """Every create finds someone else's lock, which is gone by the time it is read."""
+
+    def labels(self) -> None:
+        return None
+
+
+def test_a_lock_that_keeps_vanishing_fails_instead_of_spinning() -> None:
+    store = VanishingStore(ALIVE)
+    with pytest.raises(DeliveryError, match="vanished 11 times"):
+        take(store)
+    assert store.created == lock_module.VANISHED_RETRIES + 1
+
+
+def test_a_stale_lock_is_reported_at_once_with_the_unlock_command() -> None:
+    stale = {**ALIVE, **HERE_LABELS}
+    store = FakeLockStore(stale)
     with pytest.raises(DeliveryError) as caught:
-        with deploy_lock(FakeDocker(networks), "pc", "h", "ssh://h", wait=600):
-            pass
-    assert networks.created == 1
+        take(store, wait=600, starts=lambda pid: None)
+    assert store.created == 1
     assert str(caught.value) == (
         "the deploy lock on h is stale: it is held by ci@runner pid 7 since 2026-11-29T05:00:00Z, and that process is gone; "
         "remove it with `invoke unlock --host ssh://h`, then deploy again"
     )
+
+
+def test_release_removes_only_our_own_lock() -> None:
+    store = FakeLockStore(ALIVE)  # ours was forced away and someone else took it
+    assert not release(store, "ours") and store.held == ALIVE and store.removed == 0
+    store = FakeLockStore(MINE)
+    assert release(store, "ours") and store.held is None
+
+
+def test_deploy_lock_releases_its_own_lock_and_leaves_a_successors() -> None:
+    store, said = FakeLockStore(), []
+    with deploy_lock(None, "pc", "h", "ssh://h", say=said.append, store=store):
+        assert store.held is not None
+        store.held = dict(ALIVE)  # `invoke unlock --force`, then another deploy took it
+    assert store.held == ALIVE and said == ["h: warning: the deploy lock was no longer this deploy's (removed by hand, "
+                                            "or `invoke unlock --force`): left as it is"]
+    with deploy_lock(None, "pc", "h", "ssh://h", store=(store := FakeLockStore())):
+        pass
+    assert store.held is None and store.removed == 1
+
+
+@pytest.mark.parametrize(
+    ("held", "force", "outcome"),
+    [
+        (None, False, "h: no deploy lock was held"),
+        ({**MINE, "pid": "4242"}, False, "h: removed a stale deploy lock (held by me@vm pid 1 since 2026-11-29T06:00:00Z)"),
+        (MINE, False, "error: the deploy lock on h is held by me@vm pid 1 since 2026-11-29T06:00:00Z, and that process is "
+                      "still running on this machine: let it finish, or remove the lock anyway with `invoke unlock --host ssh://h --force`"),
+        (ALIVE, False, "error: the deploy lock on h is held by ci@runner pid 7 since 2026-11-29T05:00:00Z, taken on runner "
+                       "(another machine, boot or container), which cannot be checked from here: if that deploy is gone, "
+                       "remove the lock with `invoke unlock --host ssh://h --force`"),
+        (ALIVE, True, "h: removed the deploy lock (held by ci@runner pid 7 since 2026-11-29T05:00:00Z) (--force)"),
+    ],
+    ids=["none", "stale", "alive-here", "other-machine", "forced"],
+)
+def test_unlock_refuses_a_live_or_unverifiable_holder_without_force(held, force, outcome) -> None:
+    store = FakeLockStore(dict(held) if held else None)
+    try:
+        result = unlock(None, "pc", "h", "ssh://h", force, store=store, here=HERE, started=lambda pid: "1" if pid == 1 else None)
+    except DeliveryError as exc:
+        result = f"error: {exc}"
+    assert result == outcome
+    assert (store.held is None) == (not outcome.startswith("error"))
 
 
 # -- the engine API through `docker system dial-stdio` ---------------------------------------------------

@@ -179,7 +179,9 @@ def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
         pytest.param(["rollback", "--host", "ssh://deploy@plant-a", "--to", TAG], "rollback", [{"host": "plant-a", "version": TAG}],
                      {"section": REPO_SECTION, "hosts": ["ssh://deploy@plant-a"], "to": TAG}, id="rollback-to"),
         pytest.param(["unlock", "--host", "tcp://10.0.0.5:2376"], "unlock", ["10.0.0.5:2376: no deploy lock was held"],
-                     {"section": REPO_SECTION, "hosts": ["tcp://10.0.0.5:2376"]}, id="unlock-host"),
+                     {"section": REPO_SECTION, "hosts": ["tcp://10.0.0.5:2376"], "force": False}, id="unlock-host"),
+        pytest.param(["unlock", "--host", "h", "--force"], "unlock", ["h: removed the deploy lock (held by x) (--force)"],
+                     {"section": REPO_SECTION, "hosts": ["h"], "force": True}, id="unlock-force"),
         pytest.param(["bump", "minor", "--deps"], "bump", ("1.0.0", "1.1.0"), {"part": "minor", "deps": True}, id="bump-deps-minor"),
         pytest.param(["bump", "patch"], "bump", ("1.0.0", "1.0.1"), {"part": "patch", "deps": False}, id="bump-app-patch"),
         pytest.param(["lock"], "lock", "updated", {}, id="lock"),
@@ -374,6 +376,15 @@ def test_format_report_switched_back_by_the_watch_window() -> None:
     report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "80 of 480 requests failed",
               "monitor": {"seconds": 10.0, "requests": 480, "errors": 80, "error_rate": 0.17, "switched_back": True}}
     assert "watch window    10s: 480 requests, 80 failed (switched back)" in commands.format_report(report).splitlines()
+
+
+def test_format_report_puts_the_cron_outcome_on_its_own_line_after_a_final_web_switch() -> None:
+    failed = "failed: cron of 1.0.1-0123456789ab failed on local: its healthcheck failed; the web app runs 1.0.1-0123456789ab"
+    report = {**FULL_REPORT, "healthy": False, "web_live": True, "error": failed.removeprefix("failed: "), "cron": failed}
+    lines = commands.format_report(report).splitlines()
+    assert "healthy after   3.25s (slot green)" in lines and f"cron            {failed}" in lines
+    assert not any(line.startswith("still serving") for line in lines)
+    assert "cron            runs 1.0.1" in commands.format_report({**FULL_REPORT, "cron": "runs 1.0.1"})
 
 
 def test_format_status_running_with_history_and_lock() -> None:
