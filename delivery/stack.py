@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.engine import last_line
+from delivery.engine import last_line, without_shell_environment
 from delivery.errors import DeliveryError
 
 OVERLAY = "docker-stack.yml"
@@ -49,8 +50,11 @@ def stack_document(model: Mapping[str, Any], stack: str) -> tuple[dict[str, Any]
 
 
 def compose_model(docker_cmd: list[str], root: Path, env: Mapping[str, str], project: str) -> dict[str, Any]:
-    """`docker compose config` of docker-compose.yml + docker-stack.yml with `env` (interpolated, merged)."""
-    argv = [*docker_cmd, "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
+    """`docker compose config` of docker-compose.yml + docker-stack.yml with `env` (interpolated, merged).
+
+    Compose sees `env` and the clean part of this process's environment only (delivery/engine.py).
+    """
+    argv = [*without_shell_environment([str(part) for part in docker_cmd], os.environ, own=tuple(env)), "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
             "-f", str(root / OVERLAY), "config", "--format", "json"]
     try:
         output = run(argv, env=dict(env))
