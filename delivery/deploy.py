@@ -127,6 +127,8 @@ class Target:
         ]
         if self.config.proxy_image:
             lines.append(f"PROXY_IMAGE={self.config.proxy_image}")
+        if self.config.cron_schedule:  # validated: five fields, no control character
+            lines.append(f"CRON_SCHEDULE={self.config.cron_schedule}")
         env_file.write_text("\n".join(lines) + "\n")
         return connect(
             self.host,

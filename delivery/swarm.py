@@ -237,6 +237,8 @@ def stack_file(manager: DockerClient, config: DeployConfig, root: Path, tag: str
            "WEB_REPLICAS": str(config.replicas), "UPDATE_MONITOR": f"{max(config.monitor, 1):g}s"}
     if config.proxy_image:
         env["PROXY_IMAGE"] = config.proxy_image
+    if config.cron_schedule:
+        env["CRON_SCHEDULE"] = config.cron_schedule
     model = stackfile.compose_model(manager.docker_cmd, root, env, config.compose_project)
     document, files = stackfile.stack_document(model, config.compose_project)
     with tempfile.TemporaryDirectory(prefix="production-control-stack-") as tmp:
