@@ -21,6 +21,8 @@ CRON_FILE=/etc/cron.d/production-control
 # uvicorn gets 5 s to finish requests, then a running job up to this many: both
 # within compose's 10 s stop grace period.
 STOP_WAIT_FOR_JOBS=${STOP_WAIT_FOR_JOBS:-4}
+# /var/log is a bounded tmpfs: a file log larger than this is cut to its newer half.
+LOG_FILE_MAX_KB=${LOG_FILE_MAX_KB:-8192}
 
 say() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { say "error: $*" >&2; exit 1; }
@@ -54,6 +56,8 @@ prepare() {
   # cron starts jobs with an empty environment: save ours for the `job` role.
   (umask 077; export -p | grep -vE '^declare -x (HOME|PWD|OLDPWD|SHLVL|_)=' >"$ENV_FILE")
   chown "$APP_USER:$APP_USER" "$ENV_FILE"
+  trim_logs &
+  trim_pid=$!
 }
 
 CRON_FORM="give five cron fields (minute hour day-of-month month day-of-week), e.g. '*/5 * * * *'"
@@ -108,6 +112,18 @@ install_crontab() {
     sched != "" { n = split($0, f, /[[:space:]]+/); line = sched; for (i = 6; i <= n; i++) line = line " " f[i]; print line; next }
     { print }' /etc/production-control/crontab >"$CRON_FILE"
   chmod 0644 "$CRON_FILE"
+}
+
+trim_log() { # trim_log FILE: beyond LOG_FILE_MAX_KB, keep only the newer half (writers append: they go on)
+  local file=$1 size
+  size=$(stat -c %s "$file" 2>/dev/null) || return 0
+  [ "$size" -gt $((LOG_FILE_MAX_KB * 1024)) ] || return 0
+  tail -c $((LOG_FILE_MAX_KB * 512)) "$file" >"$file.trim" && cat "$file.trim" >"$file"
+  rm -f "$file.trim"
+}
+
+trim_logs() { # every 30 s, for the container's life (not supervised: it never stops the container)
+  while sleep 30; do trim_log "$WEB_LOG"; trim_log "$CRON_LOG"; done
 }
 
 run_job() { # run one cron job as the app user, with the container environment, never overlapping
@@ -187,6 +203,7 @@ supervise() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   wait_for_jobs
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null || true
+  [ -n "${trim_pid:-}" ] && kill "$trim_pid" 2>/dev/null || true
   if [ "$stopping" = 1 ]; then say "stopped cleanly"; exit 0; fi
   [ "$rc" = 0 ] && rc=1
   exit "$rc"

@@ -62,7 +62,11 @@ def connect(
 # What a docker command run for the project keeps of this process's environment: where programs
 # and the CLI's config are, the engine it talks to (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, TLS),
 # and the SSH agent of ssh:// hosts. DOCKER_DEFAULT_PLATFORM is dropped: the deploy picks the platform.
-KEPT_NAMES = frozenset({"PATH", "HOME", "SSH_AUTH_SOCK"})
+# The bounds of docker-compose.yml (memory, logs) are overridable from the environment: they bound how
+# a release runs, never which one.
+COMPOSE_BOUNDS = frozenset({"APP_MEMORY_LIMIT", "PROXY_MEMORY_LIMIT", "LOG_MAX_SIZE", "LOG_MAX_FILE", "LOG_TMPFS_SIZE",
+                            "LOG_FILE_MAX_KB"})
+KEPT_NAMES = frozenset({"PATH", "HOME", "SSH_AUTH_SOCK"}) | COMPOSE_BOUNDS
 DROPPED_DOCKER_NAMES = frozenset({"DOCKER_DEFAULT_PLATFORM"})
 
 

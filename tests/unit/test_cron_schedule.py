@@ -1,5 +1,6 @@
 """CRON_SCHEDULE, validated field by field in the same way twice: by the toolkit (deploy.cron_schedule,
-delivery/config.py) and by the image's entrypoint, which installs it into /etc/cron.d (docker-entrypoint.sh)."""
+delivery/config.py) and by the image's entrypoint, which installs it into /etc/cron.d (docker-entrypoint.sh);
+and the entrypoint's bound on its file logs (the in-memory /var/log is bounded)."""
 
 import shutil
 import subprocess
@@ -85,3 +86,15 @@ def test_entrypoint_refuses_before_installing(schedule: str) -> None:
 def test_sourcing_the_entrypoint_starts_nothing() -> None:
     result = subprocess.run(["bash", "-c", 'source "$1"; echo sourced', "bash", str(ENTRYPOINT)], capture_output=True, text=True, timeout=20)
     assert result.stdout == "sourced\n" and result.returncode == 0
+
+
+@needs_bash
+def test_a_file_log_beyond_its_bound_keeps_its_newer_half(tmp_path: Path) -> None:
+    log = tmp_path / "webapp.log"
+    log.write_bytes(b"old\n" * 1024 + b"new\n" * 1024)  # 8 KiB
+    script = 'source "$1"; LOG_FILE_MAX_KB=4; trim_log "$2"; trim_log "$3"'
+    subprocess.run(["bash", "-c", script, "bash", str(ENTRYPOINT), str(log), str(tmp_path / "missing.log")], check=True, timeout=20)
+    assert log.read_bytes() == b"new\n" * 512
+    log.write_bytes(b"x" * 4096)
+    subprocess.run(["bash", "-c", script, "bash", str(ENTRYPOINT), str(log), str(log)], check=True, timeout=20)
+    assert log.stat().st_size == 4096  # at the bound: untouched

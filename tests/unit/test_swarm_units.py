@@ -6,7 +6,7 @@ from delivery.config import load_config
 from delivery.errors import DeliveryError
 from delivery.pullreport import host_layers
 from delivery.registry import Blob, Manifest
-from delivery.stack import stack_document
+from delivery.stack import stack_document, tmpfs_mount
 from delivery.swarm import NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time
 
 
@@ -14,7 +14,7 @@ def model() -> dict:
     return {
         "name": "production-control",
         "services": {
-            "web": {"image": "r/app:1", "entrypoint": None, "tmpfs": ["/run", "/tmp"],
+            "web": {"image": "r/app:1", "entrypoint": None, "tmpfs": ["/run", "/tmp:size=64m"],
                     "volumes": [{"type": "volume", "source": "data", "target": "/data"}]},
             "proxy": {"image": "haproxy", "ports": [{"mode": "host", "target": 8080, "published": "8000", "protocol": "tcp"}],
                       "configs": [{"source": "haproxy-swarm", "target": "/etc/haproxy.cfg"}]},
@@ -29,11 +29,23 @@ def test_the_stack_document_is_what_docker_stack_deploy_accepts() -> None:
     web = document["services"]["web"]
     assert "entrypoint" not in web and "tmpfs" not in web
     assert web["volumes"] == [{"type": "volume", "source": "data", "target": "/data"},
-                              {"type": "tmpfs", "target": "/run"}, {"type": "tmpfs", "target": "/tmp"}]
+                              {"type": "tmpfs", "target": "/run"}, {"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 64 * 1024**2}}]
     assert document["services"]["proxy"]["ports"][0]["published"] == 8000
     config = document["configs"]["haproxy-swarm"]
     assert files == {"haproxy-swarm.conf": "global\n"}
     assert config["file"] == "./haproxy-swarm.conf" and config["name"].startswith("pc_haproxy-swarm-")
+
+
+@pytest.mark.parametrize(("entry", "size"), [("/run", None), ("/run:size=16m", 16 * 1024**2), ("/x:size=512k", 512 * 1024),
+                                             ("/x:size=1g", 1024**3), ("/x:size=100", 100)])
+def test_tmpfs_sizes_become_bytes(entry: str, size: int | None) -> None:
+    mount = tmpfs_mount(entry)
+    assert mount["target"] == entry.split(":")[0] and mount.get("tmpfs", {}).get("size") == size
+
+
+def test_a_tmpfs_option_swarm_cannot_run_is_one_line() -> None:
+    with pytest.raises(DeliveryError, match="has an option swarm cannot run"):
+        tmpfs_mount("/run:mode=1777")
 
 
 def test_a_changed_inline_config_gets_a_new_swarm_name() -> None:
