@@ -139,3 +139,25 @@ def test_a_first_deploy_whose_tasks_keep_failing_says_there_is_nothing_to_roll_b
     line = outcome_error(report(update_state="failed", update_message="task: non-zero exit (1)", previous=None, failed_tasks=failed),
                          None, load_config({}))
     assert "no previous release to roll back to" in line and "docker stack rm pc" in line
+
+
+@pytest.mark.parametrize(("replicas", "slots"), [(1, 8), (3, 8), (7, 8), (8, 9), (100, 101)])
+def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int, slots: int) -> None:
+    from delivery.swarm import proxy_slots
+
+    assert proxy_slots(replicas) == slots
+
+
+@pytest.mark.parametrize("registry_user", [None, "deploy"])
+def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
+    import contextlib
+    from pathlib import Path
+
+    from delivery import swarm
+    from delivery.config import parse_host
+
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(swarm, "stack_file", lambda *args: contextlib.nullcontext(Path("/tmp/stack.json")))
+    monkeypatch.setattr(swarm, "cli", lambda docker, *args, what: calls.append(args) or "")
+    swarm.stack_deploy(None, load_config({"registry_user": registry_user}), Path("."), parse_host("local"), "1.0.0-abcdef123456", None)
+    assert "--with-registry-auth" in calls[0] and calls[0][:2] == ("stack", "deploy")
