@@ -21,6 +21,8 @@ CRON_FILE=/etc/cron.d/production-control
 # uvicorn gets 5 s to finish requests, then a running job up to this many: both
 # within compose's 10 s stop grace period.
 STOP_WAIT_FOR_JOBS=${STOP_WAIT_FOR_JOBS:-4}
+# /var/log is a bounded tmpfs: a file log larger than this is cut to its newer half.
+LOG_FILE_MAX_KB=${LOG_FILE_MAX_KB:-8192}
 
 say() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { say "error: $*" >&2; exit 1; }
@@ -54,20 +56,74 @@ prepare() {
   # cron starts jobs with an empty environment: save ours for the `job` role.
   (umask 077; export -p | grep -vE '^declare -x (HOME|PWD|OLDPWD|SHLVL|_)=' >"$ENV_FILE")
   chown "$APP_USER:$APP_USER" "$ENV_FILE"
+  trim_logs &
+  trim_pid=$!
+}
+
+CRON_FORM="give five cron fields (minute hour day-of-month month day-of-week), e.g. '*/5 * * * *'"
+
+# cron_value FIELD TEXT: the number TEXT stands for in field FIELD (0-4): digits, or a month/weekday
+# name; nothing (status 1) for anything else or a value out of the field's bounds.
+cron_value() {
+  local lows=(0 0 1 1 0) highs=(59 23 31 12 7) months=(jan feb mar apr may jun jul aug sep oct nov dec)
+  local days=(sun mon tue wed thu fri sat) field=$1 text=${2,,} value="" i
+  if [[ $text =~ ^[0-9]{1,2}$ ]]; then
+    value=$((10#$text))
+  elif [ "$field" = 3 ]; then
+    for i in "${!months[@]}"; do [ "${months[i]}" = "$text" ] && value=$((i + 1)); done
+  elif [ "$field" = 4 ]; then
+    for i in "${!days[@]}"; do [ "${days[i]}" = "$text" ] && value=$i; done
+  fi
+  [ -n "$value" ] && [ "$value" -ge "${lows[field]}" ] && [ "$value" -le "${highs[field]}" ] && echo "$value"
+}
+
+# check_cron_schedule SCHEDULE: five fields of *, numbers or names within each field's bounds, ranges,
+# lists and /steps; nothing else. A newline (or an awk escape such as \n) would add a crontab line run as root.
+check_cron_schedule() {
+  local LC_ALL=C schedule=$1 names=(minute hour day-of-month month day-of-week) fields items item i low high
+  local item_form='^(\*|([0-9]{1,2}|[a-zA-Z]{3})(-([0-9]{1,2}|[a-zA-Z]{3}))?)(/[0-9]{1,2})?$'
+  [[ $schedule != *[![:print:]]* ]] || die "CRON_SCHEDULE holds a control or non-ASCII character (a newline or tab?): $CRON_FORM"
+  read -r -a fields <<<"$schedule"
+  [ "${#fields[@]}" -eq 5 ] || die "CRON_SCHEDULE has ${#fields[@]} fields, not 5: $CRON_FORM"
+  for i in 0 1 2 3 4; do
+    [[ ${fields[i]} =~ ^[^,].*[^,]$|^[^,]$ && ${fields[i]} != *,,* ]] || die "CRON_SCHEDULE's ${names[i]} field '${fields[i]}' is not valid: $CRON_FORM"
+    IFS=, read -r -a items <<<"${fields[i]}"
+    for item in "${items[@]}"; do
+      [[ $item =~ $item_form ]] || die "CRON_SCHEDULE's ${names[i]} field '${fields[i]}' is not valid: $CRON_FORM"
+      [[ ${BASH_REMATCH[5]} != /0 && ${BASH_REMATCH[5]} != /00 ]] || die "CRON_SCHEDULE's ${names[i]} field '${fields[i]}' has a step of 0: $CRON_FORM"
+      [ "${BASH_REMATCH[1]}" = "*" ] && continue
+      low=$(cron_value "$i" "${BASH_REMATCH[2]}") || die "CRON_SCHEDULE's ${names[i]} field '${fields[i]}' is out of bounds: $CRON_FORM"
+      high=$low
+      if [ -n "${BASH_REMATCH[4]}" ]; then
+        high=$(cron_value "$i" "${BASH_REMATCH[4]}") || die "CRON_SCHEDULE's ${names[i]} field '${fields[i]}' is out of bounds: $CRON_FORM"
+      fi
+      [ "$low" -le "$high" ] || die "CRON_SCHEDULE's ${names[i]} field '${fields[i]}' is a range that runs backwards: $CRON_FORM"
+    done
+  done
 }
 
 install_crontab() {
   local schedule=${CRON_SCHEDULE:-}
-  if [ -n "$schedule" ]; then
-    local fields
-    read -r -a fields <<<"$schedule"
-    [ "${#fields[@]}" -eq 5 ] || die "CRON_SCHEDULE must have 5 fields (minute hour day month weekday), got '$schedule'"
-  fi
-  awk -v sched="$schedule" '
+  [ -z "$schedule" ] || check_cron_schedule "$schedule"
+  # ENVIRON, not awk -v: -v would turn backslash escapes into characters.
+  SCHEDULE="$schedule" awk '
+    BEGIN { sched = ENVIRON["SCHEDULE"] }
     /^[[:space:]]*(#|$)/ { print; next }
     sched != "" { n = split($0, f, /[[:space:]]+/); line = sched; for (i = 6; i <= n; i++) line = line " " f[i]; print line; next }
     { print }' /etc/production-control/crontab >"$CRON_FILE"
   chmod 0644 "$CRON_FILE"
+}
+
+trim_log() { # trim_log FILE: beyond LOG_FILE_MAX_KB, keep only the newer half (writers append: they go on)
+  local file=$1 size
+  size=$(stat -c %s "$file" 2>/dev/null) || return 0
+  [ "$size" -gt $((LOG_FILE_MAX_KB * 1024)) ] || return 0
+  tail -c $((LOG_FILE_MAX_KB * 512)) "$file" >"$file.trim" && cat "$file.trim" >"$file"
+  rm -f "$file.trim"
+}
+
+trim_logs() { # every 30 s, for the container's life (not supervised: it never stops the container)
+  while sleep 30; do trim_log "$WEB_LOG"; trim_log "$CRON_LOG"; done
 }
 
 run_job() { # run one cron job as the app user, with the container environment, never overlapping
@@ -147,10 +203,14 @@ supervise() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   wait_for_jobs
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null || true
+  [ -n "${trim_pid:-}" ] && kill "$trim_pid" 2>/dev/null || true
   if [ "$stopping" = 1 ]; then say "stopped cleanly"; exit 0; fi
   [ "$rc" = 0 ] && rc=1
   exit "$rc"
 }
+
+# Sourced (the unit tests of check_cron_schedule): define the functions only.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 role=${1:-all}
 case "$role" in

@@ -93,6 +93,8 @@ class DeployConfig:
     nodes: tuple[str, ...] = ()  # the swarm nodes' engines (docker hosts), for per-node predictions and measurements
     pre_pull: bool = False  # swarm: pull on every node before the update, so the rolling window holds no download
     replicas: int = 3  # swarm: web tasks
+    # Five cron fields for every job (CRON_SCHEDULE in the containers); None: the crontab's own.
+    cron_schedule: str | None = None
 
 
 def _defaults() -> dict[str, Any]:
@@ -152,6 +154,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         nodes=_nodes(values.get("nodes", base.nodes)),
         pre_pull=_flag("pre_pull", values.get("pre_pull", base.pre_pull)),
         replicas=_count("replicas", values.get("replicas", base.replicas)),
+        cron_schedule=cron_schedule(values.get("cron_schedule")),
     )
 
 
@@ -181,6 +184,59 @@ def _count(key: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
         raise DeliveryError(f"invalid deploy.{key} {value!r}: use a whole number from 1 to 100")
     return value
+
+
+# The five fields of a cron schedule, as Debian's cron reads them: (name, lowest, highest, names for values).
+CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+CRON_FORM = "use five cron fields (minute hour day-of-month month day-of-week), e.g. '*/5 * * * *' or '0 3 * * mon-fri'"
+_CRON_ITEM = re.compile(r"(?P<range>\*|(?P<low>[0-9]{1,2}|[a-z]{3})(?:-(?P<high>[0-9]{1,2}|[a-z]{3}))?)(?:/(?P<step>[0-9]{1,2}))?", re.ASCII)
+
+
+def cron_schedule(value: Any) -> str | None:
+    """Validate CRON_SCHEDULE (deploy.cron_schedule) field by field: five fields of numbers, names, `*`, ranges,
+    lists and steps, each within its field's bounds, nothing else (a newline would add a crontab line run as root).
+    The schedule with single spaces; None for no schedule (the crontab's own)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise DeliveryError(f"invalid deploy.cron_schedule {value!r}: {CRON_FORM}")
+    if not value.isprintable():
+        raise DeliveryError(f"invalid deploy.cron_schedule {value!r}: it holds a control character (a newline or tab?): {CRON_FORM}")
+    fields_ = value.split()
+    if len(fields_) != len(CRON_FIELDS):
+        raise DeliveryError(f"invalid deploy.cron_schedule {value!r}: it has {len(fields_)} fields, not 5: {CRON_FORM}")
+    for text, (name, lowest, highest, names) in zip(fields_, CRON_FIELDS):
+        for item in text.lower().split(","):
+            if not _cron_item_ok(item, lowest, highest, names):
+                raise DeliveryError(f"invalid deploy.cron_schedule {value!r}: the {name} field {text!r} is not "
+                                    f"*, a number from {lowest} to {highest}"
+                                    + (f" or a name ({names[0]}-{names[-1]})" if names else "")
+                                    + f", a range, a list or a /step: {CRON_FORM}")
+    return " ".join(fields_)
+
+
+def _cron_item_ok(item: str, lowest: int, highest: int, names: tuple[str, ...]) -> bool:
+    match = _CRON_ITEM.fullmatch(item)
+    if match is None:
+        return False
+    def number(text: str | None) -> int | None:
+        if text is None:
+            return None
+        if text.isdigit():
+            return int(text)
+        return names.index(text) + lowest if text in names else -1
+    low, high, step = number(match.group("low")), number(match.group("high")), match.group("step")
+    if any(n is not None and not lowest <= n <= highest for n in (low, high)):
+        return False
+    if low is not None and high is not None and high < low:
+        return False
+    return step is None or int(step) >= 1
 
 
 REGISTRY_FORM = "use host[:port][/namespace], e.g. localhost:5000, ghcr.io/acme or docker.io/acme"

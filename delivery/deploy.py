@@ -129,6 +129,8 @@ class Target:
         ]
         if self.config.proxy_image:
             lines.append(f"PROXY_IMAGE={self.config.proxy_image}")
+        if self.config.cron_schedule:  # validated: five fields, no control character
+            lines.append(f"CRON_SCHEDULE={self.config.cron_schedule}")
         env_file.write_text("\n".join(lines) + "\n")
         return connect(
             self.host,
@@ -280,6 +282,15 @@ def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: S
     return False, f"it was not healthy within {timeout:.0f}s"
 
 
+def image_mismatch(accepted: frozenset[str], image_id: str, repo_digests: list[str]) -> str | None:
+    """Pure: why a started container does not run the release (its image ID or a repo digest must be
+    accepted: the registry's digests for a deploy, the recorded image ID for a rollback); None when it does."""
+    if not accepted or accepted & {image_id, *repo_digests}:
+        return None
+    runs = f"image digest {', '.join(repo_digests)}" if repo_digests else f"image {image_id or 'unknown'}"
+    return f"it runs {runs}, not {' or '.join(sorted(accepted))}"
+
+
 def image_digests(docker: DockerClient, image_id: str) -> list[str]:
     return running_image(docker, image_id)[0]
 
@@ -425,8 +436,8 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         healthy, why = wait_healthy(target.docker, container.id, config.health_timeout, say)
         if healthy and digests:  # the platform's manifest digest (or its index's, for a tag that names an index)
             running, runs_on = running_image(target.docker, container.image)
-            if not digests & set(running):
-                healthy, why = False, f"it runs image digest {', '.join(running) or 'unknown'}, not {' or '.join(sorted(digests))}"
+            if mismatch := image_mismatch(digests, container.image, running):
+                healthy, why = False, mismatch
             elif platform and runs_on != platform and "unknown" not in runs_on:
                 healthy, why = False, f"it runs the {runs_on} image, not the host's {platform}"
         if not healthy:
@@ -484,7 +495,7 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     if proxy.restarts:
         say(f"{label}: the proxy restarted during the deploy (its restart policy brought it back); its state was applied again")
     try:
-        replace_cron(target, tags_, tag, running_tag(site.cron), say)
+        replace_cron(target, tags_, tag, running_tag(site.cron), say, digests=digests)
     except CronFailed as exc:
         report.cron = f"failed: {exc}"
         raise
@@ -558,13 +569,18 @@ def wait_for_engine(target: Target, timeout: float = 90) -> None:
             time.sleep(1)
 
 
-def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, previous: str | None, say: Say) -> None:
-    """Replace cron stop-first (a running job finishes or stops cleanly), putting the old one back on failure."""
+def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, previous: str | None, say: Say,
+                 digests: frozenset[str] = frozenset()) -> None:
+    """Replace cron stop-first (a running job finishes or stops cleanly), putting the old one back on failure.
+    Like the web container, the new cron must run an image with one of `digests` (when given)."""
     tags_["cron"] = tag
     say(f"{target.host.label}: replacing cron ({previous or 'none'} -> {tag})")
     try:
         container = _up(target, CRON_SERVICE, tags_, say)
         healthy, why = wait_healthy(target.docker, container.id, target.config.health_timeout, say)
+        if healthy and digests:
+            if mismatch := image_mismatch(digests, container.image, image_digests(target.docker, container.image)):
+                healthy, why = False, mismatch
     except DeliveryError as exc:
         healthy, why = False, str(exc)
     if healthy:
@@ -636,8 +652,8 @@ def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
         pulled = restore_image(target, entry, image, say)
         report = DeployReport(host=target.host.label, image=image, version=entry.tag, digest="", previous=current)
         say(f"{target.host.label}: rolling back from {current or 'none'} to {entry.tag}" + ("" if pulled else " (no pull)"))
-        try:
-            container = handover(target, site, entry.tag, report, say, kind="rollback")
+        try:  # what starts must be the recorded image (by ID): an image re-tagged since is refused before the switch
+            container = handover(target, site, entry.tag, report, say, kind="rollback", digests=frozenset({entry.image_id}))
         except CronFailed as exc:
             report.error = str(exc)
             return report

@@ -1,20 +1,24 @@
 """Connecting to Docker engines, checking what they can do, and turning their errors into one line.
 
 This is the one place that creates python-on-whales clients; everything that
-talks to an engine gets its client from `connect`.
+talks to an engine gets its client from `connect`. A client for the project's compose
+file runs docker with a clean environment (`without_shell_environment`): compose gives
+an exported variable precedence over --env-file, so nothing exported in the operator's
+shell (BLUE_TAG, APP_TAG, REGISTRY, CRON_SCHEDULE, COMPOSE_PROFILES...) changes what runs.
 """
 from __future__ import annotations
 
 import contextlib
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Iterator, Mapping, Sequence
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -43,15 +47,47 @@ def connect(
     compose_env_file: Path | None = None,
     compose_project: str | None = None,
 ) -> DockerClient:
-    """A client for `host`, optionally set up for the project's compose file."""
+    """A client for `host`, optionally set up for the project's compose file (then with a clean environment)."""
     require_cli()
     return DockerClient(
+        client_call=without_shell_environment(["docker"], os.environ) if compose_files else ["docker"],
         host=host.url,
         context=host.context,
         compose_files=list(compose_files),
         compose_env_files=[compose_env_file] if compose_env_file else [],
         compose_project_name=compose_project,
     )
+
+
+# What a docker command run for the project keeps of this process's environment: where programs
+# and the CLI's config are, the engine it talks to (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, TLS),
+# and the SSH agent of ssh:// hosts. DOCKER_DEFAULT_PLATFORM is dropped: the deploy picks the platform.
+# The bounds of docker-compose.yml (memory, logs) are overridable from the environment: they bound how
+# a release runs, never which one.
+COMPOSE_BOUNDS = frozenset({"APP_MEMORY_LIMIT", "PROXY_MEMORY_LIMIT", "LOG_MAX_SIZE", "LOG_MAX_FILE", "LOG_TMPFS_SIZE",
+                            "LOG_FILE_MAX_KB"})
+KEPT_NAMES = frozenset({"PATH", "HOME", "SSH_AUTH_SOCK"}) | COMPOSE_BOUNDS
+DROPPED_DOCKER_NAMES = frozenset({"DOCKER_DEFAULT_PLATFORM"})
+
+
+def kept_in_clean_environment(name: str) -> bool:
+    """Pure: whether a docker command run for the project sees the environment variable `name`."""
+    return name in KEPT_NAMES or (name.startswith("DOCKER_") and name not in DROPPED_DOCKER_NAMES)
+
+
+def clean_environment(environ: Mapping[str, str], own: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Pure: the environment such a command runs with: the kept part of `environ`, plus what the toolkit sets (`own`)."""
+    return {name: value for name, value in environ.items() if kept_in_clean_environment(name)} | dict(own or {})
+
+
+def without_shell_environment(argv: Sequence[str], environ: Mapping[str, str], own: Sequence[str] = ()) -> list[str]:
+    """Pure: `argv` behind `env -u NAME...`, which removes every variable of `environ` that is not kept.
+
+    python-on-whales runs docker with this process's whole environment (plus what the toolkit passes,
+    whose names are `own`): only names go on the command line, never values.
+    """
+    unset = sorted(name for name in environ if not kept_in_clean_environment(name) and name not in own)
+    return ["env", *(arg for name in unset for arg in ("-u", name)), *argv]
 
 
 def require_cli() -> None:

@@ -5,7 +5,8 @@ is left here is the small, pure translation of compose's output into what `docke
 deploy` accepts (its loader is older than compose's):
 - the top-level `name` and null fields are dropped;
 - published ports are numbers;
-- `tmpfs: [path, ...]` (which swarm ignores) becomes tmpfs mounts, the form swarm runs;
+- `tmpfs: [path[:size=N], ...]` (which swarm ignores) becomes tmpfs mounts, the form swarm runs,
+  with their size in bytes;
 - an inline config (`content:`) becomes a file beside the stack file, and its swarm name
   carries a hash of the content (swarm configs cannot change: a new content is a new config).
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.engine import last_line
+from delivery.engine import last_line, without_shell_environment
 from delivery.errors import DeliveryError
 
 OVERLAY = "docker-stack.yml"
@@ -41,16 +43,35 @@ def stack_document(model: Mapping[str, Any], stack: str) -> tuple[dict[str, Any]
         for key in [key for key, value in service.items() if value is None]:
             del service[key]
         paths = service.pop("tmpfs", None) or []
-        service["volumes"] = [*(service.get("volumes") or []), *({"type": "tmpfs", "target": path} for path in paths)]
+        service["volumes"] = [*(service.get("volumes") or []), *(tmpfs_mount(path) for path in paths)]
         for port in service.get("ports") or []:
             if isinstance(port.get("published"), str) and port["published"].isdigit():
                 port["published"] = int(port["published"])
     return document, files
 
 
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def tmpfs_mount(entry: str) -> dict[str, Any]:
+    """Pure: a stack file's tmpfs mount for a compose `tmpfs:` entry, `/path` or `/path:size=64m[,...]`."""
+    target, _, options = entry.partition(":")
+    mount: dict[str, Any] = {"type": "tmpfs", "target": target}
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        number, unit = value.rstrip("kKmMgGbB"), value[len(value.rstrip("kKmMgGbB")):].lower().rstrip("b")
+        if key != "size" or not number.isdigit() or unit not in _UNITS:
+            raise DeliveryError(f"the tmpfs {entry!r} in docker-compose.yml has an option swarm cannot run: use /path or /path:size=64m")
+        mount["tmpfs"] = {"size": int(number) * _UNITS[unit]}
+    return mount
+
+
 def compose_model(docker_cmd: list[str], root: Path, env: Mapping[str, str], project: str) -> dict[str, Any]:
-    """`docker compose config` of docker-compose.yml + docker-stack.yml with `env` (interpolated, merged)."""
-    argv = [*docker_cmd, "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
+    """`docker compose config` of docker-compose.yml + docker-stack.yml with `env` (interpolated, merged).
+
+    Compose sees `env` and the clean part of this process's environment only (delivery/engine.py).
+    """
+    argv = [*without_shell_environment([str(part) for part in docker_cmd], os.environ, own=tuple(env)), "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
             "-f", str(root / OVERLAY), "config", "--format", "json"]
     try:
         output = run(argv, env=dict(env))

@@ -232,12 +232,21 @@ def measured_pull(release_manifest: Any, diff_ids: tuple[str, ...], before: Host
 
 
 # -- deploy -------------------------------------------------------------------------------------
+def proxy_slots(replicas: int) -> int:
+    """Pure: the proxy's server-template slots for `replicas` web tasks: one more for the start-first
+    update's extra task, and never fewer than the 8 the stack file has by default."""
+    return max(8, replicas + 1)
+
+
 @contextlib.contextmanager
 def stack_file(manager: DockerClient, config: DeployConfig, root: Path, tag: str, cron_tag: str | None = None) -> Iterator[Path]:
     env = {"REGISTRY": config.registry, "APP_TAG": tag, "CRON_TAG": cron_tag or tag, "HTTP_PORT": str(config.http_port), "SITE_NAME": config.site_name,
-           "WEB_REPLICAS": str(config.replicas), "UPDATE_MONITOR": f"{max(config.monitor, 1):g}s"}
+           "WEB_REPLICAS": str(config.replicas), "PROXY_SLOTS": str(proxy_slots(config.replicas)),
+           "UPDATE_MONITOR": f"{max(config.monitor, 1):g}s"}
     if config.proxy_image:
         env["PROXY_IMAGE"] = config.proxy_image
+    if config.cron_schedule:
+        env["CRON_SCHEDULE"] = config.cron_schedule
     model = stackfile.compose_model(manager.docker_cmd, root, env, config.compose_project)
     document, files = stackfile.stack_document(model, config.compose_project)
     with tempfile.TemporaryDirectory(prefix="production-control-stack-") as tmp:
@@ -266,9 +275,9 @@ def pre_pull(release: Any, nodes: dict[str, Node], registry: str, say: Say) -> d
 
 def stack_deploy(manager: DockerClient, config: DeployConfig, root: Path, host: Host, tag: str, cron_tag: str | None) -> None:
     with stack_file(manager, config, root, tag, cron_tag) as path:
-        args = ["stack", "deploy", "--detach=true", "--prune", "-c", str(path)]
-        if config.registry_user:
-            args.insert(2, "--with-registry-auth")  # the nodes pull with this machine's registry login
+        # Always with the registry login of this machine's docker CLI (`docker login`, or deploy.registry_user's):
+        # without it the workers pull anonymously.
+        args = ["stack", "deploy", "--with-registry-auth", "--detach=true", "--prune", "-c", str(path)]
         cli(manager, *args, config.compose_project, what=f"docker stack deploy on {host.label}")
 
 

@@ -1,6 +1,7 @@
 """Running the app image as compose does, and looking inside the running container."""
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -59,7 +60,7 @@ class ComposeHardening:
         return cls(
             init=bool(service.get("init", False)),
             read_only=bool(service.get("read_only", False)),
-            tmpfs=tuple(service.get("tmpfs", ())),
+            tmpfs=tuple(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", entry) for entry in service.get("tmpfs", ())),  # sizes' defaults
             cap_drop=tuple(service.get("cap_drop", ())),
             cap_add=tuple(service.get("cap_add", ())),
             security_opt=tuple(service.get("security_opt", ())),

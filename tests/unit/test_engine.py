@@ -1,9 +1,15 @@
 """Engine facts parsed from docker's output, and docker errors turned into one line."""
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from delivery.engine import MIN_BUILDX, buildx_version, docker_errors, image_store, last_line
+from delivery.config import parse_host
+from delivery.engine import (MIN_BUILDX, buildx_version, clean_environment, connect, docker_errors, image_store, last_line,
+                             without_shell_environment)
 from delivery.errors import DeliveryError
 
 
@@ -86,3 +92,49 @@ def test_docker_errors_passes_other_exceptions_through() -> None:
     with pytest.raises(KeyError):
         with docker_errors("anything"):
             raise KeyError("x")
+
+
+SHELL = {"PATH": "/usr/bin:/bin", "HOME": "/home/op", "DOCKER_HOST": "ssh://deploy@prod-1", "DOCKER_CONFIG": "/tmp/cfg",
+         "SSH_AUTH_SOCK": "/run/agent", "BLUE_TAG": "0.0.1-000000000000", "APP_TAG": "0.0.1-000000000000",
+         "REGISTRY": "evil.example.com", "CRON_SCHEDULE": "* * * * *\n* * * * * root sh", "COMPOSE_PROFILES": "x",
+         "DOCKER_DEFAULT_PLATFORM": "linux/arm64", "REGISTRY_PASSWORD": "s3cret"}
+
+
+def test_clean_environment_keeps_path_home_docker_and_ssh_agent_only() -> None:
+    assert clean_environment(SHELL) == {"PATH": "/usr/bin:/bin", "HOME": "/home/op", "DOCKER_HOST": "ssh://deploy@prod-1",
+                                        "DOCKER_CONFIG": "/tmp/cfg", "SSH_AUTH_SOCK": "/run/agent"}
+
+
+def test_clean_environment_adds_what_the_toolkit_sets() -> None:
+    assert clean_environment(SHELL, {"APP_TAG": "1.0.0-abcdef123456"})["APP_TAG"] == "1.0.0-abcdef123456"
+
+
+def test_without_shell_environment_unsets_names_never_passes_values() -> None:
+    argv = without_shell_environment(["docker", "compose"], SHELL)
+    assert argv[0] == "env" and argv[-2:] == ["docker", "compose"]
+    unset = set(argv[2:-2:2])
+    assert unset == {"BLUE_TAG", "APP_TAG", "REGISTRY", "CRON_SCHEDULE", "COMPOSE_PROFILES", "DOCKER_DEFAULT_PLATFORM", "REGISTRY_PASSWORD"}
+    assert "s3cret" not in " ".join(argv)
+
+
+def test_without_shell_environment_keeps_the_toolkits_own_variables() -> None:
+    assert "APP_TAG" not in without_shell_environment(["docker"], SHELL, own=("APP_TAG",))
+
+
+def test_an_exported_blue_tag_does_not_reach_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What python-on-whales does (this process's environment, merged) behind the prefix: BLUE_TAG is gone."""
+    monkeypatch.setenv("BLUE_TAG", "0.0.1-000000000000")
+    argv = without_shell_environment(["env"], os.environ)
+    seen = dict(line.split("=", 1) for line in subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True,
+                                                                 check=True).stdout.splitlines() if "=" in line)
+    assert "BLUE_TAG" not in seen and seen["PATH"] == os.environ["PATH"]
+
+
+def test_compose_clients_run_docker_behind_the_clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BLUE_TAG", "0.0.1-000000000000")
+    monkeypatch.setattr("delivery.engine.require_cli", lambda: None)
+    compose = connect(parse_host("local"), compose_files=[tmp_path / "docker-compose.yml"], compose_env_file=tmp_path / "0.env")
+    argv = [str(part) for part in compose.client_config.docker_compose_cmd]
+    assert Path(argv[0]).name == "env" and "BLUE_TAG" in argv[argv.index("-u") :] and "--env-file" in argv
+    plain = connect(parse_host("local"))
+    assert [str(part) for part in plain.client_config.client_call] == ["docker"]

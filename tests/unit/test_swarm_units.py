@@ -6,7 +6,7 @@ from delivery.config import load_config
 from delivery.errors import DeliveryError
 from delivery.pullreport import host_layers
 from delivery.registry import Blob, Manifest
-from delivery.stack import stack_document
+from delivery.stack import stack_document, tmpfs_mount
 from delivery.swarm import NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time
 
 
@@ -14,7 +14,7 @@ def model() -> dict:
     return {
         "name": "production-control",
         "services": {
-            "web": {"image": "r/app:1", "entrypoint": None, "tmpfs": ["/run", "/tmp"],
+            "web": {"image": "r/app:1", "entrypoint": None, "tmpfs": ["/run", "/tmp:size=64m"],
                     "volumes": [{"type": "volume", "source": "data", "target": "/data"}]},
             "proxy": {"image": "haproxy", "ports": [{"mode": "host", "target": 8080, "published": "8000", "protocol": "tcp"}],
                       "configs": [{"source": "haproxy-swarm", "target": "/etc/haproxy.cfg"}]},
@@ -29,11 +29,23 @@ def test_the_stack_document_is_what_docker_stack_deploy_accepts() -> None:
     web = document["services"]["web"]
     assert "entrypoint" not in web and "tmpfs" not in web
     assert web["volumes"] == [{"type": "volume", "source": "data", "target": "/data"},
-                              {"type": "tmpfs", "target": "/run"}, {"type": "tmpfs", "target": "/tmp"}]
+                              {"type": "tmpfs", "target": "/run"}, {"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 64 * 1024**2}}]
     assert document["services"]["proxy"]["ports"][0]["published"] == 8000
     config = document["configs"]["haproxy-swarm"]
     assert files == {"haproxy-swarm.conf": "global\n"}
     assert config["file"] == "./haproxy-swarm.conf" and config["name"].startswith("pc_haproxy-swarm-")
+
+
+@pytest.mark.parametrize(("entry", "size"), [("/run", None), ("/run:size=16m", 16 * 1024**2), ("/x:size=512k", 512 * 1024),
+                                             ("/x:size=1g", 1024**3), ("/x:size=100", 100)])
+def test_tmpfs_sizes_become_bytes(entry: str, size: int | None) -> None:
+    mount = tmpfs_mount(entry)
+    assert mount["target"] == entry.split(":")[0] and mount.get("tmpfs", {}).get("size") == size
+
+
+def test_a_tmpfs_option_swarm_cannot_run_is_one_line() -> None:
+    with pytest.raises(DeliveryError, match="has an option swarm cannot run"):
+        tmpfs_mount("/run:mode=1777")
 
 
 def test_a_changed_inline_config_gets_a_new_swarm_name() -> None:
@@ -127,3 +139,25 @@ def test_a_first_deploy_whose_tasks_keep_failing_says_there_is_nothing_to_roll_b
     line = outcome_error(report(update_state="failed", update_message="task: non-zero exit (1)", previous=None, failed_tasks=failed),
                          None, load_config({}))
     assert "no previous release to roll back to" in line and "docker stack rm pc" in line
+
+
+@pytest.mark.parametrize(("replicas", "slots"), [(1, 8), (3, 8), (7, 8), (8, 9), (100, 101)])
+def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int, slots: int) -> None:
+    from delivery.swarm import proxy_slots
+
+    assert proxy_slots(replicas) == slots
+
+
+@pytest.mark.parametrize("registry_user", [None, "deploy"])
+def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
+    import contextlib
+    from pathlib import Path
+
+    from delivery import swarm
+    from delivery.config import parse_host
+
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(swarm, "stack_file", lambda *args: contextlib.nullcontext(Path("/tmp/stack.json")))
+    monkeypatch.setattr(swarm, "cli", lambda docker, *args, what: calls.append(args) or "")
+    swarm.stack_deploy(None, load_config({"registry_user": registry_user}), Path("."), parse_host("local"), "1.0.0-abcdef123456", None)
+    assert "--with-registry-auth" in calls[0] and calls[0][:2] == ("stack", "deploy")
