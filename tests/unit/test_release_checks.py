@@ -90,7 +90,7 @@ def test_rollback_starts_only_the_recorded_image(monkeypatch: pytest.MonkeyPatch
         raise deploy.HandoverFailed(f"{tag} failed on h1: {image_mismatch(digests, OTHER, [])}")
 
     monkeypatch.setattr(deploy, "handover", handover)
-    docker = SimpleNamespace(image=SimpleNamespace(tag=lambda *args: None))
+    docker = SimpleNamespace(image=SimpleNamespace(tag=lambda *args: None, exists=lambda ref: True))
     target = SimpleNamespace(docker=docker, host=SimpleNamespace(label="h1"), host_arg="local",
                              config=SimpleNamespace(compose_project="p", lock_wait=0, registry="localhost:5000"))
     report = deploy.rollback(target, lambda _: None)
