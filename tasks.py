@@ -16,6 +16,7 @@ from delivery import commands
 from delivery.commands import DeployFailed, emit
 from delivery.config import DEFAULTS, check_config_file
 from delivery.errors import DeliveryError
+from delivery.interrupts import Interrupted, restoring_on_signals
 
 try:  # invoke reads invoke.yaml after importing this file; a broken one would end in a traceback
     check_config_file(Path(__file__).with_name("invoke.yaml"))
@@ -40,6 +41,21 @@ def user_errors(fn):
             raise Exit(f"error: {exc}", code=1) from None
         except DeliveryError as exc:
             raise Exit(f"error: {exc}", code=1) from None
+
+    return wrapper
+
+
+def restoring_on_interrupt(fn):
+    """SIGINT, SIGTERM and SIGHUP during the task: the same restore as an error, then one line and 128+signal."""
+
+    @functools.wraps(fn)
+    def wrapper(c, *args, **kwargs):
+        try:
+            with restoring_on_signals():
+                return fn(c, *args, **kwargs)
+        except Interrupted as exc:
+            raise Exit(f"error: {fn.__name__.replace('_', '-')} {exc}: cleaned up as after an error (the lines above "
+                       "say what serves); check with `invoke status`", code=exc.exit_code) from None
 
     return wrapper
 
@@ -98,6 +114,7 @@ def ci(c, tests="unit", json=False):
     },
 )
 @user_errors
+@restoring_on_interrupt
 def deploy(c, host=None, version=None, json=False, dry_run=False, lock_wait=None):
     """Release on each host with zero downtime: pull, start beside the live release, switch once healthy, watch, drain."""
     reports = commands.deploy(c.config.deploy, host or [], version, dry_run=dry_run, lock_wait=lock_wait)
@@ -106,6 +123,7 @@ def deploy(c, host=None, version=None, json=False, dry_run=False, lock_wait=None
 
 @task(iterable=["host"], help={"host": "Host(s), as for deploy.", "to": "Release tag to go back to (default: the previous one).", "json": "Print the report as JSON."})
 @user_errors
+@restoring_on_interrupt
 def rollback(c, host=None, to=None, json=False):
     """Go back to the release before the current one (again: further back), from the image on the host (no pull)."""
     reports = commands.rollback(c.config.deploy, host or [], to)
@@ -147,6 +165,7 @@ def unlock(c, host=None, force=False):
     },
 )
 @user_errors
+@restoring_on_interrupt
 def prune(c, host=None, keep=None, dry_run=False, json=False):
     """Remove old releases from each host (history and release tags, layers only they hold); report the bytes freed."""
     reports = commands.prune(c.config.deploy, host or [], keep, dry_run=dry_run)

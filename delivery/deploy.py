@@ -27,6 +27,7 @@ from delivery.config import DeployConfig, Host
 from delivery.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
 from delivery.history import HistoryEntry, history, record, rollback_target
+from delivery.interrupts import shielded
 from delivery.lock import deploy_lock, lock_holder
 from delivery.platforms import engine_platform, lacking
 from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
@@ -343,10 +344,12 @@ def pull(target: Target, release: Release, say: Say) -> tuple[float, EngineDownl
     reader.start()
     try:
         process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as exc:  # a timeout, or a signal (delivery/interrupts.py): the pull never outlives the task
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
         reason = f"it did not finish within deploy.pull_timeout ({timeout:g}s)"
         raise DeliveryError(f"pulling {release.image} on {target.host.label} failed: {reason} ({pull_hint(reason)})") from None
     reader.join(timeout=5)
@@ -470,7 +473,8 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
                 )
     except BaseException as exc:
         report.proxy_restarts = proxy.restarts
-        restore(target, site, proxy, old, new, tags_, switched, say)
+        with shielded():  # a signal now (a cancelled CI job's second one) does not cut the restore short
+            restore(target, site, proxy, old, new, tags_, switched, say)
         if isinstance(exc, DeliveryError):
             raise
         if isinstance(exc, DockerException):
@@ -495,7 +499,8 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     if proxy.restarts:
         say(f"{label}: the proxy restarted during the deploy (its restart policy brought it back); its state was applied again")
     try:
-        replace_cron(target, tags_, tag, running_tag(site.cron), say, digests=digests)
+        with shielded():  # stop-first: a signal must not leave the host with no cron
+            replace_cron(target, tags_, tag, running_tag(site.cron), say, digests=digests)
     except CronFailed as exc:
         report.cron = f"failed: {exc}"
         raise
