@@ -218,6 +218,83 @@ def test_two_deploys_at_once_one_runs_the_other_refuses(bed: FaultBed, good: Rel
     assert bed.runs_total() >= runs_before
 
 
+# -- the deploy itself is signalled (a cancelled CI job, a dropped SSH session) ------------------------------
+def interrupted(run, sig: signal.Signals) -> str:
+    """A task ended by `sig`: exit 128+sig, no traceback, one `error:` line saying so."""
+    assert run.returncode == 128 + sig, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"deploy interrupted by {sig.name}" in errors[0], run.describe()
+    return errors[0]
+
+
+def assert_released_and_serving(bed: FaultBed, release: Release, runs_before: int, history_head: str) -> None:
+    status = bed.status()
+    assert status["lock"] is None, "the interrupted deploy left its lock behind"
+    assert (status["running"]["tag"], status["running"]["health"]) == (release.tag, "healthy"), status["running"]
+    assert [slot for slot, info in status["slots"].items() if info] == [status["live_slot"]], status["slots"]
+    assert status["history"][0]["tag"] == history_head, status["history"][:2]
+    assert_still_serving(bed, release, runs_before)
+
+
+def test_a_signal_mid_pull_kills_the_pull_and_changes_nothing(bed: FaultBed, good: Release, runs_before: int) -> None:
+    medium = bed.release("medium")
+    containers = bed.containers()
+    with StallingRegistry(bed.registry.address) as stalling:
+        task = bed.start_invoke(*bed.deploy_args(medium), env={"INVOKE_DEPLOY_REGISTRY": stalling.address,
+                                                              "INVOKE_DEPLOY_PULL_TIMEOUT": "120"})
+        task.wait_for_stderr("pulling", timeout=120)
+        wait_for("a stalled blob download", lambda: stalling.stalled or None, timeout=60)
+        task.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        run = task.finish(timeout=60)
+        seconds = time.monotonic() - signalled
+    interrupted(run, signal.SIGTERM)
+    assert seconds < 20, f"the interrupted deploy took {seconds:.0f}s to end"
+    # The pull is `docker compose --project-name <project> ... pull web-blue`, in a process group of its own.
+    left = subprocess.run(["pgrep", "-f", f"compose.*{bed.project}.* pull "], capture_output=True, text=True).stdout.split()
+    assert not left, f"the pull outlived the task: pids {left}"
+    assert bed.containers() == containers, "the interrupted pull touched the running containers"
+    assert_released_and_serving(bed, good, runs_before, good.tag)
+
+
+@pytest.mark.parametrize(
+    ("step", "signals"),
+    [
+        pytest.param("waiting for health", (signal.SIGTERM,), id="start-sigterm"),
+        pytest.param("watching", (signal.SIGHUP,), id="watch-sighup"),
+        pytest.param("watching", (signal.SIGINT, signal.SIGTERM), id="watch-ci-cancel"),
+    ],
+)
+def test_a_signal_before_the_switch_is_final_brings_back_the_release_that_was_serving(
+    bed: FaultBed, good: Release, runs_before: int, step: str, signals: tuple[signal.Signals, ...]
+) -> None:
+    release = bed.release("slow" if step == "waiting for health" else "second")
+    task = bed.start_invoke(*bed.deploy_args(release), env={"INVOKE_DEPLOY_HEALTH_TIMEOUT": "60",
+                                                           "INVOKE_DEPLOY_MONITOR": "8"})
+    task.wait_for_stderr(step, timeout=120)
+    for sig in signals:  # a cancelled CI job: SIGINT, then SIGTERM while the restore runs
+        task.process.send_signal(sig)
+        time.sleep(1)
+    run = task.finish(timeout=120)
+    interrupted(run, signals[0])
+    assert_released_and_serving(bed, good, runs_before, good.tag)
+
+
+def test_a_signal_during_the_cron_replacement_finishes_it_and_keeps_the_switch(
+    bed: FaultBed, good: Release, runs_before: int
+) -> None:
+    second = bed.release("second")
+    task = bed.start_invoke(*bed.deploy_args(second))
+    task.wait_for_stderr("replacing cron", timeout=180)
+    task.process.send_signal(signal.SIGTERM)
+    run = task.finish(timeout=120)
+    interrupted(run, signal.SIGTERM)
+    cron = bed.container("cron")
+    assert cron.config.image.endswith(f":{second.tag}"), "the cron replacement was cut short"
+    assert_released_and_serving(bed, second, runs_before, second.tag)
+
+
 # -- SIGTERM while cron jobs run --------------------------------------------------------------------------
 INTEGRITY = """
 import json, sqlite3
