@@ -26,6 +26,8 @@ from testbed import CA_BUNDLE, REPO_ROOT, Testbed
 
 from dockerbed import worktree
 
+from delivery.history import HISTORY_LABEL
+from delivery.lock import LOCK_LABEL
 from delivery.pullreport import Access, parse_access_log
 
 # What the tasks call the registry by default (invoke.yaml deploy.registry); the test bed's
@@ -333,7 +335,7 @@ def app_container(server: DockerClient, project: str, role: str = "web"):
 
 def remove_project(server: DockerClient, project: str, release_tags: Iterable[str]) -> None:
     """Everything a deploy of `project` leaves on the server: containers, volume, networks,
-    the deploy lock, the history tags, and the release tags pulled for it."""
+    the deploy lock, the history (volumes, and the tags older toolkits kept), and the release tags pulled for it."""
     with suppress(DockerException):
         containers = server.container.list(all=True, filters=project_filter(project))
         if containers:
@@ -343,8 +345,13 @@ def remove_project(server: DockerClient, project: str, release_tags: Iterable[st
         if networks:
             server.network.remove(networks)
     with suppress(DockerException):
-        if server.network.exists(f"{project}-deploy-lock"):
+        if server.network.exists(f"{project}-deploy-lock"):  # the lock of toolkits before the volume lock
             server.network.remove(f"{project}-deploy-lock")
+    for label in (LOCK_LABEL, HISTORY_LABEL):  # the deploy lock and the history's entries: named volumes
+        with suppress(DockerException):
+            state = server.volume.list(filters=[("label", f"{label}={project}")])
+            if state:
+                server.volume.remove(state)
     with suppress(DockerException):
         volumes = server.volume.list(filters=project_filter(project))
         if volumes:

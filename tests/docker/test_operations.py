@@ -51,6 +51,8 @@ from tasks_helpers import (
 from results import record
 from testbed import Testbed
 
+from delivery.lock import lock_name, my_labels
+
 pytestmark = pytest.mark.docker
 
 KEEP = 3
@@ -305,9 +307,10 @@ def test_a_stale_lock_is_reported_with_the_unlock_command(
 ) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
-    labels = {"owner": f"ci@{socket.gethostname()} pid {gone.pid}", "since": "2026-11-29T00:00:00Z",
-              "machine": socket.gethostname(), "pid": str(gone.pid)}
-    site.server.network.create(f"{site.project}-deploy-lock", labels=labels)
+    # A lock this machine took (its machine id, boot and pid namespace) for a process that is gone.
+    labels = my_labels(site.project) | {"owner": f"ci@{socket.gethostname()} pid {gone.pid}", "pid": str(gone.pid),
+                                        "pid_start": "", "since": "2026-11-29T00:00:00Z"}
+    site.server.volume.create(lock_name(site.project), labels=labels)
     started = time.monotonic()
     run = site.invoke("deploy", "--host", site.host, "--version", releases[-1], "--lock-wait", LOCK_WAIT)
     # The pull comes before the lock (it touches nothing); then one error line, and nothing started.
