@@ -282,6 +282,7 @@ def test_config_precedence(invoke: Run, recorder: Recorder, monkeypatch: pytest.
         pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a,prod-2", "hosts", ("ssh://deploy@plant-a", "prod-2"), id="hosts-list"),
         pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", "health_timeout", 2.5, id="health-timeout-float"),
         pytest.param("INVOKE_DEPLOY_MONITOR", "0", "monitor", 0.0, id="watch-window-off"),
+        pytest.param("INVOKE_DEPLOY_WATCH_MIN_REQUESTS", "20", "watch_min_requests", 20, id="watch-min-requests"),
         pytest.param("INVOKE_DEPLOY_PROXY_IMAGE", "registry.example.com/haproxy:3.0", "proxy_image",
                      "registry.example.com/haproxy:3.0", id="proxy-image-default-none"),
     ],
