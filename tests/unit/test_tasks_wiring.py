@@ -482,3 +482,10 @@ def test_format_doctor_layout_path() -> None:
     text = commands.format_doctor({"builder": builder, "registry": "r:5000"})
     assert "build path    layout: reproducible OCI layout" in text
     assert "loses" not in text and "reproducible  " not in text
+
+
+def test_format_report_says_a_quiet_watch_window_passed_on_health_checks_only() -> None:
+    note = "no traffic in the watch window: passed on the proxy's health checks only"
+    report = {**FULL_REPORT, "monitor": {"seconds": 10.0, "requests": 0, "errors": 0, "error_rate": 0.0,
+                                         "switched_back": False, "note": note}}
+    assert f"watch window    10s: 0 requests, 0 failed ({note})" in commands.format_report(report).splitlines()
