@@ -448,6 +448,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     if report.get("monitor"):
         watch = report["monitor"]
         lines.append(f"watch window    {watch['seconds']:.0f}s: {watch['requests']} requests, {watch['errors']} failed"
+                     + (f" ({watch['note']})" if watch.get("note") else "")
                      + (" (switched back)" if watch.get("switched_back") else ""))
     if report.get("drain_seconds") is not None:
         lines.append(f"drain           {report['drain_seconds']:.2f}s")

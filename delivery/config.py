@@ -80,6 +80,9 @@ class DeployConfig:
     drain_timeout: float = 30.0  # how long the old web container gets to finish requests in flight
     monitor: float = 10.0  # the watch window after a switch (0: none)
     max_error_rate: float = 0.02  # failed share of the new release's requests that switches back
+    # Requests the new release must serve in the watch window, or it is switched back; 0: a window with
+    # no traffic passes on the proxy's health checks of the new slot alone (and the report says so).
+    watch_min_requests: int = 0
     compose_project: str = "production-control"
     http_port: int = 8000
     site_name: str = "production"
@@ -142,6 +145,7 @@ def load_config(section: Mapping[str, Any]) -> DeployConfig:
         drain_timeout=_positive("drain_timeout", values.get("drain_timeout", base.drain_timeout)),
         monitor=_positive("monitor", values.get("monitor", base.monitor), zero=True),
         max_error_rate=_fraction("max_error_rate", values.get("max_error_rate", base.max_error_rate)),
+        watch_min_requests=_min_requests(values.get("watch_min_requests", base.watch_min_requests)),
         compose_project=_compose_project(values.get("compose_project", base.compose_project)),
         http_port=_port(values.get("http_port", base.http_port)),
         site_name=_site_name(values.get("site_name", base.site_name)),
@@ -176,6 +180,16 @@ def _flag(key: str, value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
         return value.lower() in ("true", "1", "yes")
     raise DeliveryError(f"invalid deploy.{key} {value!r}: use true or false")
+
+
+def _min_requests(value: Any) -> int:
+    """deploy.watch_min_requests: a whole number, 0 or more (0: a quiet watch window passes on health checks)."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DeliveryError(f"invalid deploy.watch_min_requests {value!r}: use a whole number of requests, 0 or more "
+                            "(0: a window with no traffic passes on health checks), e.g. 20")
+    return value
 
 
 def _count(key: str, value: Any) -> int:

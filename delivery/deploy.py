@@ -30,7 +30,7 @@ from delivery.history import HistoryEntry, history, record, rollback_target
 from delivery.interrupts import shielded
 from delivery.lock import deploy_lock, lock_holder
 from delivery.platforms import engine_platform, lacking
-from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, too_many_errors, window
+from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, window, window_failure
 from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 from delivery.retention import prune_after_deploy
@@ -463,14 +463,14 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         report.switch_seconds = round(time.monotonic() - ready_at, 3)
         say(f"{label}: proxy switched to {new} ({tag}) in {report.switch_seconds:.2f}s")
         if old and config.monitor > 0:
-            observed = watch(proxy, new, config.monitor, say, label)
+            observed = watch(proxy, new, config.monitor, say, label,
+                             state=lambda: container_state(target.docker, container.id),
+                             min_requests=config.watch_min_requests,
+                             check_timeout=max(10.0, config.health_timeout / 3))
             report.monitor = observed.as_dict() | {"switched_back": False}
-            if too_many_errors(observed, config.max_error_rate):
+            if failure := window_failure(observed, config.max_error_rate, config.watch_min_requests):
                 report.monitor["switched_back"] = True
-                raise HandoverFailed(
-                    f"{tag} failed on {label}: {observed.errors} of {observed.requests} requests failed in the "
-                    f"{config.monitor:g}s watch window (deploy.max_error_rate {config.max_error_rate:g}); switched back"
-                )
+                raise HandoverFailed(f"{tag} failed on {label}: {failure} in the {config.monitor:g}s watch window; switched back")
     except BaseException as exc:
         report.proxy_restarts = proxy.restarts
         with shielded():  # a signal now (a cancelled CI job's second one) does not cut the restore short
@@ -521,46 +521,145 @@ def _serving(site: Site, old: str | None) -> str:
     return f"{site.live_tag} is serving" if old or site.legacy is not None else "nothing was serving before"
 
 
-def watch(proxy: Proxy, slot: str, seconds: float, say: Say, label: str) -> Window:
-    """The watch window: what the proxy counts for `slot` over `seconds` after the switch."""
+@dataclass(frozen=True)
+class ContainerState:
+    """What the engine says of a container: its status, how often its restart policy restarted it, its exit code."""
+
+    status: str
+    restarts: int
+    exit_code: int | None = None
+
+
+def container_state(docker: DockerClient, container_id: str) -> ContainerState:
+    """The container's state now (one line on failure: the engine stopped answering)."""
+    with docker_errors("inspecting the new container"):
+        container = docker.container.inspect(container_id)
+    return ContainerState(container.state.status, container.restart_count or 0, container.state.exit_code)
+
+
+def container_problem(before: ContainerState, now: ContainerState) -> str | None:
+    """Pure: why the new container no longer serves (it exited, or restarted since `before`), or None."""
+    if now.status != "running":
+        code = f" (exit code {now.exit_code})" if now.exit_code is not None else ""
+        return f"the new container is {now.status}{code}"
+    if now.restarts != before.restarts:
+        return f"the new container restarted ({now.restarts - before.restarts} times)"
+    return None
+
+
+NO_TRAFFIC = "no traffic in the watch window: passed on the proxy's health checks only"
+
+
+def watch(proxy: Proxy, slot: str, seconds: float, say: Say, label: str,
+          state: Callable[[], ContainerState] | None = None, min_requests: int = 0,
+          check_timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep,
+          clock: Callable[[], float] = time.monotonic) -> Window:
+    """The watch window: what the proxy counts for `slot` over `seconds` after the switch. It fails closed:
+    a Window with a `problem` when its stats cannot be read at its start or end, or when `state` (the new
+    container's) says it exited or restarted. With no traffic and no minimum, it passes only if the proxy's
+    own health check of `slot` passes (within `check_timeout`), and its `note` says so."""
     say(f"{label}: watching {slot} for {seconds:g}s (old release kept behind it)")
-    started = time.monotonic()
-    first = proxy.server(slot)
+    started = clock()
+    reads = failed = 0
+    last_error = ""
+
+    def read() -> Any:
+        nonlocal reads, failed, last_error
+        reads += 1
+        try:
+            return proxy.server(slot)
+        except DeliveryError as exc:
+            failed += 1
+            last_error = str(exc)
+            return None
+
+    def checked() -> str | None:
+        if state is None:
+            return None
+        try:
+            return container_problem(before, state())
+        except DeliveryError as exc:
+            return f"the new container cannot be inspected ({exc})"
+
+    before = state() if state is not None else None
+    first = read()
     last = first
-    while time.monotonic() - started < seconds:
-        time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - started))))
-        with contextlib.suppress(DeliveryError):
-            last = proxy.server(slot)
-    observed = window(first, last, time.monotonic() - started)
-    say(f"{label}: {observed.requests} requests, {observed.errors} failed ({observed.error_rate:.1%})")
+    problem = None
+    while clock() - started < seconds:
+        sleep(min(1.0, max(0.0, seconds - (clock() - started))))
+        if problem := checked():
+            break
+        last = read()
+    elapsed = clock() - started
+    if problem is None and (first is None or last is None):
+        problem = f"stats unreadable: {failed} of {reads} reads failed ({last_error})"
+    counted = window(first, last, elapsed) if first is not None and last is not None else Window(elapsed, 0, 0)
+    note = None
+    if problem is None and counted.requests == 0 and min_requests == 0:
+        if proxy.wait_passing(slot, check_timeout):
+            note = NO_TRAFFIC
+        else:
+            problem = f"no traffic in the watch window, and the proxy's health check of {slot} does not pass"
+    observed = Window(counted.seconds, counted.requests, counted.errors, failed, problem, note)
+    say(f"{label}: {observed.requests} requests, {observed.errors} failed ({observed.error_rate:.1%})"
+        + (f", {failed} of {reads} stats reads failed" if failed else "")
+        + (f"; {problem}" if problem else "") + (f"; {note}" if note else ""))
     return observed
+
+
+def restore_outcome(servers: dict[str, Any] | None, old: str, new: str, removed: bool) -> str:
+    """Pure: the one line restore reports, from what the proxy answers afterwards (None: it did not answer)."""
+    def passing(slot: str) -> bool:
+        return servers is not None and slot in servers and servers[slot].check_passes
+
+    if removed and passing(old):
+        return f"restored: {old} is serving"
+    if removed:
+        return f"restore incomplete: {new} was removed, but the proxy's check of {old} does not pass"
+    if passing(new):
+        return f"restore incomplete: {old} is not healthy; {new} stays in rotation"
+    return f"restore incomplete: neither slot is healthy; {new} stays in rotation"
 
 
 def restore(target: Target, site: Site, proxy: Proxy, old: str | None, new: str, tags_: dict[str, str | None],
             switched: bool, say: Say) -> None:
-    """Put back what was serving: the old slot live (restarted if needed), the new slot removed."""
+    """Put back what was serving: the old slot live (restarted if needed) once healthy, within
+    deploy.health_timeout, and only then the new slot removed; the line said is what the proxy reads back."""
     label = target.host.label
     wait_for_engine(target)
     with contextlib.suppress(DeliveryError, DockerException):
         if site.legacy is not None:
             target.docker.container.start(site.legacy.id)
-    if old:
-        old_container = site.web[old]
-        with contextlib.suppress(DockerException):
-            state = target.docker.container.inspect(old_container.id).state
-            if state.status != "running":
-                target.docker.container.start(old_container.id)
-        proxy.via = old_container.id
+    if not old:
+        with contextlib.suppress(DeliveryError, DockerException):
+            _remove(target, service_of(new), tags_)
+        say(f"{label}: restored: {_serving(site, old)}")
+        return
+    old_container = site.web[old]
+    with contextlib.suppress(DockerException):
+        state = target.docker.container.inspect(old_container.id).state
+        if state.status != "running":
+            target.docker.container.start(old_container.id)
+    proxy.via = old_container.id
+    removed = False
+    if proxy.wait(target.config.health_timeout, lambda: proxy.server(old).check_passes):
         try:
-            proxy.wait(30, lambda: proxy.server(old).check_passes)
             proxy.set(switch_command(old, None) + "; " + drain_command(new))
             if switched:
                 proxy.drain(new, target.config.drain_timeout)
         except DeliveryError as exc:
-            say(f"{label}: could not reset the proxy ({exc}); removing the new slot anyway")
-    with contextlib.suppress(DeliveryError, DockerException):
-        _remove(target, service_of(new), tags_)
-    say(f"{label}: restored: {_serving(site, old)}")
+            say(f"{label}: could not reset the proxy ({exc}); {old} is healthy, removing the new slot")
+        with contextlib.suppress(DeliveryError, DockerException):
+            _remove(target, service_of(new), tags_)
+            removed = True
+    else:
+        say(f"{label}: {old} did not pass the proxy's check within deploy.health_timeout "
+            f"({target.config.health_timeout:g}s); keeping {new}")
+    try:
+        servers = proxy.stats()
+    except DeliveryError:
+        servers = None
+    say(f"{label}: {restore_outcome(servers, old, new, removed)}")
 
 
 def wait_for_engine(target: Target, timeout: float = 90) -> None:

@@ -119,14 +119,18 @@ class Window:
     seconds: float
     requests: int
     errors: int
+    failed_reads: int = 0  # statistics reads that failed during the window
+    problem: str | None = None  # why the window cannot pass whatever it counted (stats unreadable, container exited)
+    note: str | None = None  # how a window passed that saw no traffic
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return {"seconds": round(self.seconds, 2), "requests": self.requests, "errors": self.errors,
-                "error_rate": round(self.error_rate, 4)}
+                "error_rate": round(self.error_rate, 4), "failed_reads": self.failed_reads,
+                "problem": self.problem, "note": self.note}
 
 
 def window(before: ServerStats, after: ServerStats, seconds: float) -> Window:
@@ -142,6 +146,22 @@ def window(before: ServerStats, after: ServerStats, seconds: float) -> Window:
 def too_many_errors(observed: Window, max_error_rate: float) -> bool:
     """The watch window's verdict: more errors than max_error_rate allows (at least one error)."""
     return observed.errors > 0 and observed.error_rate > max_error_rate
+
+
+def window_failure(observed: Window, max_error_rate: float, min_requests: int = 0) -> str | None:
+    """Pure: why the watch window fails (it fails closed), or None when it passes.
+
+    In order: a problem found while watching (stats unreadable, the container exited or restarted),
+    too many errors, fewer requests than `min_requests` (deploy.watch_min_requests; 0: none needed).
+    """
+    if observed.problem:
+        return observed.problem
+    if too_many_errors(observed, max_error_rate):
+        return (f"{observed.errors} of {observed.requests} requests failed "
+                f"(deploy.max_error_rate {max_error_rate:g})")
+    if observed.requests < min_requests:
+        return f"only {observed.requests} requests reached it (deploy.watch_min_requests {min_requests})"
+    return None
 
 
 # -- commands (pure) -----------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from delivery.proxy import (
     switch_command,
     too_many_errors,
     window,
+    window_failure,
+    Window,
 )
 
 # A real `show stat web 4 -1` answer of HAProxy 2.6 (columns cut after hrsp_other are kept
@@ -90,7 +92,8 @@ def test_window_counts_between_two_readings() -> None:
 
     assert (observed.requests, observed.errors) == (500, 12)
     assert observed.error_rate == pytest.approx(0.024)
-    assert observed.as_dict() == {"seconds": 10.0, "requests": 500, "errors": 12, "error_rate": 0.024}
+    assert observed.as_dict() == {"seconds": 10.0, "requests": 500, "errors": 12, "error_rate": 0.024,
+                                  "failed_reads": 0, "problem": None, "note": None}
 
 
 def test_window_after_a_proxy_restart_counts_from_zero() -> None:
@@ -116,3 +119,26 @@ def test_window_never_counts_more_errors_than_requests() -> None:
 )
 def test_too_many_errors(requests: int, errors: int, limit: float, verdict: bool) -> None:
     assert too_many_errors(window(_stats(0), _stats(requests, errors), 10.0), limit) is verdict
+
+
+@pytest.mark.parametrize(
+    ("observed", "minimum", "failure"),
+    [
+        pytest.param(Window(10.0, 500, 0), 0, None, id="clean"),
+        pytest.param(Window(10.0, 0, 0), 0, None, id="quiet-passes-with-no-minimum"),
+        pytest.param(Window(10.0, 0, 0), 20, "only 0 requests reached it (deploy.watch_min_requests 20)", id="quiet-under-a-minimum"),
+        pytest.param(Window(10.0, 20, 0), 20, None, id="at-the-minimum"),
+        pytest.param(Window(10.0, 500, 11), 0, "11 of 500 requests failed (deploy.max_error_rate 0.02)", id="error-rate"),
+        pytest.param(Window(10.0, 0, 0, failed_reads=9, problem="stats unreadable: 9 of 9 reads failed"), 0,
+                     "stats unreadable: 9 of 9 reads failed", id="problem-first"),
+        pytest.param(Window(10.0, 500, 11, problem="the new container exited (code 1)"), 0,
+                     "the new container exited (code 1)", id="problem-before-error-rate"),
+    ],
+)
+def test_the_watch_window_fails_closed(observed: Window, minimum: int, failure: str | None) -> None:
+    assert window_failure(observed, 0.02, minimum) == failure
+
+
+def test_a_window_reports_its_reads_problem_and_note() -> None:
+    shown = Window(10.0, 0, 0, failed_reads=1, note="no traffic").as_dict()
+    assert (shown["failed_reads"], shown["problem"], shown["note"]) == (1, None, "no traffic")

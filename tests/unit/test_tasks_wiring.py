@@ -282,6 +282,7 @@ def test_config_precedence(invoke: Run, recorder: Recorder, monkeypatch: pytest.
         pytest.param("INVOKE_DEPLOY_HOSTS", "ssh://deploy@plant-a,prod-2", "hosts", ("ssh://deploy@plant-a", "prod-2"), id="hosts-list"),
         pytest.param("INVOKE_DEPLOY_HEALTH_TIMEOUT", "2.5", "health_timeout", 2.5, id="health-timeout-float"),
         pytest.param("INVOKE_DEPLOY_MONITOR", "0", "monitor", 0.0, id="watch-window-off"),
+        pytest.param("INVOKE_DEPLOY_WATCH_MIN_REQUESTS", "20", "watch_min_requests", 20, id="watch-min-requests"),
         pytest.param("INVOKE_DEPLOY_PROXY_IMAGE", "registry.example.com/haproxy:3.0", "proxy_image",
                      "registry.example.com/haproxy:3.0", id="proxy-image-default-none"),
     ],
@@ -481,3 +482,10 @@ def test_format_doctor_layout_path() -> None:
     text = commands.format_doctor({"builder": builder, "registry": "r:5000"})
     assert "build path    layout: reproducible OCI layout" in text
     assert "loses" not in text and "reproducible  " not in text
+
+
+def test_format_report_says_a_quiet_watch_window_passed_on_health_checks_only() -> None:
+    note = "no traffic in the watch window: passed on the proxy's health checks only"
+    report = {**FULL_REPORT, "monitor": {"seconds": 10.0, "requests": 0, "errors": 0, "error_rate": 0.0,
+                                         "switched_back": False, "note": note}}
+    assert f"watch window    10s: 0 requests, 0 failed ({note})" in commands.format_report(report).splitlines()

@@ -1,0 +1,188 @@
+"""The watch window fails closed, and restore keeps the only serving slot (issue items 2 and 5), with fakes."""
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from delivery import deploy
+from delivery.deploy import ContainerState, container_problem, restore_outcome, watch
+from delivery.errors import DeliveryError
+from delivery.proxy import ServerStats, window_failure
+
+RUNNING = ContainerState("running", 0)
+
+
+def _stats(requests: int, errors: int = 0, check: str = "L7OK") -> ServerStats:
+    return ServerStats("green", "UP", check, 256, 0, requests, errors, 0)
+
+
+class FakeProxy:
+    """Answers `server` from a script: a ServerStats, or an exception to raise."""
+
+    def __init__(self, answers: list[Any], passing: bool = True):
+        self.answers, self.passing, self.waited = list(answers), passing, 0
+
+    def server(self, slot: str) -> ServerStats:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def wait_passing(self, slot: str, timeout: float) -> bool:
+        self.waited += 1
+        return self.passing
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _watch(proxy: FakeProxy, states: list[ContainerState] | None = None, min_requests: int = 0, said: list | None = None):
+    clock = Clock()
+    queue = list(states or [RUNNING])
+    state = lambda: queue.pop(0) if len(queue) > 1 else queue[0]  # noqa: E731
+    return watch(proxy, "green", 3.0, (said if said is not None else []).append, "h", state=state,
+                 min_requests=min_requests, sleep=clock.sleep, clock=clock)
+
+
+def test_a_window_with_traffic_and_no_errors_passes() -> None:
+    observed = _watch(FakeProxy([_stats(10), _stats(50), _stats(90), _stats(130)]))
+    assert (observed.requests, observed.problem, observed.note) == (120, None, None)
+    assert window_failure(observed, 0.02) is None
+
+
+def test_stats_that_cannot_be_read_fail_the_window() -> None:
+    # The crash-looping release: commands go through its container, every read fails.
+    observed = _watch(FakeProxy([DeliveryError("the proxy's runtime API did not answer")]))
+    assert observed.problem == "stats unreadable: 4 of 4 reads failed (the proxy's runtime API did not answer)"
+    assert window_failure(observed, 0.02) == observed.problem
+
+
+def test_a_failed_last_read_fails_the_window_but_a_failed_middle_one_is_only_counted() -> None:
+    boom = DeliveryError("no answer")
+    assert _watch(FakeProxy([_stats(0), _stats(5), _stats(9), boom])).problem.startswith("stats unreadable: 1 of 4")
+    middle = _watch(FakeProxy([_stats(0), boom, _stats(9), _stats(20)]))
+    assert (middle.problem, middle.failed_reads, middle.requests) == (None, 1, 20)
+
+
+@pytest.mark.parametrize(
+    ("now", "why"),
+    [
+        pytest.param(ContainerState("exited", 0, 3), "the new container is exited (exit code 3)", id="exited"),
+        pytest.param(ContainerState("restarting", 1, 1), "the new container is restarting (exit code 1)", id="restarting"),
+        pytest.param(ContainerState("running", 2), "the new container restarted (2 times)", id="restarted"),
+    ],
+)
+def test_a_new_container_that_exits_or_restarts_fails_the_window(now: ContainerState, why: str) -> None:
+    said: list[str] = []
+    observed = _watch(FakeProxy([_stats(0), _stats(40)]), states=[RUNNING, RUNNING, now], said=said)
+    assert observed.problem == why and container_problem(RUNNING, now) == why
+    assert said[-1].endswith(why)
+
+
+def test_a_container_that_cannot_be_inspected_fails_the_window() -> None:
+    def state() -> ContainerState:
+        if clock.now:
+            raise DeliveryError("the engine stopped answering")
+        return RUNNING
+
+    clock = Clock()
+    observed = watch(FakeProxy([_stats(0)]), "green", 2.0, [].append, "h", state=state, sleep=clock.sleep, clock=clock)
+    assert observed.problem == "the new container cannot be inspected (the engine stopped answering)"
+
+
+def test_a_quiet_window_passes_on_health_checks_and_says_so() -> None:
+    said: list[str] = []
+    proxy = FakeProxy([_stats(7)])
+    observed = _watch(proxy, said=said)
+    assert (observed.requests, observed.problem, observed.note, proxy.waited) == (0, None, deploy.NO_TRAFFIC, 1)
+    assert window_failure(observed, 0.02) is None and said[-1].endswith(deploy.NO_TRAFFIC)
+
+
+def test_a_quiet_window_whose_health_check_fails_fails() -> None:
+    observed = _watch(FakeProxy([_stats(7)], passing=False))
+    assert observed.problem == "no traffic in the watch window, and the proxy's health check of green does not pass"
+
+
+def test_a_quiet_window_under_a_minimum_fails() -> None:
+    proxy = FakeProxy([_stats(7)])
+    observed = _watch(proxy, min_requests=5)
+    assert proxy.waited == 0 and observed.note is None
+    assert window_failure(observed, 0.02, 5) == "only 0 requests reached it (deploy.watch_min_requests 5)"
+
+
+# -- restore ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("servers", "removed", "line"),
+    [
+        pytest.param({"blue": _stats(0), "green": _stats(0)}, True, "restored: blue is serving", id="restored"),
+        pytest.param({"blue": _stats(0, check="L4CON")}, True,
+                     "restore incomplete: green was removed, but the proxy's check of blue does not pass", id="old-down-after"),
+        pytest.param({"blue": _stats(0, check="L4CON"), "green": _stats(0)}, False,
+                     "restore incomplete: blue is not healthy; green stays in rotation", id="new-kept"),
+        pytest.param(None, False, "restore incomplete: neither slot is healthy; green stays in rotation", id="nothing-answers"),
+    ],
+)
+def test_restore_reports_what_it_reads_back(servers: dict | None, removed: bool, line: str) -> None:
+    assert restore_outcome(servers, "blue", "green", removed) == line
+
+
+class RestoreProxy:
+    def __init__(self, healthy: bool):
+        self.healthy, self.waited_for, self.sent, self.via = healthy, None, [], None
+
+    def wait(self, timeout: float, ready: Any) -> bool:
+        self.waited_for = timeout
+        return self.healthy
+
+    def server(self, slot: str) -> ServerStats:
+        return _stats(0)
+
+    def set(self, command: str) -> None:
+        self.sent.append(command)
+
+    def drain(self, slot: str, timeout: float) -> tuple[float, int]:
+        self.sent.append(f"drain {slot}")
+        return 0.0, 0
+
+    def stats(self) -> dict[str, ServerStats]:
+        if self.healthy:
+            return {"blue": _stats(0)}
+        return {"blue": _stats(0, check="L4CON"), "green": _stats(0, check="L4CON")}
+
+
+def _restore(monkeypatch: pytest.MonkeyPatch, healthy: bool) -> tuple[RestoreProxy, list[str], list[str]]:
+    removed: list[str] = []
+    said: list[str] = []
+    monkeypatch.setattr(deploy, "wait_for_engine", lambda target: None)
+    monkeypatch.setattr(deploy, "_remove", lambda target, service, tags_: removed.append(service))
+    running = SimpleNamespace(state=SimpleNamespace(status="running"))
+    docker = SimpleNamespace(container=SimpleNamespace(inspect=lambda cid: running, start=lambda cid: None))
+    target = SimpleNamespace(docker=docker, host=SimpleNamespace(label="h"),
+                             config=SimpleNamespace(health_timeout=75.0, drain_timeout=5.0))
+    site = SimpleNamespace(legacy=None, web={"blue": SimpleNamespace(id="old-id")})
+    proxy = RestoreProxy(healthy)
+    deploy.restore(target, site, proxy, "blue", "green", {}, True, said.append)
+    return proxy, removed, said
+
+
+def test_restore_waits_health_timeout_and_removes_the_new_slot_once_the_old_is_healthy(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy, removed, said = _restore(monkeypatch, healthy=True)
+    assert proxy.waited_for == 75.0 and proxy.via == "old-id"
+    assert removed == ["web-green"] and "drain green" in proxy.sent
+    assert said == ["h: restored: blue is serving"]
+
+
+def test_restore_keeps_the_new_slot_when_the_old_never_gets_healthy(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy, removed, said = _restore(monkeypatch, healthy=False)
+    assert removed == [] and proxy.sent == []
+    assert said == ["h: blue did not pass the proxy's check within deploy.health_timeout (75s); keeping green",
+                    "h: restore incomplete: neither slot is healthy; green stays in rotation"]
