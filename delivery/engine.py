@@ -22,6 +22,7 @@ from typing import IO, Any, Iterator, Mapping, Sequence
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run
 
 from delivery.config import Host
 from delivery.errors import DeliveryError
@@ -88,6 +89,13 @@ def without_shell_environment(argv: Sequence[str], environ: Mapping[str, str], o
     """
     unset = sorted(name for name in environ if not kept_in_clean_environment(name) and name not in own)
     return ["env", *(arg for name in unset for arg in ("-u", name)), *argv]
+
+
+def volume_labels(docker: DockerClient, *names: str) -> list[dict[str, str]]:
+    """The labels of the named volumes, in order (raw `docker volume inspect`: the deploy lock and history
+    live in volume labels). Raises DockerException when one of them does not exist."""
+    found = json.loads(str(run([*docker.docker_cmd, "volume", "inspect", *names])))
+    return [volume.get("Labels") or {} for volume in found]
 
 
 def require_cli() -> None:

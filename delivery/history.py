@@ -15,7 +15,6 @@ volumes, so the first deploy or rollback with this toolkit makes the old history
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.engine import docker_errors
+from delivery.engine import docker_errors, volume_labels
 
 _HISTORY_TAG = re.compile(r"(?P<time>[0-9]{8}T[0-9]{12}Z)-(?P<kind>deploy|rollback|restore)-(?P<tag>.+)")
 HISTORY_LABEL = "production-control.history"  # its value: the compose project
@@ -111,8 +110,7 @@ def stored_entries(docker: DockerClient, project: str) -> list[HistoryEntry]:
     names = run([*docker.docker_cmd, "volume", "ls", "--quiet", "--filter", f"label={HISTORY_LABEL}={project}"]).split()
     if not names:
         return []
-    found = json.loads(str(run([*docker.docker_cmd, "volume", "inspect", *names])))
-    entries = (HistoryEntry.from_labels(volume.get("Labels") or {}) for volume in found)
+    entries = (HistoryEntry.from_labels(labels) for labels in volume_labels(docker, *names))
     return [e for e in entries if e is not None]
 
 

@@ -37,13 +37,11 @@ class SignalRelay:
 
     def __init__(self, say: Callable[[str], None]) -> None:
         self.say = say
-        self.received: list[int] = []
         self.shields = 0
         self.pending: int | None = None  # a signal received while shielded, raised when the shield ends
         self.raised = False
 
     def __call__(self, signum: int, frame: object = None) -> None:
-        self.received.append(signum)
         name = signal.Signals(signum).name
         if self.shields:
             self.pending = self.pending or signum

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import os
 import secrets
 import socket
@@ -39,9 +38,8 @@ from typing import Callable, Iterator, Mapping, Protocol
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import run
 
-from delivery.engine import last_line
+from delivery.engine import last_line, volume_labels
 from delivery.errors import DeliveryError
 
 POLL_SECONDS = 1.0
@@ -185,10 +183,10 @@ class VolumeLock:
 
     def labels(self) -> Mapping[str, str] | None:
         try:
-            found = json.loads(str(run([*self.docker.docker_cmd, "volume", "inspect", self.name])))
+            found = volume_labels(self.docker, self.name)
         except DockerException:
             return None
-        return (found[0].get("Labels") or {}) if found else None
+        return found[0] if found else None
 
     def remove(self) -> None:
         with contextlib.suppress(DockerException):

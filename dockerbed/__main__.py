@@ -119,8 +119,10 @@ def installed_by_suite(args: argparse.Namespace) -> dict[str, str | None]:
     """The installed version of every verified package: on this machine, or in the image given for its suite."""
     images = dict(spec.split("=", 1) for spec in args.images)
     found: dict[str, str | None] = {}
-    for suite in dict.fromkeys(pin.suite for pin in packages.verified()):
-        names = [pin.name for pin in packages.verified(suite)]
+    by_suite: dict[str, list[str]] = {}
+    for pin in packages.verified():
+        by_suite.setdefault(pin.suite, []).append(pin.name)
+    for suite, names in by_suite.items():
         if suite in images:
             found.update(packages.installed(names, ["docker", "run", "--rm", "--network", "none", images[suite]]))
         elif not suite.endswith("-image"):
