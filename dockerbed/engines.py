@@ -109,6 +109,7 @@ def start(engine: Engine, timeout: float = 60) -> subprocess.Popen[bytes] | None
     if engine.netns is not None:
         (engine.root / "run-docker").mkdir(exist_ok=True)
     engine.config_file.write_text(json.dumps(engine.daemon_config()) + "\n")
+    processes.clear_stale(engine.pid_file, engine.config_file)
     process = processes.spawn(engine.argv(), engine.log)
     processes.wait_until_up(f"dockerd at {engine.socket}", lambda: answers(engine), process, engine.log, timeout)
     return process
@@ -117,5 +118,5 @@ def start(engine: Engine, timeout: float = 60) -> subprocess.Popen[bytes] | None
 def stop(engine: Engine, process: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
     """SIGTERM by its pid file, as an init system stops it (containers stop first); SIGKILL after `timeout`.
     `process`: the one start() returned, reaped here."""
-    processes.stop(engine.pid_file, timeout=timeout)
+    processes.stop(engine.pid_file, engine.config_file, timeout=timeout)
     processes.reap(process)

@@ -29,6 +29,27 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
+def owned_pid(pid_file: Path, marker: Path) -> int | None:
+    """The pid of `pid_file` when that process still runs and is ours: its command line names `marker`
+    (the config file it was started with). A pid file outlives a reboot under /var/tmp, and its number
+    may then belong to any other process: that one is neither ours to signal nor a reason to wait."""
+    pid = read_pid(pid_file)
+    if pid is None or not alive(pid):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return pid if str(marker).encode() in argv else None
+
+
+def clear_stale(pid_file: Path, marker: Path) -> None:
+    """Remove `pid_file` unless it names a running process of ours (dockerd refuses to start while the
+    pid in its pid file runs, whatever that process is)."""
+    if owned_pid(pid_file, marker) is None:
+        pid_file.unlink(missing_ok=True)
+
+
 def signal_and_wait(pid: int, sig: int = signal.SIGTERM, timeout: float = 15) -> bool:
     """Send `sig` to `pid`; True once it is gone within `timeout` seconds."""
     with suppress(ProcessLookupError):
@@ -41,9 +62,10 @@ def signal_and_wait(pid: int, sig: int = signal.SIGTERM, timeout: float = 15) ->
     return True
 
 
-def stop(pid_file: Path, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-    """Stop the process of `pid_file` with `sig` (SIGKILL when it outlives `timeout`); no-op when it is gone."""
-    pid = read_pid(pid_file)
+def stop(pid_file: Path, marker: Path, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Stop the process of `pid_file` with `sig` (SIGKILL when it outlives `timeout`); no-op when it is gone
+    or the pid is no longer ours (see owned_pid)."""
+    pid = owned_pid(pid_file, marker)
     if pid is not None and not signal_and_wait(pid, sig, timeout):
         signal_and_wait(pid, signal.SIGKILL, 5)
 

@@ -77,8 +77,7 @@ def answers(registry: Registry, cafile: Path | None = None) -> bool:
 
 
 def running(registry: Registry) -> bool:
-    pid = processes.read_pid(registry.pid_file)
-    return pid is not None and processes.alive(pid)
+    return processes.owned_pid(registry.pid_file, registry.config_file) is not None
 
 
 def start(registry: Registry, cafile: Path | None = None, timeout: float = 30) -> subprocess.Popen[bytes] | None:
@@ -97,6 +96,6 @@ def start(registry: Registry, cafile: Path | None = None, timeout: float = 30) -
 
 def stop(registry: Registry, process: subprocess.Popen[bytes] | None = None, sig: int = signal.SIGTERM) -> None:
     """Stop it by its pid file (SIGKILL: as if it crashed, cutting pulls in flight). `process`: reaped."""
-    processes.stop(registry.pid_file, sig)
+    processes.stop(registry.pid_file, registry.config_file, sig)
     registry.pid_file.unlink(missing_ok=True)
     processes.reap(process)

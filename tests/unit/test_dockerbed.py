@@ -1,6 +1,8 @@
 """The test-bed library's pure parts: dockerd command lines, registry configs, the CLI's arguments."""
 
 import ast
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +217,28 @@ def test_record_rewrites_only_the_versions_that_moved(tmp_path: Path) -> None:
     verified.write_text("# pins\nbookworm runc 1.1.5\nbookworm skopeo 1.9\n")
     assert packages.record({"runc": "1.1.6", "skopeo": "1.9"}, verified) == ["runc 1.1.5 -> 1.1.6"]
     assert verified.read_text() == "# pins\nbookworm runc 1.1.6\nbookworm skopeo 1.9\n"
+
+
+def test_a_pid_file_left_from_before_a_reboot_names_no_process_of_ours(tmp_path):
+    """After a reboot the pid in /var/tmp's pid file may be any process's (CI met dockerd refusing to start
+    so): it is neither signalled nor kept; a pid file of a process started with the marker is."""
+    from dockerbed import processes
+
+    pid_file, marker = tmp_path / "docker.pid", tmp_path / "daemon.json"
+    pid_file.write_text(f"{os.getpid()}\n")  # alive, but pytest's command line does not name the marker
+    assert processes.owned_pid(pid_file, marker) is None
+    processes.stop(pid_file, marker, timeout=0.1)  # must not signal pytest
+    processes.clear_stale(pid_file, marker)
+    assert not pid_file.exists()
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(marker)])
+    try:
+        pid_file.write_text(f"{child.pid}\n")
+        assert processes.owned_pid(pid_file, marker) == child.pid
+        processes.clear_stale(pid_file, marker)
+        assert pid_file.exists()
+        processes.stop(pid_file, marker, timeout=5)
+        assert child.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.wait()
