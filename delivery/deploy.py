@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run
 
 from delivery import tags
 from delivery.config import DeployConfig, Host
@@ -30,7 +31,8 @@ from delivery.history import HistoryEntry, history, record, rollback_target
 from delivery.interrupts import shielded
 from delivery.lock import deploy_lock, lock_holder
 from delivery.platforms import engine_platform, lacking
-from delivery.proxy import PROXY_SERVICE, SLOTS, Proxy, Window, drain_command, hold_command, other, service_of, switch_command, window, window_failure
+from delivery.proxy import (PROXY_SERVICE, SLOTS, Proxy, ProxySpec, Window, drain_command, hold_command, needs_replacing, other,
+                            service_of, switch_command, window, window_failure)
 from delivery.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 from delivery.registry import Manifest, Registry
 from delivery.retention import prune_after_deploy
@@ -236,7 +238,7 @@ def survey(target: Target) -> Site:
     if len(site.web) == 1:
         site.live = next(iter(site.web))
     elif len(site.web) == 2:  # a deploy was interrupted: the proxy knows which one is live
-        proxy = Proxy(target.docker, via=next(iter(site.web.values())).id, patience=2)
+        proxy = Proxy(target.docker, container=site.proxy.id if site.proxy is not None else None, patience=2)
         oldest_first = sorted(SLOTS, key=lambda slot: site.web[slot].state.started_at)
         try:
             servers = proxy.stats()
@@ -389,21 +391,79 @@ def _remove(target: Target, service: str, tags_: dict[str, str | None]) -> None:
         target.compose(**tags_).compose.rm([service], stop=True)
 
 
-def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: Say) -> None:
-    """Start the proxy when it is not running (first deploy, or after it was removed)."""
-    if site.proxy is not None:
+def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: Say, proxy: Proxy) -> None:
+    """Start the proxy when it is not running (first deploy, or after it was removed); keep a running
+    one current: a changed configuration is reloaded in place (no connection dropped), a changed image
+    or address replaces the container. `proxy` is attached to the container that serves afterwards."""
+    if site.proxy is None:
+        say(f"{target.host.label}: starting the proxy")
+        _start_proxy(target, tags_)
+        site.proxy = target.compose(**tags_).compose.ps(services=[PROXY_SERVICE])[0]
+        proxy.attach(site.proxy.id)
         return
-    say(f"{target.host.label}: starting the proxy")
-    compose = target.compose(**tags_)
+    proxy.attach(site.proxy.id)
+    wanted = wanted_proxy(target, tags_)
+    changes = wanted.changes(running_proxy(site.proxy, proxy))
+    if not changes:
+        return
+    label = target.host.label
+    if not needs_replacing(changes):
+        seconds = proxy.reload(wanted.config)
+        say(f"{label}: proxy configuration changed: reloaded in {seconds:.1f}s (no connection closed)")
+        return
+    say(f"{label}: proxy {', '.join(changes)}: replacing the proxy container "
+        "(connections are refused until the new one listens; docs/operations.md, \"Keeping the proxy current\")")
+    with docker_errors(f"pulling the proxy image {wanted.image} on {label}"):
+        target.compose(**tags_).compose.pull([PROXY_SERVICE], quiet=True)
+    check_proxy_image(target, wanted)
+    _start_proxy(target, tags_)
+    site.proxy = target.compose(**tags_).compose.ps(services=[PROXY_SERVICE])[0]
+    proxy.attach(site.proxy.id)
+    if site.live and not proxy.wait(target.config.health_timeout, lambda: proxy.server(site.live).check_passes):
+        raise DeliveryError(f"the new proxy on {label} does not pass its check of {site.live} within deploy.health_timeout: "
+                            "see `docker logs` of the proxy, then put deploy.proxy_image back and deploy")
+    if site.live:  # its server state stayed in the old container: the live slot alone takes traffic
+        proxy.set(switch_command(site.live, None) + "; " + drain_command(other(site.live)))
+
+
+def _start_proxy(target: Target, tags_: dict[str, str | None]) -> None:
     try:
-        compose.compose.up([PROXY_SERVICE], detach=True, pull="missing", quiet=True, dependencies=False)
+        target.compose(**tags_).compose.up([PROXY_SERVICE], detach=True, pull="missing", quiet=True, dependencies=False)
     except DockerException as exc:
         reason = last_line(exc)
         hint = ""
         if "already allocated" in reason or "address already in use" in reason:
             hint = f" (port {target.config.http_port} is taken on the host: free it or set deploy.http_port)"
         raise DeliveryError(f"starting the proxy on {target.host.label} failed: {reason}{hint}") from exc
-    site.proxy = compose.compose.ps(services=[PROXY_SERVICE])[0]
+
+
+def wanted_proxy(target: Target, tags_: dict[str, str | None]) -> ProxySpec:
+    """The proxy docker-compose.yml asks for, as compose resolves it with this deploy's settings."""
+    with docker_errors(f"reading the compose file {target.compose_file}"):
+        model = target.compose(**tags_).compose.config(return_json=True)
+    service = model["services"][PROXY_SERVICE]
+    port = service["ports"][0]
+    return ProxySpec(service["image"], tuple(service.get("command") or ()), f"{port.get('host_ip') or '0.0.0.0'}:{port['published']}",
+                     model["configs"]["haproxy"]["content"])
+
+
+def running_proxy(container: Any, proxy: Proxy) -> ProxySpec:
+    """What the running proxy container is: its image reference, published address and configuration file."""
+    bindings = (container.host_config.port_bindings or {}).get("8080/tcp") or [None]
+    bind = f"{bindings[0].host_ip or '0.0.0.0'}:{bindings[0].host_port}" if bindings[0] is not None else "none"
+    return ProxySpec(container.config.image, tuple(container.config.cmd or ()), bind, proxy.running_config())
+
+
+def check_proxy_image(target: Target, wanted: ProxySpec) -> None:
+    """The new proxy image accepts the configuration, checked in a throwaway container with no network,
+    before the running proxy is touched."""
+    argv = target.docker.docker_cmd + ["run", "--rm", "-i", "--network", "none", "--entrypoint", "sh", wanted.image,
+                                       "-c", "cat >/tmp/haproxy.cfg && haproxy -c -q -f /tmp/haproxy.cfg"]
+    try:
+        run(argv, input=wanted.config.encode())
+    except DockerException as exc:
+        raise DeliveryError(f"the proxy image {wanted.image} rejects the configuration ({last_line(exc)}): "
+                            "the running proxy is untouched") from exc
 
 
 def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset(),
@@ -422,13 +482,12 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     tags_[new] = tag
     tags_["cron"] = tags_["cron"] or site.live_tag or tag
     report.slot = new
-    proxy = Proxy(target.docker, via=site.live_container.id if site.live_container is not None and site.legacy is None else None)
+    proxy = Proxy(target.docker)
     if site.legacy is None:
-        ensure_proxy(target, site, tags_, say)
-        proxy.attach(site.proxy.id)
+        ensure_proxy(target, site, tags_, say, proxy)
     if new in site.web:  # left over by an interrupted deploy: it never became live
         _remove(target, service_of(new), tags_)
-    if old and proxy.via:
+    if old and proxy.container:
         proxy.set(hold_command(new))  # no requests to the new slot until it is switched in
     container = None
     switched = False
@@ -449,13 +508,11 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
             raise HandoverFailed(f"{tag} failed on {label}: {why}")
         ready_at = time.monotonic()
         report.seconds_to_healthy = round(ready_at - started, 2)
-        proxy.via = container.id
         if site.legacy is not None:  # the old single-container layout holds the port: swap it for the proxy
             say(f"{label}: replacing the single-container layout ({LEGACY_SERVICE}) with the proxy")
             with docker_errors(f"stopping the old {LEGACY_SERVICE} container"):
                 target.docker.container.stop(site.legacy.id)
-            ensure_proxy(target, site, tags_, say)
-            proxy.attach(site.proxy.id)
+            ensure_proxy(target, site, tags_, say, proxy)
         if not proxy.wait_passing(new, timeout=max(10.0, config.health_timeout / 3)):
             raise HandoverFailed(f"{tag} failed on {label}: healthy in its container, but the proxy's check of slot {new} does not pass")
         proxy.set(switch_command(new, old))
@@ -640,7 +697,6 @@ def restore(target: Target, site: Site, proxy: Proxy, old: str | None, new: str,
         state = target.docker.container.inspect(old_container.id).state
         if state.status != "running":
             target.docker.container.start(old_container.id)
-    proxy.via = old_container.id
     removed = False
     if proxy.wait(target.config.health_timeout, lambda: proxy.server(old).check_passes):
         try:

@@ -2,9 +2,16 @@
 
 docker-compose.yml runs HAProxy (service `proxy`) with one backend, `web`, and a
 server per web slot (`blue` -> service web-blue, `green` -> service web-green).
-Its runtime API listens on the project's network only, so commands reach it from
-inside a container of the project that has Python (any web container): the
-operator's machine needs nothing but the docker CLI, whatever the host.
+Its runtime API listens only inside the proxy container's own network namespace
+(127.0.0.1:9999, and a UNIX socket in its /tmp for reloads): no web or cron
+container, and nothing on the host's bridge, can reach it. The deploy reaches it
+with `docker exec` into the proxy, through bash's /dev/tcp (bash and cat are in
+every Debian-based HAProxy image): no app container is on the path, so a dead
+release cannot blind the deploy, and a compromised one cannot steer the proxy.
+
+After every state change the servers' state is saved to the proxy's
+server-state-file, which HAProxy loads when it restarts or reloads: a slot that
+was never validated does not get traffic after a restart.
 
 The commands and the parsing of HAProxy's answers are pure functions (tested
 without Docker); `Proxy` is the one place that sends them.
@@ -13,8 +20,10 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from python_on_whales import DockerClient
@@ -26,26 +35,29 @@ from delivery.errors import DeliveryError
 SLOTS = ("blue", "green")
 BACKEND = "web"
 PROXY_SERVICE = "proxy"
-RUNTIME_API = ("proxy", 9999)
+RUNTIME_API = ("127.0.0.1", 9999)  # inside the proxy's network namespace only
+CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
+CANDIDATE_PATH = "/tmp/haproxy.cfg.next"  # a new configuration, checked before it goes in place
+STATE_FILE = "/tmp/haproxy-servers.state"  # docker-compose.yml: global server-state-file
 LIVE_WEIGHT = 256
 # The old release stays behind the new one during the watch window with this weight:
 # it gets ~0.4 % of requests, and every GET the new one fails is retried on it.
 FALLBACK_WEIGHT = 1
 
-# Sent with `python -c` in a web container: one runtime API command (several joined
-# by ';'), answer on stdout. HAProxy closes the connection after answering.
-_CLIENT = """
-import socket, sys
-with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
-    s.sendall(sys.argv[3].encode() + b"\\n")
-    out = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-sys.stdout.write(out.decode(errors="replace"))
+# Run with `bash -c` in the proxy container: one runtime API command (several joined by ';')
+# as $3, the answer on stdout (HAProxy closes the connection after answering), or into the
+# file $4 (written whole, then renamed) when given.
+_CLIENT = r"""
+exec 3<>"/dev/tcp/$1/$2" || exit 1
+printf '%s\n' "$3" >&3
+if [ -n "$4" ]; then cat <&3 >"$4.next" && mv -f "$4.next" "$4"; else cat <&3; fi
 """
+
+
+def client_argv(command: str, into: str = "") -> list[str]:
+    """Pure: the `docker exec` argv (in the proxy) that sends one runtime API command."""
+    host, port = RUNTIME_API
+    return ["bash", "-c", _CLIENT, "runtime-api", host, str(port), command, into]
 
 
 def service_of(slot: str) -> str:
@@ -192,17 +204,16 @@ def check_answer(command: str, answer: str) -> None:
 
 # -- the one place that talks to it ---------------------------------------------------------------
 class Proxy:
-    """HAProxy's runtime API, reached through `docker exec` in a container of the project (`via`).
+    """HAProxy's runtime API, reached through `docker exec` in the proxy container itself.
 
-    It remembers the state commands it applied (hold, switch, drain): when the proxy
-    container restarts (its restart policy brings it back with the configuration's
-    defaults), they are applied again and the restart is counted.
+    It remembers the state commands it applied (hold, switch, drain) and saves the servers'
+    state after each: when the proxy container restarts (its restart policy brings it back),
+    HAProxy loads that state, the commands are applied again all the same, and the restart is counted.
     """
 
-    def __init__(self, docker: DockerClient, via: str | None = None, container: str | None = None,
+    def __init__(self, docker: DockerClient, container: str | None = None,
                  patience: float = 30.0, sleep: Callable[[float], None] = time.sleep):
         self.docker = docker
-        self.via = via
         self.patience = patience  # how long a command waits for a proxy that is restarting
         self._sleep = sleep
         self.applied: list[str] = []
@@ -223,15 +234,13 @@ class Proxy:
         except DockerException:
             return None
 
-    def _exec(self, command: str) -> str:
-        if self.via is None:
-            raise DeliveryError("no running web container to reach the proxy's runtime API through")
-        host, port = RUNTIME_API
+    def _exec(self, command: str, into: str = "") -> str:
+        if self.container is None:
+            raise DeliveryError("no proxy container to reach the proxy's runtime API in")
         deadline = time.monotonic() + self.patience
         while True:
             try:
-                answer = self.docker.container.execute(self.via, ["python", "-c", _CLIENT, host, str(port), command], user="app")
-                return str(answer or "")
+                return str(self.docker.container.execute(self.container, client_argv(command, into)) or "")
             except DockerException as exc:  # the proxy restarting (refused, no DNS name yet), or the engine
                 if time.monotonic() >= deadline:
                     raise DeliveryError(f"the proxy's runtime API did not answer `{command}`: {last_line(exc)}") from exc
@@ -247,6 +256,7 @@ class Proxy:
         self.restarts += 1
         for command in self.applied:
             check_answer(command, self._exec(command))
+        self.save_state()
 
     def send(self, command: str) -> str:
         self._reapply_after_restart()
@@ -255,6 +265,18 @@ class Proxy:
     def set(self, command: str) -> None:
         check_answer(command, self.send(command))
         self.applied.append(command)
+        self.save_state()
+
+    def save_state(self) -> None:
+        """Write the servers' state (weights, drain) to the file HAProxy loads when it starts or reloads."""
+        self._exec(f"show servers state {BACKEND}", into=STATE_FILE)
+
+    def worker_pid(self) -> int:
+        """The pid of the worker answering (it changes when HAProxy reloads)."""
+        for line in self.send("show info").splitlines():
+            if line.startswith("Pid:"):
+                return _int(line.split(":", 1)[1].strip())
+        raise DeliveryError("the proxy's runtime API answered `show info` without a Pid line")
 
     def stats(self) -> dict[str, ServerStats]:
         return parse_stats(self.send(f"show stat {BACKEND} 4 -1"))
@@ -295,3 +317,67 @@ class Proxy:
 
         self.wait(timeout, idle)
         return time.monotonic() - started, left
+
+    def running_config(self) -> str:
+        """The configuration file the proxy container holds now."""
+        try:
+            return str(self.docker.container.execute(self.container, ["cat", CONFIG_PATH]) or "")
+        except DockerException as exc:
+            raise DeliveryError(f"reading the proxy's configuration failed: {last_line(exc)}") from exc
+
+    def reload(self, config: str, timeout: float = 15.0) -> float:
+        """Put `config` in place and reload HAProxy without dropping a connection; the seconds it took.
+
+        The new file is checked by the proxy's own haproxy first (an invalid one changes nothing).
+        Then the servers' state is saved, and SIGUSR2 makes the master start a new worker, which
+        takes over the listening sockets (expose-fd listeners: none is closed) and loads that state,
+        while the old worker finishes the requests it holds.
+        """
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "haproxy.cfg"
+            local.write_text(config)
+            local.chmod(0o644)
+            try:
+                self.docker.container.copy(local, (self.container, CANDIDATE_PATH))
+                self.docker.container.execute(self.container, ["haproxy", "-c", "-q", "-f", CANDIDATE_PATH])
+            except DockerException as exc:
+                raise DeliveryError(f"the new proxy configuration was not applied: HAProxy rejects it ({last_line(exc)})") from exc
+            before = self.worker_pid()
+            self.save_state()
+            try:
+                self.docker.container.copy(local, (self.container, CONFIG_PATH))
+                self.docker.container.kill(self.container, signal="SIGUSR2")
+            except DockerException as exc:
+                raise DeliveryError(f"reloading the proxy failed: {last_line(exc)}") from exc
+        if not self.wait(timeout, lambda: self.worker_pid() != before):
+            raise DeliveryError(f"the proxy did not reload within {timeout:g}s: its log (`docker logs` of the proxy) says why")
+        return time.monotonic() - started
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """What makes a proxy container what it is: its image reference, command, published address and configuration."""
+
+    image: str
+    command: tuple[str, ...]
+    bind: str  # host address:port of the site
+    config: str
+
+    def changes(self, running: ProxySpec) -> list[str]:
+        """Pure: what differs in `running` from this (wanted) spec: image, port, config."""
+        found = []
+        if running.image != self.image:
+            found.append(f"image {running.image} -> {self.image}")
+        if running.command != self.command:
+            found.append(f"command {' '.join(running.command)} -> {' '.join(self.command)}")
+        if running.bind != self.bind:
+            found.append(f"address {running.bind} -> {self.bind}")
+        if running.config.strip() != self.config.strip():
+            found.append("configuration")
+        return found
+
+
+def needs_replacing(changes: list[str]) -> bool:
+    """Pure: an image, command or address change needs a new container; a configuration change alone is a reload."""
+    return any(not change.startswith("configuration") for change in changes)

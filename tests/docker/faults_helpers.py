@@ -68,6 +68,7 @@ ENGINE_DISK = "1536m"  # the scratch engine's tmpfs: the app image (~350 MB unpa
 DEPS_BUILD_TIMEOUT = 1200  # a deps build that misses the cache installs every locked package from PyPI
 HEALTHZ_OK = '    db.count_runs(conn)\n    return {"status": "ok"'
 HEALTHZ_500 = '    return JSONResponse({"status": "broken"}, status_code=500)\n    return {"status": "ok"'
+CRASH_AFTER = 12  # seconds from the web app's start to its crash (crashloop release): healthy, switched, then dead
 WEB_IMPORTS = "from production_control.settings import Settings\n"
 INDEX_DOC = '    """An HTML overview: version, dependency image and recent job runs."""\n'
 CRON_ROLE = "  cron) prepare; start_cron; supervise ;;\n"
@@ -574,6 +575,11 @@ def _hang_at_start(repo: Path) -> None:
     _after_web_imports(repo, "import time\ntime.sleep(3600)  # fault test: hangs at start, never healthy\n")
 
 
+def _crash_loop(repo: Path) -> None:
+    """Healthy, then the web process dies CRASH_AFTER seconds after each start: after the switch, in the watch window."""
+    _after_web_imports(repo, f"import os, threading\nthreading.Timer({CRASH_AFTER}, os._exit, (3,)).start()  # fault test: crash loop\n")
+
+
 def _replace_once(repo: Path, relative: str, old: str, new: str) -> None:
     path = repo / relative
     text = path.read_text()
@@ -620,6 +626,7 @@ RELEASES: dict[str, Callable[[Path], None]] = {
     "slow": _slow_start,
     "hang": _hang_at_start,
     "root500": _root_500,
+    "crashloop": _crash_loop,
     "cronfail": _cron_fails,
     "slowpage": _slow_page,
     "big": _ballast(160),  # pulled for a few seconds: long enough to kill the registry in the middle

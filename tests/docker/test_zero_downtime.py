@@ -11,16 +11,19 @@ The tests run in this order and share the bed; each one ends with a release serv
 """
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from results import record
-from faults_helpers import SLOW_SECONDS, FaultBed, Release
+from delivery.proxy import client_argv
+from faults_helpers import CRASH_AFTER, SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient
-from tasks_helpers import TaskRun, free_port, get_json, one_error_line, project_filter, remove_project, service_containers
+from python_on_whales.exceptions import DockerException
+from tasks_helpers import TaskRun, free_port, get_json, one_error_line, project_filter, remove_project, service_containers, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -132,6 +135,97 @@ def test_a_release_broken_on_its_pages_is_switched_back_by_the_watch_window(
     assert watched["switched_back"] and watched["errors"] > 0 and watched["error_rate"] > 0.02, watched
     assert bed.serving_commit() == second.commit
     assert bed.containers() == before, "the switched-back release left containers behind, or cron was replaced"
+
+
+def test_a_release_that_crash_loops_after_the_switch_is_caught_by_the_watch_window(
+    bed: FaultBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The watch window reads the proxy's stats through the proxy itself, and the new container's state:
+    a release that dies after the switch (and is restarted by its policy, again and again) is seen dead."""
+    second, crashing = bed.release("second"), bed.release("crashloop")
+    serving(bed, second)
+    before = bed.containers()
+
+    run, load = under_load(bed, *bed.deploy_args(crashing), env={"INVOKE_DEPLOY_MONITOR": str(CRASH_AFTER + 15)})
+
+    line = one_error_line(run)
+    assert "watch window" in line and "switched back" in line and f"{second.tag} is still serving" in line, line
+    assert "the new container" in line and ("restarted" in line or "exited" in line or "restarting" in line), line
+    assert_no_failed_request(load, "a release that crash-loops after the switch", capsys, "crashloop")
+    assert run.json()["monitor"]["switched_back"], run.json()["monitor"]
+    assert bed.serving_commit() == second.commit
+    assert bed.containers() == before, "the crash-looping release left containers behind, or cron was replaced"
+
+
+# -- the proxy: its control plane, its configuration, its state ----------------------------------------
+CONNECT = "import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], 9999), timeout=3)\nexcept OSError as e:\n    print('refused', e)\nelse:\n    print('connected')\n"
+
+
+def test_no_app_container_and_not_the_host_can_reach_the_proxys_runtime_api(bed: FaultBed) -> None:
+    serving(bed, bed.release("second"))
+    proxy_container = bed.container("proxy")
+    for role in ("web", "cron"):
+        container = bed.container(role)
+        for address in ("proxy", proxy_container.network_settings.networks[f"{bed.project}_default"].ip_address):
+            answer = bed.server.container.execute(container, ["python", "-c", CONNECT, address], user="app")
+            assert answer.startswith("refused"), f"{role} reached the runtime API at {address}:9999: {answer}"
+    bridge_address = proxy_container.network_settings.networks[f"{bed.project}_default"].ip_address
+    with pytest.raises(OSError):
+        socket.create_connection((bridge_address, 9999), timeout=3).close()
+    # Where the deploy reaches it: inside the proxy, on its own loopback.
+    info = bed.server.container.execute(proxy_container, client_argv("show info"))
+    assert "Pid:" in info, info
+
+
+def test_a_proxy_configuration_change_is_reloaded_under_load_without_a_failed_request(
+    bed: FaultBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, second = bed.release("good"), bed.release("second")
+    serving(bed, good)
+    proxy_before = bed.container("proxy")
+    compose = bed.repo.path / "docker-compose.yml"
+    changed = compose.read_text().replace("timeout http-keep-alive 10s", "timeout http-keep-alive 9s")
+    assert changed != compose.read_text(), "docker-compose.yml changed: update the proxy configuration change"
+    compose.write_text(changed)
+    bed.repo.commit("fault test: a proxy configuration change")
+    try:
+        run, load = under_load(bed, *bed.deploy_args(second))
+    finally:
+        bed.repo.reset_to(bed.base_commit)
+
+    assert run.returncode == 0, run.describe()
+    assert "proxy configuration changed: reloaded" in run.stderr, run.describe()
+    assert_no_failed_request(load, "a proxy configuration change (reload) with a release", capsys, "proxy-reload")
+    proxy_after = bed.container("proxy")
+    assert proxy_after.id == proxy_before.id, "the proxy container was replaced, not reloaded"
+    running = bed.server.container.execute(proxy_after, ["cat", "/usr/local/etc/haproxy/haproxy.cfg"])
+    assert "timeout http-keep-alive 9s" in running
+    # The next deploy, with the configuration back as committed, reloads it again.
+    run = bed.deploy(good)
+    assert run.returncode == 0 and "proxy configuration changed: reloaded" in run.stderr, run.describe()
+
+
+def test_the_proxy_keeps_its_servers_state_across_a_restart(bed: FaultBed) -> None:
+    """A drained slot stays drained when the proxy restarts: the state the deploy saved is loaded."""
+    serving(bed, bed.release("second"))
+    proxy_container = bed.container("proxy")
+
+    def states() -> dict[str, str]:
+        answer = bed.server.container.execute(proxy_container, client_argv("show servers state web"))
+        rows = [line.split() for line in answer.splitlines() if line and not line.startswith(("#", "1"))]
+        return {row[3]: f"admin {row[6]} weight {row[8]}" for row in rows}  # srv_name: srv_admin_state, srv_uweight
+
+    before = states()
+    assert set(before) == {"blue", "green"} and any(not state.startswith("admin 0") for state in before.values()), before
+    bed.server.container.restart(proxy_container)
+    def answers() -> bool:
+        try:
+            return "Pid:" in bed.server.container.execute(proxy_container, client_argv("show info"))
+        except DockerException:
+            return False
+
+    wait_for("the restarted proxy answers", answers, timeout=30)
+    assert states() == before
 
 
 # -- rollback -------------------------------------------------------------------------------------------

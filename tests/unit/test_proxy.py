@@ -1,7 +1,11 @@
 """The proxy's runtime API: commands sent, answers parsed, the watch window's arithmetic."""
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from delivery import proxy
 from delivery.errors import DeliveryError
 from delivery.proxy import (
     ServerStats,
@@ -17,6 +21,8 @@ from delivery.proxy import (
     window_failure,
     Window,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # A real `show stat web 4 -1` answer of HAProxy 2.6 (columns cut after hrsp_other are kept
 # as HAProxy prints them: the parser must find its columns by name).
@@ -142,3 +148,38 @@ def test_the_watch_window_fails_closed(observed: Window, minimum: int, failure: 
 def test_a_window_reports_its_reads_problem_and_note() -> None:
     shown = Window(10.0, 0, 0, failed_reads=1, note="no traffic").as_dict()
     assert (shown["failed_reads"], shown["problem"], shown["note"]) == (1, None, "no traffic")
+
+
+def test_the_runtime_api_is_reached_inside_the_proxy_on_its_loopback_only() -> None:
+    """No web container is on the path: the client is bash in the proxy container, to 127.0.0.1."""
+    argv = proxy.client_argv("show stat web 4 -1")
+    assert argv[:2] == ["bash", "-c"] and argv[3:] == ["runtime-api", "127.0.0.1", "9999", "show stat web 4 -1", ""]
+    assert proxy.client_argv("show servers state web", into=proxy.STATE_FILE)[-1] == proxy.STATE_FILE
+
+
+def test_the_compose_file_keeps_the_runtime_api_off_every_network() -> None:
+    config = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["configs"]["haproxy"]["content"]
+    sockets = [line.split()[2] for line in config.splitlines() if line.strip().startswith("stats socket")]
+    assert sockets and all(s.startswith(("ipv4@127.0.0.1:", "/")) for s in sockets), sockets
+    assert "server-state-file " + proxy.STATE_FILE in config and "load-server-state-from-file global" in config
+
+
+SPEC = proxy.ProxySpec("haproxy:3.0", ("haproxy", "-W", "-db", "-f", "/c"), "0.0.0.0:8000", "global\n  x\n")
+
+
+@pytest.mark.parametrize(
+    ("running", "changes", "replace"),
+    [
+        pytest.param(SPEC, [], False, id="same"),
+        pytest.param(proxy.ProxySpec(SPEC.image, SPEC.command, SPEC.bind, "global\n  x\n\n"), [], False, id="trailing-blank"),
+        pytest.param(proxy.ProxySpec(SPEC.image, SPEC.command, SPEC.bind, "global\n  y\n"), ["configuration"], False, id="config-reloads"),
+        pytest.param(proxy.ProxySpec("haproxy:2.8", SPEC.command, SPEC.bind, SPEC.config), ["image haproxy:2.8 -> haproxy:3.0"], True, id="image"),
+        pytest.param(proxy.ProxySpec(SPEC.image, ("haproxy", "-db", "-f", "/c"), SPEC.bind, SPEC.config),
+                     ["command haproxy -db -f /c -> haproxy -W -db -f /c"], True, id="command-before-master-worker"),
+        pytest.param(proxy.ProxySpec(SPEC.image, SPEC.command, "0.0.0.0:8001", "other"),
+                     ["address 0.0.0.0:8001 -> 0.0.0.0:8000", "configuration"], True, id="port-and-config"),
+    ],
+)
+def test_what_a_deploy_does_to_a_running_proxy(running: proxy.ProxySpec, changes: list[str], replace: bool) -> None:
+    found = SPEC.changes(running)
+    assert found == changes and proxy.needs_replacing(found) is replace

@@ -137,7 +137,7 @@ def test_restore_reports_what_it_reads_back(servers: dict | None, removed: bool,
 
 class RestoreProxy:
     def __init__(self, healthy: bool):
-        self.healthy, self.waited_for, self.sent, self.via = healthy, None, [], None
+        self.healthy, self.waited_for, self.sent = healthy, None, []
 
     def wait(self, timeout: float, ready: Any) -> bool:
         self.waited_for = timeout
@@ -176,7 +176,7 @@ def _restore(monkeypatch: pytest.MonkeyPatch, healthy: bool) -> tuple[RestorePro
 
 def test_restore_waits_health_timeout_and_removes_the_new_slot_once_the_old_is_healthy(monkeypatch: pytest.MonkeyPatch) -> None:
     proxy, removed, said = _restore(monkeypatch, healthy=True)
-    assert proxy.waited_for == 75.0 and proxy.via == "old-id"
+    assert proxy.waited_for == 75.0
     assert removed == ["web-green"] and "drain green" in proxy.sent
     assert said == ["h: restored: blue is serving"]
 
