@@ -823,6 +823,6 @@ def status(target: Target) -> dict[str, Any]:
         "slots": {slot: _container_status(target, site.web.get(slot)) for slot in SLOTS},
         "cron": _container_status(target, site.cron),
         "proxy": proxy,
-        "lock": lock_holder(target.docker, target.config.compose_project),
+        "lock": lock_holder(target.docker, target.config.compose_project, target.host.label),
         "history": [asdict(e) for e in history(target.docker, target.config.compose_project)],
     }
