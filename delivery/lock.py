@@ -21,6 +21,8 @@ Why a named volume (and no longer a network):
 
 A deploy that finds the lock held fails at once, or with a lock wait waits for it (showing who
 holds it); a stale lock is reported with the `invoke unlock` command at once, never waited for.
+Only "no such volume" means no lock: any other engine error reading it is one line of its own (read as
+no lock, it would come back as a lock that vanished, or as a lock nobody holds).
 Swarm deploys take the same lock on the manager engine they deploy through.
 """
 from __future__ import annotations
