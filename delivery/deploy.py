@@ -406,6 +406,21 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
     site.proxy = compose.compose.ps(services=[PROXY_SERVICE])[0]
 
 
+def take_out_free_slot(target: Target, site: Site, proxy: Proxy, old: str | None, new: str,
+                       tags_: dict[str, str | None], say: Say) -> None:
+    """Hold the free slot out of the proxy's rotation (no requests until it is switched in), and only then
+    remove what an interrupted deploy left in it, once its requests in flight are done (up to deploy.drain_timeout):
+    the proxy may still send it requests (it was switched in, or the proxy restarted and forgot the hold)."""
+    if old and proxy.via:
+        proxy.set(hold_command(new))
+    if new not in site.web:
+        return
+    say(f"{target.host.label}: removing {service_of(new)}, left by an interrupted deploy (held out of rotation first)")
+    if old and proxy.via:
+        proxy.wait(target.config.drain_timeout, lambda: proxy.server(new).in_flight == 0)
+    _remove(target, service_of(new), tags_)
+
+
 def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset(),
              platform: str | None = None, kind: str = "deploy") -> Any:
     """Start `tag` in the free web slot beside the live one, switch the proxy to it once healthy, watch it,
@@ -426,10 +441,7 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     if site.legacy is None:
         ensure_proxy(target, site, tags_, say)
         proxy.attach(site.proxy.id)
-    if new in site.web:  # left over by an interrupted deploy: it never became live
-        _remove(target, service_of(new), tags_)
-    if old and proxy.via:
-        proxy.set(hold_command(new))  # no requests to the new slot until it is switched in
+    take_out_free_slot(target, site, proxy, old, new, tags_, say)
     container = None
     switched = False
     try:
