@@ -45,19 +45,25 @@ def user_errors(fn):
     return wrapper
 
 
-def restoring_on_interrupt(fn):
-    """SIGINT, SIGTERM and SIGHUP during the task: the same restore as an error, then one line and 128+signal."""
+def _on_interrupt(after: str):
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(c, *args, **kwargs):
+            try:
+                with restoring_on_signals():
+                    return fn(c, *args, **kwargs)
+            except Interrupted as exc:
+                raise Exit(f"error: {fn.__name__.replace('_', '-')} {exc}: {after}", code=exc.exit_code) from None
 
-    @functools.wraps(fn)
-    def wrapper(c, *args, **kwargs):
-        try:
-            with restoring_on_signals():
-                return fn(c, *args, **kwargs)
-        except Interrupted as exc:
-            raise Exit(f"error: {fn.__name__.replace('_', '-')} {exc}: cleaned up as after an error (the lines above "
-                       "say what serves); check with `invoke status`", code=exc.exit_code) from None
+        return wrapper
 
-    return wrapper
+    return decorate
+
+
+# SIGINT, SIGTERM and SIGHUP during the task: the same restore (or cleanup) as an error, then one line and 128+signal.
+restoring_on_interrupt = _on_interrupt("cleaned up as after an error (the lines above say what serves); check with `invoke status`")
+# The build tasks: their private docker login (delivery/engine.py) goes with them.
+cleaning_up_on_interrupt = _on_interrupt("cleaned up as after an error")
 
 
 NO_CACHE = "Build without the builder's cache, as a fresh CI runner would (same digest: builds are reproducible)."
@@ -68,6 +74,7 @@ NO_CACHE = "Build without the builder's cache, as a fresh CI runner would (same 
             "version only if it differs, after predicting what servers would download.",
             "json": "Print the result as JSON."})
 @user_errors
+@cleaning_up_on_interrupt
 def build_deps(c, force=False, no_cache=False, refresh=False, json=False):
     """Build and push the deps image and its SBOM, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
     result = commands.build_deps(c.config.deploy, force=force, use_cache=not no_cache, refresh=refresh)
@@ -84,6 +91,7 @@ def audit(c, lock=None, json=False):
 
 @task(help={"no_cache": NO_CACHE, "json": "Print the result as JSON."})
 @user_errors
+@cleaning_up_on_interrupt
 def build_app(c, no_cache=False, json=False):
     """Build and push the app image FROM the pushed deps image, tagged <version>-<commit>."""
     result = commands.build_app(c.config.deploy, use_cache=not no_cache)
@@ -92,6 +100,7 @@ def build_app(c, no_cache=False, json=False):
 
 @task(help={"tests": "Which tests run first: unit (default), all (needs the Docker test bed) or none.", "json": "Print the result as JSON."})
 @user_errors
+@cleaning_up_on_interrupt
 def ci(c, tests="unit", json=False):
     """What CI runs on each push: tests, the audit, then build-deps (no-op unless deps changed), then build-app and push."""
     if tests not in ("unit", "all", "none"):

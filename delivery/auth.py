@@ -7,7 +7,9 @@ Order (the first that answers wins):
 3. none: anonymous (registries that allow it hand out anonymous pull tokens).
 
 The secret never reaches argv, a log line or an error message: registry tools get it in a
-0600 file of a private temporary directory (`auth_file`), removed when they are done.
+0600 file of a private temporary directory (`auth_file`), removed when they are done; the docker
+CLI gets it by `docker login` into the task run's private config (`private_config_document`,
+delivery/engine.py), never into the user's own.
 """
 from __future__ import annotations
 
@@ -150,6 +152,28 @@ def resolve(registry: str, user: str | None, password_env: str, environ: Mapping
             raise DeliveryError(f"deploy.registry_user is set but ${password_env} is empty: export the registry password, or `docker login {host}`")
         return Credentials(user, password, f"deploy.registry_user and ${password_env}")
     return None
+
+
+def logs_in(credentials: Credentials | None) -> bool:
+    """Pure: whether the tasks log the docker CLI in themselves: only with the configured user and variable
+    (credentials the CLI has already are its own, and anonymous needs no login)."""
+    return credentials is not None and credentials.source.startswith("deploy.registry_user")
+
+
+def private_config_document(user_config: Mapping, host: str) -> dict:
+    """Pure: the config.json of a task run's private docker CLI config, in which it logs in to `host`.
+
+    The user's settings stay (currentContext, proxies, other registries' logins, credsStore and helpers);
+    for `host` there is no stored entry, and an empty credential helper under each key the CLI may use for
+    it: the CLI then keeps that login in this file (removed with the run), never in a credential store.
+    """
+    keys = config_keys(host)
+    document = dict(user_config)
+    auths = document.get("auths") if isinstance(document.get("auths"), dict) else {}
+    helpers = document.get("credHelpers") if isinstance(document.get("credHelpers"), dict) else {}
+    document["auths"] = {key: entry for key, entry in auths.items() if key not in keys}
+    document["credHelpers"] = {**{key: helper for key, helper in helpers.items() if key not in keys}, **dict.fromkeys(keys, "")}
+    return document
 
 
 def auth_file_document(host: str, credentials: Credentials) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from delivery.config import DeployConfig, Host, keep_count, load_config, parse_h
 from delivery.deploy import DeployReport, Target, predict_pull, resolve_release
 from delivery import deploy as deploying
 from delivery import swarm as swarming
-from delivery.engine import check_engine, connect, require_cli
+from delivery.engine import check_engine, connect, private_config, private_docker_config, require_cli
 from delivery.errors import DeliveryError
 from delivery import jobs, logs as container_logs, retention
 from delivery.lock import unlock as unlock_lock
@@ -72,16 +73,40 @@ def ensure_registry(config: DeployConfig) -> Registry:
     return registry
 
 
+@contextlib.contextmanager
+def login_scope(config: DeployConfig) -> Iterator[None]:
+    """The docker CLI config of a task run: when the run logs in itself (deploy.registry_user), a private one.
+
+    `docker login` would keep the password in the user's ~/.docker/config.json for ever; so the run's
+    clients use a copy of that config made for it (delivery/engine.py, private_docker_config), in which
+    `login` stores only this registry's login, and which is removed when the run ends: after an error
+    or a signal too. With credentials the docker CLI has already, or none, nothing changes.
+    """
+    credentials = auth.resolve(config.registry, config.registry_user, config.registry_password_env)
+    if not auth.logs_in(credentials):
+        yield
+        return
+    user_dir = auth.docker_config_path(os.environ).parent
+    document = auth.private_config_document(auth.read_docker_config(user_dir / "config.json"), auth.registry_host(config.registry))
+    with private_docker_config(user_dir, document):
+        yield
+
+
 def login(config: DeployConfig, docker) -> None:
     """Log the docker CLI in with the configured credentials, unless it has its own for the registry.
 
     The engines pull (and BuildKit reads the deps image) with the CLI's credentials. The
-    password goes by stdin, never argv or output.
+    password goes by stdin, never argv or output, and only into the run's private config (login_scope).
     """
     credentials = auth.resolve(config.registry, config.registry_user, config.registry_password_env)
-    if credentials is None or not credentials.source.startswith("deploy.registry_user"):
+    if not auth.logs_in(credentials):
         return  # anonymous, or the docker CLI already has credentials for it
+    assert credentials is not None
     host = auth.registry_host(config.registry)
+    private = private_config()
+    if private is None or str(private) not in [str(part) for part in docker.docker_cmd]:
+        raise DeliveryError(f"refusing to log the docker CLI in to {host} in the user's own config, where the password "
+                            "would stay: this task must run within login_scope (a bug in the toolkit)")
     try:  # python-on-whales' docker.login lets "Login Succeeded" reach stdout, which --json needs clean
         run(docker.docker_cmd + ["login", host, "--username", credentials.username, "--password-stdin"],
             input=credentials.secret.encode())
@@ -166,12 +191,18 @@ def lock() -> str:
 
 # -- build ---------------------------------------------------------------------------------------
 def build_deps(section: Mapping[str, Any], force: bool = False, use_cache: bool = True, refresh: bool = False) -> dict[str, Any]:
-    """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py.
+    """Build and push the deps image with its SBOM, unless the registry has it; `refresh`: see delivery/refresh.py."""
+    config, project = settings(section)
+    with login_scope(config):
+        return deps_build(config, project, force, use_cache, refresh)
+
+
+def deps_build(config: DeployConfig, project: Project, force: bool, use_cache: bool, refresh: bool) -> dict[str, Any]:
+    """build-deps, within the run's login scope.
 
     Never with older Debian packages than the deps image it follows (refresh.refuse_older): a build whose `os`
     stage came from an older builder cache would revert Debian updates, so it is built again without cache.
     """
-    config, project = settings(section)
     docker, info = builder(config)  # an unusable builder: say so before anything else
     base = resolve_base(docker, build.python_image(project, config))
     registry = ensure_registry(config)
@@ -298,6 +329,12 @@ def current_deps_ref(config: DeployConfig, project: Project, registry: Registry,
 
 def build_app(section: Mapping[str, Any], use_cache: bool = True) -> dict[str, Any]:
     config, project = settings(section)
+    with login_scope(config):
+        return app_build(config, project, use_cache)
+
+
+def app_build(config: DeployConfig, project: Project, use_cache: bool) -> dict[str, Any]:
+    """build-app, within the run's login scope."""
     docker, info = builder(config)  # missing CLI, plugin, engine or a usable builder: say so before anything else
     login(config, docker)
     registry = ensure_registry(config)
@@ -399,9 +436,6 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
     targets = hosts_from(config, hosts)  # validate every host before touching any
     require_cli()
     release = resolve_release(registry_for(config), config, version or current_version(project))
-    if config.mode == "swarm":
-        return [swarm_run(config, targets, lambda manager: swarming.deploy(
-            manager, config, ROOT, release, say, dry_run=dry_run, login=lambda docker: login(config, docker)))]
 
     def predict(target: Target) -> dict[str, Any]:
         variant = release.variant(target.info.platform, target.host.label)
@@ -413,7 +447,11 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
         login(config, target.docker)  # the host pulls with the credentials of this machine's docker CLI
         return deploying.deploy(target, release, say)
 
-    return each_host(config, targets, predict if dry_run else deploy_one, "deploy")
+    with login_scope(config):
+        if config.mode == "swarm":
+            return [swarm_run(config, targets, lambda manager: swarming.deploy(
+                manager, config, ROOT, release, say, dry_run=dry_run, login=lambda docker: login(config, docker)))]
+        return each_host(config, targets, predict if dry_run else deploy_one, "deploy")
 
 
 class DeployFailed(DeliveryError):
@@ -464,16 +502,17 @@ def format_report(report: Mapping[str, Any]) -> str:
 
 def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | None = None) -> list[dict[str, Any]]:
     config = load_config(section)
-    if config.mode == "swarm":
-        if to is not None:
-            return deploy(section, hosts, to)
-        return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.rollback(manager, config, say))]
+    if config.mode == "swarm" and to is not None:
+        return deploy(section, hosts, to)
 
     def rollback_one(target: Target) -> DeployReport:
         login(config, target.docker)  # a release whose image the host lost is pulled again
         return deploying.rollback(target, say, to)
 
-    return each_host(config, hosts_from(config, hosts), rollback_one, "rollback")
+    with login_scope(config):
+        if config.mode == "swarm":
+            return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.rollback(manager, config, say))]
+        return each_host(config, hosts_from(config, hosts), rollback_one, "rollback")
 
 
 def status(section: Mapping[str, Any], hosts: Iterable[str] = ()) -> list[dict[str, Any]]:

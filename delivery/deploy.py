@@ -4,6 +4,10 @@ one, replace cron. A release that never gets healthy never receives a request.
 
 Host-side state (the deploy lock, delivery/lock.py; the deploy history, delivery/history.py)
 lives on each host, so every operator's machine sees the same thing.
+
+Compose's env file names each release by its tag pinned to a digest (`tag@sha256:...`, delivery/tags.py):
+the one the engine recorded when the deploy pulled the tag (and the registry named), or for a rollback the
+one recorded for the history entry's image. Whatever reads a tag back from a container strips the digest.
 """
 from __future__ import annotations
 
@@ -124,17 +128,10 @@ class Target:
         self.info = check_engine(self.docker, self.host, need_compose=True)
 
     def compose(self, blue: str | None = None, green: str | None = None, cron: str | None = None) -> DockerClient:
-        """A client whose compose commands run the project with these releases in the web slots and cron."""
+        """A client whose compose commands run the project with these releases (tags, or `tag@sha256:...`)
+        in the web slots and cron."""
         env_file = Path(self._tmp.name) / f"{next(self._env_files)}.env"
-        lines = [
-            f"REGISTRY={self.config.registry}", f"HTTP_PORT={self.config.http_port}", f"SITE_NAME={self.config.site_name}",
-            f"APP_TAG={cron or blue or green or 'none'}", f"BLUE_TAG={blue or ''}", f"GREEN_TAG={green or ''}",
-        ]
-        if self.config.proxy_image:
-            lines.append(f"PROXY_IMAGE={self.config.proxy_image}")
-        if self.config.cron_schedule:  # validated: five fields, no control character
-            lines.append(f"CRON_SCHEDULE={self.config.cron_schedule}")
-        env_file.write_text("\n".join(lines) + "\n")
+        env_file.write_text("\n".join(compose_env(self.config, blue, green, cron)) + "\n")
         return connect(
             self.host,
             compose_files=[self.compose_file],
@@ -149,6 +146,21 @@ class Target:
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+def compose_env(config: DeployConfig, blue: str | None, green: str | None, cron: str | None) -> list[str]:
+    """Pure: the lines of the env file compose runs the project with. Each release is a tag, or a tag pinned to
+    its digest (`1.0.0-abc@sha256:...`): docker-compose.yml then names `<registry>/production-control:<tag>@<digest>`,
+    and the engine runs exactly that digest, whatever the tag names meanwhile."""
+    lines = [
+        f"REGISTRY={config.registry}", f"HTTP_PORT={config.http_port}", f"SITE_NAME={config.site_name}",
+        f"APP_TAG={cron or blue or green or 'none'}", f"BLUE_TAG={blue or ''}", f"GREEN_TAG={green or ''}",
+    ]
+    if config.proxy_image:
+        lines.append(f"PROXY_IMAGE={config.proxy_image}")
+    if config.cron_schedule:  # validated: five fields, no control character
+        lines.append(f"CRON_SCHEDULE={config.cron_schedule}")
+    return lines
 
 
 # -- releases ---------------------------------------------------------------------------------
@@ -204,11 +216,18 @@ class Site:
     def tag(self, slot: str | None) -> str | None:
         return running_tag(self.web.get(slot)) if slot else None
 
+    def ref(self, slot: str | None) -> str | None:
+        return running_ref(self.web.get(slot)) if slot else None
+
     @property
     def live_tag(self) -> str | None:
         if self.live:
             return self.tag(self.live)
         return running_tag(self.legacy) if self.legacy is not None else None
+
+    @property
+    def live_ref(self) -> str | None:
+        return running_ref(self.live_container) if self.live or self.legacy is not None else None
 
     @property
     def live_container(self) -> Any | None:
@@ -252,11 +271,20 @@ def survey(target: Target) -> Site:
 
 # -- running, health, verification ------------------------------------------------------------
 def running_tag(container: Any) -> str | None:
-    """The app tag the container was started from (from its image reference)."""
+    """The app tag the container was started from (from its image reference, `...:tag[@sha256:...]`)."""
     if container is None:
         return None
     _, _, tag, _ = tags.split_image_ref(container.config.image)
     return tag
+
+
+def running_ref(container: Any) -> str | None:
+    """What the env file names to start the container's image again: its tag, pinned to the digest it was
+    started by (`tag@sha256:...`; a container an older toolkit started by tag alone: the tag)."""
+    if container is None:
+        return None
+    _, _, tag, digest = tags.split_image_ref(container.config.image)
+    return tags.pinned(tag, digest) if tag else None
 
 
 def wait_healthy(docker: DockerClient, container_id: str, timeout: float, say: Say) -> tuple[bool, str]:
@@ -292,6 +320,39 @@ def image_mismatch(accepted: frozenset[str], image_id: str, repo_digests: list[s
         return None
     runs = f"image digest {', '.join(repo_digests)}" if repo_digests else f"image {image_id or 'unknown'}"
     return f"it runs {runs}, not {' or '.join(sorted(accepted))}"
+
+
+def pin_digest(image: str, accepted: tuple[str | None, ...], repo_digests: list[str]) -> str | None:
+    """Pure: the first of the `accepted` digests (what the tag names: an index's, then the platform's image) that
+    the engine recorded for `image` when it pulled it (its RepoDigests), or None when it recorded neither."""
+    recorded = tags.recorded_digests(image, repo_digests)
+    return next((digest for digest in accepted if digest and digest in recorded), None)
+
+
+def pulled_pin(target: Target, release: Release, variant: Variant) -> str:
+    """The release's tag pinned to the digest the engine recorded when it pulled it (`tag@sha256:...`): what the
+    env file names, so every container of the deploy starts from exactly that image (never another one under
+    the tag). One line, before anything changed, when the engine's image for the tag is another one."""
+    accepted = (variant.manifest.index_digest, variant.manifest.digest)
+    with docker_errors(f"inspecting the pulled {release.image} on {target.host.label}"):
+        repo_digests = list(target.docker.image.inspect(release.image).repo_digests or [])
+    digest = pin_digest(release.image, accepted, repo_digests)
+    if digest is None:
+        recorded = tags.recorded_digests(release.image, repo_digests)
+        raise DeliveryError(
+            f"{release.image} on {target.host.label} is not the release the registry named: the engine has "
+            f"{', '.join(recorded) or 'no digest'} for it, not {' or '.join(d for d in accepted if d)} (the tag was pushed "
+            "again meanwhile?); nothing was changed: deploy again")
+    return tags.pinned(release.tag, digest)
+
+
+def recorded_pin(target: Target, tag: str, image_id: str, image: str) -> str:
+    """A rollback's tag pinned to a digest the engine recorded for the image it restores (`image_id`), or the
+    tag alone when it has none (then the image ID check after the start is the one guard)."""
+    with docker_errors(f"inspecting the image of {tag} on {target.host.label}"):
+        repo_digests = list(target.docker.image.inspect(image_id).repo_digests or [])
+    recorded = tags.recorded_digests(image, repo_digests)
+    return tags.pinned(tag, recorded[0] if recorded else None)
 
 
 def image_digests(docker: DockerClient, image_id: str) -> list[str]:
@@ -466,11 +527,26 @@ def check_proxy_image(target: Target, wanted: ProxySpec) -> None:
                             "the running proxy is untouched") from exc
 
 
+def take_out_free_slot(target: Target, site: Site, proxy: Proxy, old: str | None, new: str,
+                       tags_: dict[str, str | None], say: Say) -> None:
+    """Hold the free slot out of the proxy's rotation (no requests until it is switched in), and only then
+    remove what an interrupted deploy left in it, once its requests in flight are done (up to deploy.drain_timeout):
+    the proxy may still send it requests (it was switched in, or the proxy restarted and forgot the hold)."""
+    if old and proxy.container:
+        proxy.set(hold_command(new))
+    if new not in site.web:
+        return
+    say(f"{target.host.label}: removing {service_of(new)}, left by an interrupted deploy (held out of rotation first)")
+    if old and proxy.container:
+        proxy.wait(target.config.drain_timeout, lambda: proxy.server(new).in_flight == 0)
+    _remove(target, service_of(new), tags_)
+
+
 def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Say, digests: frozenset[str] = frozenset(),
-             platform: str | None = None, kind: str = "deploy") -> Any:
-    """Start `tag` in the free web slot beside the live one, switch the proxy to it once healthy, watch it,
-    record it in the history as `kind` (the web switch is final), drain and stop the old slot, then replace
-    cron. Whatever fails before the record, what was serving keeps serving.
+             platform: str | None = None, kind: str = "deploy", pin: str | None = None) -> Any:
+    """Start `tag` (by `pin`, `tag@sha256:...`, when given) in the free web slot beside the live one, switch the
+    proxy to it once healthy, watch it, record it in the history as `kind` (the web switch is final), drain and
+    stop the old slot, then replace cron. Whatever fails before the record, what was serving keeps serving.
 
     Returns the new web container. Raises HandoverFailed (or DeliveryError) after restoring, or CronFailed
     (the web switch stays, and stays recorded).
@@ -478,17 +554,15 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
     config, label = target.config, target.host.label
     old = site.live
     new = other(old)
-    tags_: dict[str, str | None] = {"blue": site.tag("blue"), "green": site.tag("green"), "cron": running_tag(site.cron)}
-    tags_[new] = tag
-    tags_["cron"] = tags_["cron"] or site.live_tag or tag
+    # What the env file names for each service: a release's tag, pinned to the digest it runs by (tag@sha256:...).
+    tags_: dict[str, str | None] = {"blue": site.ref("blue"), "green": site.ref("green"), "cron": running_ref(site.cron)}
+    tags_[new] = pin or tag
+    tags_["cron"] = tags_["cron"] or site.live_ref or tags_[new]
     report.slot = new
     proxy = Proxy(target.docker)
     if site.legacy is None:
         ensure_proxy(target, site, tags_, say, proxy)
-    if new in site.web:  # left over by an interrupted deploy: it never became live
-        _remove(target, service_of(new), tags_)
-    if old and proxy.container:
-        proxy.set(hold_command(new))  # no requests to the new slot until it is switched in
+    take_out_free_slot(target, site, proxy, old, new, tags_, say)
     container = None
     switched = False
     try:
@@ -557,7 +631,7 @@ def handover(target: Target, site: Site, tag: str, report: DeployReport, say: Sa
         say(f"{label}: the proxy restarted during the deploy (its restart policy brought it back); its state was applied again")
     try:
         with shielded():  # stop-first: a signal must not leave the host with no cron
-            replace_cron(target, tags_, tag, running_tag(site.cron), say, digests=digests)
+            replace_cron(target, tags_, tag, running_ref(site.cron), say, digests=digests, ref=pin)
     except CronFailed as exc:
         report.cron = f"failed: {exc}"
         raise
@@ -730,11 +804,13 @@ def wait_for_engine(target: Target, timeout: float = 90) -> None:
 
 
 def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, previous: str | None, say: Say,
-                 digests: frozenset[str] = frozenset()) -> None:
+                 digests: frozenset[str] = frozenset(), ref: str | None = None) -> None:
     """Replace cron stop-first (a running job finishes or stops cleanly), putting the old one back on failure.
-    Like the web container, the new cron must run an image with one of `digests` (when given)."""
-    tags_["cron"] = tag
-    say(f"{target.host.label}: replacing cron ({previous or 'none'} -> {tag})")
+    The new cron starts from `ref` (`tag@sha256:...`, else `tag`), the old one again from `previous` (its own
+    ref); like the web container, the new cron must run an image with one of `digests` (when given)."""
+    tags_["cron"] = ref or tag
+    was = tags.without_digest(previous) if previous else None
+    say(f"{target.host.label}: replacing cron ({was or 'none'} -> {tag})")
     try:
         container = _up(target, CRON_SERVICE, tags_, say)
         healthy, why = wait_healthy(target.docker, container.id, target.config.health_timeout, say)
@@ -745,11 +821,11 @@ def replace_cron(target: Target, tags_: dict[str, str | None], tag: str, previou
         healthy, why = False, str(exc)
     if healthy:
         return
-    if previous and previous != tag:
+    if previous and was != tag:
         tags_["cron"] = previous
         with contextlib.suppress(DeliveryError):
             _up(target, CRON_SERVICE, tags_, say)
-        back = f"cron was put back on {previous}"
+        back = f"cron was put back on {was}"
     else:
         back = "no other cron was running before"
     raise CronFailed(f"cron of {tag} failed on {target.host.label}: {why}; the web app runs {tag}, {back}")
@@ -769,6 +845,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
     seconds, measured = pull(target, release, say)
     report.pull_seconds = round(seconds, 2)
     report.measured_layers, report.measured_bytes = measured.layers, measured.bytes
+    pin = pulled_pin(target, release, variant)  # the digest every container of this deploy starts from
     try:
         with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
                          target.config.lock_wait, say):
@@ -777,7 +854,7 @@ def deploy(target: Target, release: Release, say: Say) -> DeployReport:
             # An engine records the digest the tag names: the index's for a multi-platform release (then
             # the platform's image is checked too), the image manifest's otherwise.
             accept = frozenset(d for d in (variant.manifest.digest, variant.manifest.index_digest) if d)
-            handover(target, site, release.tag, report, say, digests=accept, platform=variant.platform)
+            handover(target, site, release.tag, report, say, digests=accept, platform=variant.platform, pin=pin)
             report.healthy = True
             say(f"{target.host.label}: {release.tag} is live (healthy after {report.seconds_to_healthy}s)")
             report.pruned = prune_after_deploy(target, say)
@@ -810,10 +887,12 @@ def rollback(target: Target, say: Say, to: str | None = None) -> DeployReport:
             raise DeliveryError(f"no {wanted} in the deploy history of {target.host.label}: see `invoke status --host {target.host_arg}`")
         image = tags.image_ref(target.config.registry, tags.APP_REPOSITORY, entry.tag)
         pulled = restore_image(target, entry, image, say)
+        pin = recorded_pin(target, entry.tag, entry.image_id, image)
         report = DeployReport(host=target.host.label, image=image, version=entry.tag, digest="", previous=current)
         say(f"{target.host.label}: rolling back from {current or 'none'} to {entry.tag}" + ("" if pulled else " (no pull)"))
         try:  # what starts must be the recorded image (by ID): an image re-tagged since is refused before the switch
-            container = handover(target, site, entry.tag, report, say, kind="rollback", digests=frozenset({entry.image_id}))
+            container = handover(target, site, entry.tag, report, say, kind="rollback", digests=frozenset({entry.image_id}),
+                                 pin=pin)
         except CronFailed as exc:
             report.error = str(exc)
             return report
@@ -854,7 +933,7 @@ def _container_status(target: Target, container: Any) -> dict[str, Any] | None:
     state = container.state
     return {
         "tag": running_tag(container),
-        "image": container.config.image,
+        "image": tags.without_digest(container.config.image),  # the digest has its own field
         "state": state.status,
         "health": state.health.status if state.health else None,
         "started_at": state.started_at.isoformat() if state.started_at else None,
@@ -879,6 +958,6 @@ def status(target: Target) -> dict[str, Any]:
         "slots": {slot: _container_status(target, site.web.get(slot)) for slot in SLOTS},
         "cron": _container_status(target, site.cron),
         "proxy": proxy,
-        "lock": lock_holder(target.docker, target.config.compose_project),
+        "lock": lock_holder(target.docker, target.config.compose_project, target.host.label),
         "history": [asdict(e) for e in history(target.docker, target.config.compose_project)],
     }

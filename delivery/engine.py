@@ -5,6 +5,11 @@ talks to an engine gets its client from `connect`. A client for the project's co
 file runs docker with a clean environment (`without_shell_environment`): compose gives
 an exported variable precedence over --env-file, so nothing exported in the operator's
 shell (BLUE_TAG, APP_TAG, REGISTRY, CRON_SCHEDULE, COMPOSE_PROFILES...) changes what runs.
+
+A task run that logs the docker CLI in itself (deploy.registry_user) does so in a private
+config directory made for that run (`private_docker_config`): every client `connect` makes
+meanwhile, compose's included, runs docker with `--config` pointing there, and the directory
+goes with the run, so the password never stays in the operator's ~/.docker/config.json.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +54,11 @@ def connect(
     compose_env_file: Path | None = None,
     compose_project: str | None = None,
 ) -> DockerClient:
-    """A client for `host`, optionally set up for the project's compose file (then with a clean environment)."""
+    """A client for `host`, optionally set up for the project's compose file (then with a clean environment);
+    within `private_docker_config`, with that directory as its docker CLI config."""
     require_cli()
     return DockerClient(
+        config=str(_private_configs[-1]) if _private_configs else None,
         client_call=without_shell_environment(["docker"], os.environ) if compose_files else ["docker"],
         host=host.url,
         context=host.context,
@@ -58,6 +66,41 @@ def connect(
         compose_env_files=[compose_env_file] if compose_env_file else [],
         compose_project_name=compose_project,
     )
+
+
+# The private docker CLI config directories of this task run, innermost last (private_docker_config).
+_private_configs: list[Path] = []
+PRIVATE_CONFIG_PREFIX = "production-control-docker-config-"
+
+
+def private_config() -> Path | None:
+    """The private docker CLI config directory clients get now, None outside `private_docker_config`."""
+    return _private_configs[-1] if _private_configs else None
+
+
+@contextlib.contextmanager
+def private_docker_config(user_dir: Path, document: Mapping[str, Any]) -> Iterator[Path]:
+    """Within: every client `connect` makes uses a private docker CLI config directory, made for this run.
+
+    The directory (mode 0700, under the temporary directory) holds `document` as its config.json (0600)
+    and links every other entry of the user's config directory `user_dir` (contexts, cli-plugins, buildx
+    builders, TLS certificates), so the CLI works as it does with the user's own. It is removed on the way
+    out, after an error or a signal (delivery/interrupts.py) too; a SIGKILL leaves it behind.
+    """
+    with tempfile.TemporaryDirectory(prefix=PRIVATE_CONFIG_PREFIX) as tmp:
+        directory = Path(tmp)
+        if user_dir.is_dir():
+            for entry in sorted(user_dir.iterdir()):
+                if entry.name != "config.json":
+                    (directory / entry.name).symlink_to(entry.absolute())
+        descriptor = os.open(directory / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as f:
+            json.dump(document, f)
+        _private_configs.append(directory)
+        try:
+            yield directory
+        finally:
+            _private_configs.remove(directory)
 
 
 # What a docker command run for the project keeps of this process's environment: where programs

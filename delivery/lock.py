@@ -21,6 +21,8 @@ Why a named volume (and no longer a network):
 
 A deploy that finds the lock held fails at once, or with a lock wait waits for it (showing who
 holds it); a stale lock is reported with the `invoke unlock` command at once, never waited for.
+Only "no such volume" means no lock: any other engine error reading it is one line of its own (read as
+no lock, it would come back as a lock that vanished, or as a lock nobody holds).
 Swarm deploys take the same lock on the manager engine they deploy through.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from python_on_whales.exceptions import DockerException, NoSuchVolume
 
 from delivery.engine import last_line, volume_labels
 from delivery.errors import DeliveryError
@@ -163,7 +165,7 @@ class LockStore(Protocol):
 
     def create(self, labels: Mapping[str, str]) -> None: ...
 
-    def labels(self) -> Mapping[str, str] | None:  # None: no lock
+    def labels(self) -> Mapping[str, str] | None:  # None: no lock; DeliveryError: the store cannot be read
         ...
 
     def remove(self) -> None: ...
@@ -182,15 +184,23 @@ class VolumeLock:
             raise DeliveryError(f"taking the deploy lock on {self.host_label} failed: {last_line(exc)}") from exc
 
     def labels(self) -> Mapping[str, str] | None:
+        """The lock's labels; None only when its volume does not exist. Any other engine error is one line:
+        read as "no lock", it would later be reported as a lock that vanished, or a lock nobody holds."""
         try:
             found = volume_labels(self.docker, self.name)
-        except DockerException:
+        except NoSuchVolume:
             return None
+        except DockerException as exc:
+            raise DeliveryError(unreadable_message(self.host_label, last_line(exc))) from exc
         return found[0] if found else None
 
     def remove(self) -> None:
         with contextlib.suppress(DockerException):
             self.docker.volume.remove(self.name)
+
+
+def unreadable_message(host_label: str, reason: str) -> str:
+    return f"the engine{f' at {host_label}' if host_label else ''} could not be asked about the deploy lock: {reason}"
 
 
 def stale_message(host_label: str, host_arg: str, holder: Holder) -> str:
@@ -272,20 +282,28 @@ def deploy_lock(
     try:
         yield
     finally:
-        if not release(store, labels["token"]) and say is not None:
-            say(f"{host_label}: warning: the deploy lock was no longer this deploy's (removed by hand, or "
-                "`invoke unlock --force`): left as it is")
+        try:
+            released = release(store, labels["token"])
+        except DeliveryError as exc:  # said, not raised: it would hide what the task did
+            if say is None:
+                raise
+            say(f"{host_label}: warning: {exc}; the lock may still be held: `invoke status --host {host_arg}` "
+                f"shows it, `invoke unlock --host {host_arg}` removes it")
+        else:
+            if not released and say is not None:
+                say(f"{host_label}: warning: the deploy lock was no longer this deploy's (removed by hand, or "
+                    "`invoke unlock --force`): left as it is")
 
 
-def read_holder(docker: DockerClient, project: str, store: LockStore | None = None) -> Holder | None:
+def read_holder(docker: DockerClient, project: str, store: LockStore | None = None, host_label: str = "") -> Holder | None:
     """Who holds the project's lock; None when nobody does."""
-    labels = (store or VolumeLock(docker, project)).labels()
+    labels = (store or VolumeLock(docker, project, host_label)).labels()
     return Holder.from_labels(labels) if labels is not None else None
 
 
-def lock_holder(docker: DockerClient, project: str) -> str | None:
+def lock_holder(docker: DockerClient, project: str, host_label: str = "") -> str | None:
     """Who holds the project's lock and since when; None when nobody does."""
-    holder = read_holder(docker, project)
+    holder = read_holder(docker, project, host_label=host_label)
     return holder.describe() if holder else None
 
 

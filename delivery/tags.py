@@ -8,7 +8,7 @@ names the app version and the commit.
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -263,3 +263,42 @@ def split_image_ref(ref: str) -> ImageRef:
     if not _REPOSITORY.fullmatch(name):
         raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
     return ImageRef(registry=registry, repository=name, tag=tag, digest=digest if at else None)
+
+
+# --- pinned references: a tag and the digest it names -------------------------------------------------
+
+_DOCKER_HUB_NAMES = ("", "docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def pinned(tag: str, digest: str | None) -> str:
+    """`tag@digest` (what a deploy's env file names: the engine then runs exactly that digest), or `tag` alone."""
+    if digest is not None and not _DIGEST.fullmatch(digest):
+        raise DeliveryError(f"invalid digest {digest!r}: expected sha256:<64 hex characters>")
+    return f"{tag}@{digest}" if digest else tag
+
+
+def without_digest(value: str) -> str:
+    """A tag or image reference without its `@sha256:...` part: `1.0.0-abc@sha256:...` -> `1.0.0-abc`."""
+    return value.partition("@")[0]
+
+
+def _same_repository(a: ImageRef, b: ImageRef) -> bool:
+    def host(registry: str) -> str:
+        return "docker.io" if registry in _DOCKER_HUB_NAMES else registry
+
+    return (host(a.registry), a.repository) == (host(b.registry), b.repository)
+
+
+def recorded_digests(image: str, repo_digests: Iterable[str]) -> list[str]:
+    """The digests an engine recorded for `image`'s repository, in order, from the image's RepoDigests
+    (`name@sha256:...`; Docker Hub's are written without `docker.io/`). Others' and unreadable ones are skipped."""
+    wanted = split_image_ref(image)
+    found: list[str] = []
+    for ref in repo_digests:
+        try:
+            parts = split_image_ref(ref)
+        except DeliveryError:
+            continue
+        if parts.digest and _same_repository(parts, wanted) and parts.digest not in found:
+            found.append(parts.digest)
+    return found

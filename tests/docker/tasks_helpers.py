@@ -29,6 +29,7 @@ from dockerbed import worktree
 from delivery.history import HISTORY_LABEL
 from delivery.lock import LOCK_LABEL
 from delivery.pullreport import Access, parse_access_log
+from delivery.tags import split_image_ref
 
 # What the tasks call the registry by default (invoke.yaml deploy.registry); the test bed's
 # registry listens on 127.0.0.1:5000, which the engines reach as localhost:5000 too.
@@ -331,6 +332,16 @@ def app_container(server: DockerClient, project: str, role: str = "web"):
     containers = service_containers(server, project, role)
     assert len(containers) == 1, f"expected one {role} container of project {project}, found {[c.name for c in containers]}"
     return containers[0]
+
+
+def pinned_tag(server: DockerClient, container: Any) -> str | None:
+    """The release tag a deployed container was started by. Deploys and rollbacks start it pinned to a digest
+    (`<registry>/production-control:<tag>@sha256:...`), which must be one the engine recorded for its image."""
+    ref = split_image_ref(container.config.image)
+    assert ref.digest, f"{container.name} was started by tag alone ({container.config.image}), not pinned to a digest"
+    recorded = [d.rsplit("@", 1)[1] for d in server.image.inspect(container.image).repo_digests or []]
+    assert ref.digest in recorded, f"{container.name} was started by {ref.digest}, not a digest of its image ({recorded})"
+    return ref.tag
 
 
 def remove_project(server: DockerClient, project: str, release_tags: Iterable[str]) -> None:

@@ -11,6 +11,7 @@ import io
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, RegistrySe
 from python_on_whales.exceptions import DockerException
 from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, only_an_error_line, wait_for
 
+from delivery.lock import LOCK_LABEL, lock_name
 from delivery.registry import LOCAL_REGISTRY_STATE
 
 pytestmark = pytest.mark.docker
@@ -242,12 +244,57 @@ def test_a_wrong_registry_password_fails_build_in_one_line(bed: FaultBed, auth_r
 def test_deploy_logs_in_on_a_machine_that_never_did(
     bed: FaultBed, auth_registry: AuthRegistry, auth_builds: list[TaskRun]
 ) -> None:
-    """An operator (or a CI deploy job) that did not build: deploy must log the docker CLI in itself."""
+    """An operator (or a CI deploy job) that did not build: deploy must log the docker CLI in itself, and only for
+    that run: in a private docker config made for it (delivery/engine.py), never in the user's own, which keeps
+    its settings and gets no login, while the private one (under $TMPDIR) is gone when the task ends."""
     fresh = bed.tmp / "docker-config-never-logged-in"
     fresh.mkdir(exist_ok=True)
+    own = {"auths": {}, "psFormat": "table {{.Names}}\t{{.Status}}"}  # a setting of the user's, kept as it is
+    (fresh / "config.json").write_text(json.dumps(own))
+    run_tmp = bed.tmp / f"tmpdir-{secrets.token_hex(4)}"
+    run_tmp.mkdir()
     env = {**auth_registry.env(docker_config=fresh), "INVOKE_DEPLOY_COMPOSE_PROJECT": f"{bed.project}-auth2",
-           "INVOKE_DEPLOY_HTTP_PORT": str(free_port())}  # fmt: skip
+           "INVOKE_DEPLOY_HTTP_PORT": str(free_port()), "TMPDIR": str(run_tmp)}  # fmt: skip
     run = bed.invoke("deploy", "--host", bed.engine.host, "--version", head_tag(bed), env=env)
-    assert run.returncode == 0, run.describe()
+    assert run.returncode == 0, run.describe()  # the registry wants credentials: the engine pulled with the run's login
     no_secret_in([run], auth_registry)
-    assert json.loads((fresh / "config.json").read_text())["auths"], "deploy did not log in"
+    assert json.loads((fresh / "config.json").read_text()) == own, "deploy logged in in the user's own docker config"
+    left = sorted(path.name for path in run_tmp.iterdir() if path.name.startswith("production-control-docker-config-"))
+    assert left == [], f"the run's private docker config outlived it: {left}"
+    home_config = Path.home() / ".docker" / "config.json"
+    if home_config.is_file():
+        assert auth_registry.server.address not in home_config.read_text(), f"{home_config} holds a login for the registry"
+    for where in (fresh, run_tmp):
+        for path in where.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes()
+                assert not any(secret.encode() in text for secret in auth_registry.secrets()), f"the password is in {path}"
+
+
+def test_an_interrupted_deploy_removes_its_private_docker_login(bed: FaultBed, auth_registry: AuthRegistry,
+                                                               auth_builds: list[TaskRun]) -> None:
+    """SIGTERM (a cancelled CI job) while the deploy waits for another holder's lock, its login made: the private
+    docker config holding that login goes with the task."""
+    fresh = bed.tmp / f"docker-config-{secrets.token_hex(4)}"
+    fresh.mkdir()
+    run_tmp = bed.tmp / f"tmpdir-{secrets.token_hex(4)}"
+    run_tmp.mkdir()
+    project = f"{bed.project}-auth3"
+    held = bed.server.volume.create(lock_name(project), driver="local", labels={
+        LOCK_LABEL: project, "owner": "ci@elsewhere pid 7", "since": "2026-11-29T05:00:00Z", "machine": "elsewhere",
+        "machine_id": "another-machine", "boot_id": "another-boot", "pid": "7", "token": "theirs"})  # fmt: skip
+    try:
+        env = {**auth_registry.env(docker_config=fresh), "INVOKE_DEPLOY_COMPOSE_PROJECT": project,
+               "INVOKE_DEPLOY_HTTP_PORT": str(free_port()), "INVOKE_DEPLOY_LOCK_WAIT": "120", "TMPDIR": str(run_tmp)}  # fmt: skip
+        task = bed.start_invoke("deploy", "--host", bed.engine.host, "--version", head_tag(bed), env=env)
+        task.wait_for_stderr("waiting up to 120s for the deploy lock", timeout=180)
+        [private] = [path for path in run_tmp.iterdir() if path.name.startswith("production-control-docker-config-")]
+        assert auth_registry.server.address in (private / "config.json").read_text(), "the run did not log in there"
+        task.process.send_signal(signal.SIGTERM)
+        run = task.finish(timeout=60)
+    finally:
+        bed.server.volume.remove(held)
+    assert run.returncode == 143 and "deploy interrupted by SIGTERM" in run.stderr, run.describe()
+    assert not private.exists(), "the interrupted run left its private docker config (with the login) behind"
+    assert not (fresh / "config.json").exists(), "the interrupted run wrote to the user's own docker config"
+    no_secret_in([run], auth_registry)

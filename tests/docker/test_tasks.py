@@ -43,6 +43,7 @@ from tasks_helpers import (
     listening_pids,
     log_size,
     only_an_error_line,
+    pinned_tag,
     project_filter,
     release_blobs,
     remove_project,
@@ -295,7 +296,8 @@ def test_deploy_reports_and_runs_the_release(clone: Clone, site: Site, first_rel
     health = get_json(site.port, "/healthz")
     assert (health["status"], health["version"], health["commit"]) == ("ok", clone.app_version, first_release.commit)
     container = app_container(site.server, site.project)
-    assert container.config.image == report["image"]
+    assert container.config.image.startswith(f"{report['image']}@sha256:"), "the release was not started by its digest"
+    assert pinned_tag(site.server, container) == first_release.tag
     repo_digests = site.server.image.inspect(container.image).repo_digests or []
     assert f"{REGISTRY}/{APP_REPOSITORY}@{first_release.digest}" in repo_digests
 

@@ -161,11 +161,14 @@ def test_auth_file_with_an_identity_token() -> None:
 
 # -- logging the docker CLI in (the engines pull with its credentials) ----------------------------------
 class FakeDocker:
-    docker_cmd = ["docker", "--host", "unix:///x.sock"]
+    def __init__(self, config: Path | None = None):
+        self.docker_cmd = ["docker", *(["--config", str(config)] if config else []), "--host", "unix:///x.sock"]
 
 
-def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, variable: str | None) -> list[tuple[list[str], bytes]]:
-    from delivery import commands
+def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, variable: str | None,
+                scoped: bool = True) -> list[tuple[list[str], bytes]]:
+    """What `login` runs, within the run's login scope (as every task that logs in calls it) unless not `scoped`."""
+    from delivery import commands, engine
     from delivery.config import load_config
 
     calls: list[tuple[list[str], bytes]] = []
@@ -176,14 +179,93 @@ def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, varia
     else:
         monkeypatch.setenv("REGISTRY_PASSWORD", variable)
     write_config(home, config)
-    commands.login(load_config({"registry": f"{HOST}/team", "registry_user": "ci"}), FakeDocker())
+    deploy_config = load_config({"registry": f"{HOST}/team", "registry_user": "ci"})
+    if not scoped:
+        commands.login(deploy_config, FakeDocker(home / "docker"))
+        return calls
+    with commands.login_scope(deploy_config):
+        commands.login(deploy_config, FakeDocker(engine.private_config()))
     return calls
 
 
-def test_login_with_the_variable_goes_by_stdin(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_login_with_the_variable_goes_by_stdin_into_the_runs_private_config(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     calls = login_calls(home, monkeypatch, {}, "pw-from-env")
-    assert calls == [(["docker", "--host", "unix:///x.sock", "login", HOST, "--username", "ci", "--password-stdin"], b"pw-from-env")]
+    [(argv, secret)] = calls
+    private = Path(argv[2])
+    assert argv[:2] == ["docker", "--config"] and private.name.startswith("production-control-docker-config-")
+    assert argv[2:] == [str(private), "--host", "unix:///x.sock", "login", HOST, "--username", "ci", "--password-stdin"]
+    assert secret == b"pw-from-env" and not private.exists(), "the private config outlived the run"
 
 
 def test_no_login_when_the_docker_cli_has_credentials(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert login_calls(home, monkeypatch, {"auths": {HOST: {"auth": b64("alice:pw")}}}, "pw-from-env") == []
+
+
+def test_login_refuses_a_client_of_the_users_own_config(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DeliveryError, match="refusing to log the docker CLI in to registry.example.com:5000 in the user's own config"):
+        login_calls(home, monkeypatch, {}, "pw-from-env", scoped=False)
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        pytest.param({}, {"auths": {}, "credHelpers": dict.fromkeys(auth.config_keys(HOST), "")}, id="no-config"),
+        pytest.param(
+            {"auths": {HOST: {}, f"https://{HOST}": {"auth": "old"}, "ghcr.io": {"auth": "other"}},
+             "credsStore": "desktop", "credHelpers": {HOST: "pass", "gcr.io": "gcloud"}, "currentContext": "prod",
+             "proxies": {"default": {"httpProxy": "http://proxy:3128"}}},
+            {"auths": {"ghcr.io": {"auth": "other"}}, "credsStore": "desktop",
+             "credHelpers": {"gcr.io": "gcloud", **dict.fromkeys(auth.config_keys(HOST), "")}, "currentContext": "prod",
+             "proxies": {"default": {"httpProxy": "http://proxy:3128"}}},
+            id="keeps-the-rest",
+        ),
+        pytest.param({"auths": "garbage", "credHelpers": None},
+                     {"auths": {}, "credHelpers": dict.fromkeys(auth.config_keys(HOST), "")}, id="malformed-sections"),
+    ],
+)
+def test_the_private_config_keeps_the_users_settings_and_stores_this_login_in_the_file(user: dict, expected: dict) -> None:
+    # An empty helper for the host: the CLI keeps that login in the (removed) file, not in credsStore's keychain.
+    assert auth.private_config_document(user, HOST) == expected
+
+
+@pytest.mark.parametrize(
+    ("credentials", "logs_in"),
+    [
+        pytest.param(None, False, id="anonymous"),
+        pytest.param(Credentials("alice", "pw", "docker login (/home/a/.docker/config.json)"), False, id="cli-login"),
+        pytest.param(Credentials("ci", "pw", "deploy.registry_user and $REGISTRY_PASSWORD"), True, id="variable"),
+    ],
+)
+def test_the_tasks_log_in_only_with_the_configured_user(credentials: Credentials | None, logs_in: bool) -> None:
+    assert auth.logs_in(credentials) is logs_in
+
+
+def test_the_private_config_links_the_users_other_settings_and_goes_with_the_run(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from delivery import engine
+    from delivery.config import parse_host
+
+    user = tmp_path / "user-docker"
+    (user / "contexts" / "meta").mkdir(parents=True)
+    (user / "cli-plugins").mkdir()
+    (user / "config.json").write_text(json.dumps({"auths": {HOST: {"auth": "secret"}}}))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(engine, "require_cli", lambda: None)
+    with pytest.raises(RuntimeError, match="boom"), engine.private_docker_config(user, {"currentContext": "prod"}) as private:
+        assert engine.private_config() == private and private.parent == tmp_path
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
+        assert stat.S_IMODE((private / "config.json").stat().st_mode) == 0o600
+        assert json.loads((private / "config.json").read_text()) == {"currentContext": "prod"}
+        assert sorted(p.name for p in private.iterdir()) == ["cli-plugins", "config.json", "contexts"]
+        assert (private / "contexts").resolve() == (user / "contexts").resolve()
+        for client in (engine.connect(parse_host("local")),
+                       engine.connect(parse_host("local"), compose_files=[tmp_path / "docker-compose.yml"])):
+            argv = [str(part) for part in client.client_config.docker_compose_cmd]
+            assert argv[argv.index("--config") + 1] == str(private)
+        raise RuntimeError("boom")  # an error (or a signal's Interrupted) on the way
+    assert not private.exists() and engine.private_config() is None
+    assert (user / "contexts" / "meta").is_dir(), "removing the private config removed the user's own settings"
+    assert json.loads((user / "config.json").read_text()) == {"auths": {HOST: {"auth": "secret"}}}
+    assert "--config" not in [str(part) for part in engine.connect(parse_host("local")).client_config.docker_cmd]

@@ -1,6 +1,8 @@
 """The pure parts of deploying: history tags and volumes, the lock and history names, recording a final switch."""
 
 import re
+from types import SimpleNamespace
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -206,3 +208,48 @@ def test_a_final_switch_is_recorded_and_a_failure_to_record_is_a_warning(monkeyp
     record_switch(FakeTarget(), "deploy", "B", container, report, said.append)
     assert report.web_live and said == ["h: warning: B serves, but recording the deploy history failed: disk full; "
                                         "`invoke rollback` does not know it serves"]
+
+
+# -- a slot left over by an interrupted deploy -------------------------------------------------
+class OrderProxy:
+    """Records what reaches the proxy, in one list with the removals: the order is the point."""
+
+    def __init__(self, events: list[str], in_flight: list[int]):
+        self.events, self.in_flight, self.container = events, in_flight, "proxy-id"
+
+    def set(self, command: str) -> None:
+        self.events.append(command)
+
+    def server(self, slot: str) -> Any:
+        left = self.in_flight.pop(0) if len(self.in_flight) > 1 else self.in_flight[0]
+        self.events.append(f"in flight on {slot}: {left}")
+        return SimpleNamespace(in_flight=left)
+
+    def wait(self, timeout: float, ready: Any) -> bool:
+        self.events.append(f"wait up to {timeout:g}s")
+        while not ready():
+            pass
+        return True
+
+
+def _take_out(monkeypatch: pytest.MonkeyPatch, web: dict[str, Any], in_flight: list[int]) -> list[str]:
+    events: list[str] = []
+    monkeypatch.setattr(deploy_module, "_remove", lambda target, service, tags_: events.append(f"remove {service}"))
+    target = SimpleNamespace(host=SimpleNamespace(label="h"), config=SimpleNamespace(drain_timeout=30.0))
+    deploy_module.take_out_free_slot(target, SimpleNamespace(web=web), OrderProxy(events, in_flight), "blue", "green", {},
+                                     lambda line: events.append(f"say {line}"))
+    return events
+
+
+def test_a_leftover_slot_is_held_out_of_rotation_before_it_is_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _take_out(monkeypatch, {"blue": object(), "green": object()}, in_flight=[2, 0])
+    assert events == [
+        "set server web/green state drain",
+        "say h: removing web-green, left by an interrupted deploy (held out of rotation first)",
+        "wait up to 30s", "in flight on green: 2", "in flight on green: 0",
+        "remove web-green",
+    ]
+
+
+def test_a_free_slot_with_nothing_left_in_it_is_only_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _take_out(monkeypatch, {"blue": object()}, in_flight=[0]) == ["set server web/green state drain"]

@@ -1,8 +1,10 @@
 """The pure parts of logs, run-job, the service table and the deploy lock wait."""
 
 import sys
+from types import SimpleNamespace
 
 import pytest
+from python_on_whales.exceptions import DockerException, NoSuchVolume
 
 from delivery import lock as lock_module
 from delivery.errors import DeliveryError
@@ -243,6 +245,57 @@ def test_deploy_lock_releases_its_own_lock_and_leaves_a_successors() -> None:
     with deploy_lock(None, "pc", "h", "ssh://h", store=(store := FakeLockStore())):
         pass
     assert store.held is None and store.removed == 1
+
+
+def _volume_lock(monkeypatch: pytest.MonkeyPatch, answer) -> lock_module.VolumeLock:
+    """A VolumeLock whose `docker volume inspect` answers `answer` (labels, or an exception to raise)."""
+    def inspect(docker, *names):
+        if isinstance(answer, BaseException):
+            raise answer
+        return [answer]
+
+    monkeypatch.setattr(lock_module, "volume_labels", inspect)
+    docker = SimpleNamespace(volume=SimpleNamespace(create=lambda *args, **kwargs: None, remove=lambda name: None))
+    return lock_module.VolumeLock(docker, "pc", "h")
+
+
+def _docker_error(stderr: bytes, kind: type[DockerException] = DockerException) -> DockerException:
+    return kind(["docker", "volume", "inspect", "pc-deploy-lock"], 1, b"", stderr)
+
+
+def test_a_missing_lock_volume_is_no_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = _docker_error(b"Error response from daemon: get pc-deploy-lock: no such volume\n", NoSuchVolume)
+    assert _volume_lock(monkeypatch, missing).labels() is None
+    assert _volume_lock(monkeypatch, {"token": "t"}).labels() == {"token": "t"}
+
+
+def test_an_engine_that_cannot_answer_about_the_lock_is_one_line_not_no_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = _docker_error(b"permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock\n")
+    store = _volume_lock(monkeypatch, refused)
+    expected = ("the engine at h could not be asked about the deploy lock: permission denied while trying to connect to "
+                "the Docker daemon socket at unix:///var/run/docker.sock")
+    with pytest.raises(DeliveryError) as raised:
+        store.labels()
+    assert str(raised.value) == expected
+    with pytest.raises(DeliveryError) as taking:  # not "the deploy lock vanished N times"
+        acquire(store, MINE, "h", "ssh://h", 0.0, None, HERE, lambda pid: "1", sleep=lambda seconds: None)
+    assert str(taking.value) == expected
+
+
+def test_a_lock_that_cannot_be_read_at_release_is_a_warning_not_a_new_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unreadable(FakeLockStore):
+        failing = False
+
+        def labels(self):
+            if self.failing:
+                raise DeliveryError("the engine at h could not be asked about the deploy lock: EOF")
+            return self.held
+
+    store, said = Unreadable(), []
+    with deploy_lock(None, "pc", "h", "ssh://h", say=said.append, store=store):
+        store.failing = True  # the engine went away during the task
+    assert said == ["h: warning: the engine at h could not be asked about the deploy lock: EOF; the lock may still be held: "
+                    "`invoke status --host ssh://h` shows it, `invoke unlock --host ssh://h` removes it"]
 
 
 @pytest.mark.parametrize(

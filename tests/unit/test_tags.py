@@ -441,3 +441,42 @@ def test_split_image_ref_raises_only_delivery_error(text: str) -> None:
         split_image_ref(text)
     except DeliveryError as error:
         assert "\n" not in str(error)
+
+
+# -- pinned references: the env file names tag@digest, everything reading a tag back strips it ------------
+RELEASE_TAG = "1.0.0-0123456789ab"
+OTHER_DIGEST = "sha256:" + "cd" * 32
+
+
+def test_a_pinned_tag_names_its_digest_and_reads_back_as_the_tag() -> None:
+    pin = tags.pinned(RELEASE_TAG, DIGEST)
+    assert pin == f"{RELEASE_TAG}@{DIGEST}" and tags.pinned(RELEASE_TAG, None) == RELEASE_TAG
+    ref = f"localhost:5000/{APP_REPOSITORY}:{pin}"  # what docker-compose.yml makes of BLUE_TAG=<pin>
+    assert split_image_ref(ref) == ImageRef("localhost:5000", APP_REPOSITORY, RELEASE_TAG, DIGEST)
+    assert tags.without_digest(pin) == RELEASE_TAG and tags.without_digest(RELEASE_TAG) == RELEASE_TAG
+    assert tags.without_digest(ref) == f"localhost:5000/{APP_REPOSITORY}:{RELEASE_TAG}"
+
+
+def test_a_digest_that_is_not_one_is_refused() -> None:
+    with pytest.raises(DeliveryError, match=r"^invalid digest 'sha256:abc': expected sha256:<64 hex characters>$"):
+        tags.pinned(RELEASE_TAG, "sha256:abc")
+
+
+@pytest.mark.parametrize(
+    ("image", "repo_digests", "found"),
+    [
+        pytest.param(f"localhost:5000/{APP_REPOSITORY}:{RELEASE_TAG}", [f"localhost:5000/{APP_REPOSITORY}@{DIGEST}"], [DIGEST],
+                     id="same-repository"),
+        pytest.param(f"localhost:5000/{APP_REPOSITORY}:{RELEASE_TAG}",
+                     [f"other:5000/{APP_REPOSITORY}@{OTHER_DIGEST}", f"localhost:5000/{DEPS_REPOSITORY}@{OTHER_DIGEST}",
+                      f"localhost:5000/{APP_REPOSITORY}@{DIGEST}"], [DIGEST], id="other-registries-and-repositories-skipped"),
+        pytest.param(f"docker.io/acme/{APP_REPOSITORY}:{RELEASE_TAG}", [f"acme/{APP_REPOSITORY}@{DIGEST}"], [DIGEST],
+                     id="docker-hub-written-without-its-host"),
+        pytest.param(f"ghcr.io/acme/{APP_REPOSITORY}:{RELEASE_TAG}",
+                     ["garbage", f"ghcr.io/acme/{APP_REPOSITORY}@{DIGEST}", f"ghcr.io/acme/{APP_REPOSITORY}@{OTHER_DIGEST}",
+                      f"ghcr.io/acme/{APP_REPOSITORY}@{DIGEST}"], [DIGEST, OTHER_DIGEST], id="in-order-once-garbage-skipped"),
+        pytest.param(f"localhost:5000/{APP_REPOSITORY}:{RELEASE_TAG}", [], [], id="none-recorded"),
+    ],
+)  # fmt: skip
+def test_recorded_digests_are_those_of_the_images_repository(image: str, repo_digests: list[str], found: list[str]) -> None:
+    assert tags.recorded_digests(image, repo_digests) == found
