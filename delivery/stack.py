@@ -8,7 +8,11 @@ deploy` accepts (its loader is older than compose's):
 - `tmpfs: [path[:size=N], ...]` (which swarm ignores) becomes tmpfs mounts, the form swarm runs,
   with their size in bytes;
 - an inline config (`content:`) becomes a file beside the stack file, and its swarm name
-  carries a hash of the content (swarm configs cannot change: a new content is a new config).
+  carries a hash of the content (swarm configs cannot change: a new content is a new config);
+- `security_opt` goes: `docker stack deploy` cannot set it (it would drop it with a warning nobody
+  reads). What replaces no-new-privileges there is in docs/cluster.md, "Hardening": the image has no
+  setuid or setgid file. Everything else of the hardening (read_only, cap_drop, cap_add, init, the
+  memory limit, the log bounds) reaches the services as it is.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from delivery.engine import last_line, without_shell_environment
 from delivery.errors import DeliveryError
 
 OVERLAY = "docker-stack.yml"
+# What docker-compose.yml sets and `docker stack deploy` cannot run (docs/cluster.md, "Hardening").
+SWARM_DROPS = ("security_opt",)
 
 
 def stack_document(model: Mapping[str, Any], stack: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -40,7 +46,7 @@ def stack_document(model: Mapping[str, Any], stack: str) -> tuple[dict[str, Any]
             config["file"] = f"./{name}.conf"
             config["name"] = f"{stack}_{name}-{digest}"
     for service in (document.get("services") or {}).values():
-        for key in [key for key, value in service.items() if value is None]:
+        for key in [key for key, value in service.items() if value is None or key in SWARM_DROPS]:
             del service[key]
         paths = service.pop("tmpfs", None) or []
         service["volumes"] = [*(service.get("volumes") or []), *(tmpfs_mount(path) for path in paths)]

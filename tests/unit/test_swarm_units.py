@@ -56,6 +56,15 @@ def test_a_changed_inline_config_gets_a_new_swarm_name() -> None:
     assert stack_document(model(), "pc")[0]["configs"]["haproxy-swarm"]["name"] == first
 
 
+def test_the_hardening_stack_deploy_can_run_reaches_it_and_security_opt_goes() -> None:
+    hardened = model()
+    hardening = {"read_only": True, "cap_drop": ["ALL"], "cap_add": ["CHOWN", "SETUID", "SETGID", "KILL"], "init": True}
+    hardened["services"]["web"].update(hardening, security_opt=["no-new-privileges:true"])
+    web = stack_document(hardened, "pc")[0]["services"]["web"]
+    assert "security_opt" not in web  # docker stack deploy cannot set it: docs/cluster.md, Hardening
+    assert {key: web[key] for key in hardening} == hardening
+
+
 def test_the_model_is_not_changed() -> None:
     original = model()
     stack_document(original, "pc")
