@@ -18,7 +18,7 @@ ARG DEPS_IMAGE=deps
 
 # --- os: changes only when the base image or the OS package list changes -----
 FROM ${PYTHON_IMAGE} AS os
-# OS packages, the `app` user, /data and /app: deps/os-layer.sh says what and why.
+# OS packages, the `app` user, /data and /app, no setuid/setgid file: deps/os-layer.sh says what and why.
 # It is bind-mounted rather than written out here, so the image config's history
 # (which every server downloads with every release) holds one short line for it.
 RUN --mount=type=bind,source=deps/os-layer.sh,target=/tmp/os-layer.sh sh /tmp/os-layer.sh

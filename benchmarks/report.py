@@ -506,6 +506,9 @@ def _update(key: str, row: dict) -> str:
         return f"{row['update_state']} by Swarm; exit {row['exit']}; cron: {row['cron_state']}"
     if key == "node-killed":
         return f"{row['update_state']}; exit {row['exit']}; nodes down: {', '.join(row['nodes_down']) or 'none'}"
+    if key == "proxy-update":
+        return (f"proxy {row['proxy_state']} (whole deploy {row['seconds']:g} s); each node unavailable "
+                f"{_span(row['unavailable_seconds'])}, measured at its own port")
     text = f"{row['update_seconds']:g} s"
     if key in ("layer", "layer-pre-pull"):
         text += f" (whole deploy {row['seconds']:g} s"

@@ -457,7 +457,7 @@ def test_swarm_blocks_show_each_release_and_compose_beside_swarm():
 
     load = {"requests": 900, "failed": 0}
     document = {"kind": "swarm", "titles": {"code": "code-only", "rollback": "rollback", "layer-pre-pull": "pre-pull",
-                                            "node-killed": "node killed", "compose": "compose"},
+                                            "node-killed": "node killed", "proxy-update": "proxy update", "compose": "compose"},
                 "results": {
                     "code": _result(load=load, update_seconds=16.4, seconds=20.0,
                                     nodes=[node(1, 1, 10_500), node(2, 1, 10_500), node(3, 0, 0, tasks=1)]),
@@ -469,6 +469,8 @@ def test_swarm_blocks_show_each_release_and_compose_beside_swarm():
                                            nodes=[node(1, 1, 10_500), node(2, 0, 0), node(3, 0, 0, measured=False)]),
                     "compose": _result(load={"requests": 855, "failed": 0}, deploy_seconds=[10.4, 10.8], seconds=22.0,
                                        nodes=[node(1, 1, 10_500), node(2, 1, 10_500)]),
+                    "proxy-update": _result(load={"requests": 600, "failed": 41}, proxy_state="completed", seconds=31.5,
+                                            unavailable_seconds=[1.4, 1.9, 1.6], nodes=[node(n, 0, 0, tasks=1) for n in (1, 2, 3)]),
                 }}
     blocks = report.results_blocks(document, {})
     rows = blocks["swarm"].splitlines()[2:]
@@ -478,7 +480,9 @@ def test_swarm_blocks_show_each_release_and_compose_beside_swarm():
                        "| 16 s (whole deploy 35 s; pre-pull 0.7 s, before the update) | 0 of 900 |")
     assert rows[3] == ("| node killed | 1 layer + config, 10.5 kB, on 1 of 3 nodes; swarm-node3: nothing measured (engine down) "
                        "| completed; exit 0; nodes down: swarm-node3 | 2 of 1400 |")
-    assert len(rows) == 4, "compose has a table of its own"
+    assert rows[4] == ("| proxy update | nothing | proxy completed (whole deploy 31.5 s); each node unavailable 1.4–1.9 s, "
+                       "measured at its own port | 41 of 600 |")
+    assert len(rows) == 5, "compose has a table of its own"
     compose = blocks["swarm-compose"].splitlines()[3]
     assert compose == "| compose, 2 hosts one after the other | 1 layer + config, 10.5 kB, on 2 of 2 nodes | 10.4 + 10.8 s (the deploy: 22 s) | 0 of 855 |"
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -38,6 +38,8 @@ from delivery.pullreport import HostLayers, host_layers, human_bytes, plan_pull
 Say = Callable[[str], None]
 WEB, CRON, PROXY = "web", "cron", "proxy"
 DONE_STATES = {"completed": "completed", "rollback_completed": "rolled back", "paused": "paused", "rollback_paused": "paused"}
+SETTLED = ("completed", "created", "unchanged")  # a service that runs what the stack file names
+PROXY_NODE_SECONDS = 40  # the longest a node's proxy replacement may take: its stop grace (10 s), a start, the monitor
 
 
 # -- talking to the swarm ---------------------------------------------------------------------
@@ -205,6 +207,9 @@ class SwarmReport:
     update_seconds: float = 0.0
     update_message: str | None = None
     cron_state: str = ""
+    proxy_change: str | None = None  # predicted: why Swarm replaces the proxy (None: it leaves it alone)
+    proxy_state: str = ""  # observed: unchanged, created, completed, rolled back, paused, timed out
+    proxy_message: str | None = None
     pre_pull: bool = False
     pre_pull_seconds: float | None = None
     nodes: list[NodeReport] = field(default_factory=list)
@@ -238,19 +243,68 @@ def proxy_slots(replicas: int) -> int:
     return max(8, replicas + 1)
 
 
-@contextlib.contextmanager
-def stack_file(manager: DockerClient, config: DeployConfig, root: Path, tag: str, cron_tag: str | None = None) -> Iterator[Path]:
-    env = {"REGISTRY": config.registry, "APP_TAG": tag, "CRON_TAG": cron_tag or tag, "HTTP_PORT": str(config.http_port), "SITE_NAME": config.site_name,
+def stack_env(config: DeployConfig, tag: str, cron_tag: str | None = None, digest: str | None = None) -> dict[str, str]:
+    """Pure: the variables docker-compose.yml and docker-stack.yml are merged with. Web's image names the
+    release by tag and digest: `--resolve-image changed` then re-resolves exactly what changed."""
+    env = {"REGISTRY": config.registry, "APP_TAG": f"{tag}@{digest}" if digest else tag, "CRON_TAG": cron_tag or tag,
+           "HTTP_PORT": str(config.http_port), "SITE_NAME": config.site_name,
            "WEB_REPLICAS": str(config.replicas), "PROXY_SLOTS": str(proxy_slots(config.replicas)),
            "UPDATE_MONITOR": f"{max(config.monitor, 1):g}s"}
     if config.proxy_image:
         env["PROXY_IMAGE"] = config.proxy_image
     if config.cron_schedule:
         env["CRON_SCHEDULE"] = config.cron_schedule
-    model = stackfile.compose_model(manager.docker_cmd, root, env, config.compose_project)
-    document, files = stackfile.stack_document(model, config.compose_project)
-    with tempfile.TemporaryDirectory(prefix="production-control-stack-") as tmp:
-        yield stackfile.write_stack(Path(tmp), document, files)
+    return env
+
+
+def wanted_stack(manager: DockerClient, config: DeployConfig, root: Path, tag: str, cron_tag: str | None = None,
+                 digest: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The stack document and its config files for `tag` (compose merges the files; nothing is written)."""
+    model = stackfile.compose_model(manager.docker_cmd, root, stack_env(config, tag, cron_tag, digest), config.compose_project)
+    return stackfile.stack_document(model, config.compose_project)
+
+
+# What docker stack deploy records of each service: the image as the stack file names it (before Swarm pins a digest).
+STACK_IMAGE_LABEL = "com.docker.stack.image"
+
+
+def proxy_change(running: dict[str, Any] | None, document: dict[str, Any]) -> str | None:
+    """Pure: why Swarm will replace the proxy's tasks (what differs between the running proxy service and the
+    stack document's), or None when it will leave them alone (the same definition, or no proxy yet).
+
+    With `--resolve-image changed`, an image named as before keeps the digest it runs: a tag that moved in
+    the registry (haproxy:3.0-bookworm) reaches the nodes only when deploy.proxy_image names a new one.
+    """
+    if running is None:
+        return None
+    wanted = document["services"][PROXY]
+    spec = running["Spec"]
+    labels = spec.get("Labels") or {}
+    if labels.get(stackfile.DEFINITION_LABEL) == wanted["deploy"]["labels"][stackfile.DEFINITION_LABEL]:
+        return None
+    reasons = []
+    if labels.get(STACK_IMAGE_LABEL) != wanted.get("image"):
+        reasons.append(f"image {labels.get(STACK_IMAGE_LABEL) or '?'} -> {wanted.get('image')}")
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    running_configs = sorted(c.get("ConfigName", "?") for c in container.get("Configs") or [])
+    wanted_configs = stackfile.config_names(wanted, document.get("configs") or {})
+    if running_configs != wanted_configs:
+        reasons.append(f"configuration {', '.join(running_configs) or 'none'} -> {', '.join(wanted_configs) or 'none'}")
+    running_ports = sorted(p.get("PublishedPort") for p in (spec.get("EndpointSpec") or {}).get("Ports") or [])
+    wanted_ports = sorted(p.get("published") for p in wanted.get("ports") or [])
+    if running_ports != wanted_ports:
+        reasons.append(f"port {', '.join(map(str, running_ports)) or 'none'} -> {', '.join(map(str, wanted_ports)) or 'none'}")
+    if not reasons:
+        reasons.append("its definition in docker-compose.yml or docker-stack.yml" if stackfile.DEFINITION_LABEL in labels
+                       else "no record of its definition: an older toolkit deployed it")
+    return "; ".join(reasons)
+
+
+def proxy_warning(host: str, change: str, dry_run: bool = False) -> str:
+    """Pure: the one line said before a deploy that replaces the proxy."""
+    return (f"{host}: the proxy {'would be' if dry_run else 'will be'} replaced ({change}): Swarm replaces it node after "
+            "node, stop-first (two tasks cannot bind one host-mode port), so each node refuses connections for a few "
+            "seconds meanwhile (predicted; docs/cluster.md, Proxy updates)")
 
 
 def pull_hint(node: str, registry: str, reason: str) -> str:
@@ -273,12 +327,16 @@ def pre_pull(release: Any, nodes: dict[str, Node], registry: str, say: Say) -> d
     return seconds
 
 
-def stack_deploy(manager: DockerClient, config: DeployConfig, root: Path, host: Host, tag: str, cron_tag: str | None) -> None:
-    with stack_file(manager, config, root, tag, cron_tag) as path:
-        # Always with the registry login of this machine's docker CLI (`docker login`, or deploy.registry_user's):
-        # without it the workers pull anonymously.
-        args = ["stack", "deploy", "--with-registry-auth", "--detach=true", "--prune", "-c", str(path)]
-        cli(manager, *args, config.compose_project, what=f"docker stack deploy on {host.label}")
+# Always with the registry login of this machine's docker CLI (`docker login`, or deploy.registry_user's): without
+# it the workers pull anonymously. `--resolve-image changed`: a service whose image is named as before keeps the
+# digest it runs, so a moved tag never replaces the proxy during an ordinary release.
+STACK_DEPLOY = ("stack", "deploy", "--with-registry-auth", "--resolve-image", "changed", "--detach=true", "--prune")
+
+
+def stack_deploy(manager: DockerClient, host: Host, stack: str, document: dict[str, Any], files: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="production-control-stack-") as tmp:
+        path = stackfile.write_stack(Path(tmp), document, files)
+        cli(manager, *STACK_DEPLOY, "-c", str(path), stack, what=f"docker stack deploy on {host.label}")
 
 
 def wait_update(manager: DockerClient, stack: str, name: str, started: float, timeout: float, say: Say,
@@ -301,6 +359,8 @@ def wait_update(manager: DockerClient, stack: str, name: str, started: float, ti
                 return DONE_STATES[state], status.get("Message")
         elif time.time() - started > 3:  # no update of this deploy (a new service, or nothing changed)
             replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas")
+            if replicas is None:  # global (the proxy): Swarm starts an update at once when a task must change
+                return ("unchanged" if service.get("PreviousSpec") else "created"), None
             current = tasks(manager, service["ID"])
             running = [t for t in current if t["Status"]["State"] == "running" and t["DesiredState"] == "running"]
             if replicas is not None and len(running) >= replicas:
@@ -361,6 +421,12 @@ def _deploy(manager: DockerClient, host: Host, config: DeployConfig, root: Path,
              for nid, layers in before.items()}
     current = services(manager, stack)
     report.previous = tag_of(service_image(current.get(WEB)))
+    # Web first; cron keeps its release until web's update completed (as on compose hosts).
+    old_cron = tag_of(service_image(current.get(CRON)))
+    document, files = wanted_stack(manager, config, root, release.tag, old_cron, release.digest)
+    report.proxy_change = proxy_change(current.get(PROXY), document)
+    if report.proxy_change:
+        say(proxy_warning(host.label, report.proxy_change, dry_run))
     for node in nodes.values():
         plan = plans[node.id]
         entry = NodeReport(node.name, node.address, node.state)
@@ -382,9 +448,7 @@ def _deploy(manager: DockerClient, host: Host, config: DeployConfig, root: Path,
             entry.pull_seconds = seconds.get(node.id)
     say(f"{host.label}: deploying stack {stack} with {release.tag} (previous: {report.previous or 'none'})")
     update_started = time.time()
-    # Web first; cron keeps its release until web's update completed (as on compose hosts).
-    old_cron = tag_of(service_image(current.get(CRON)))
-    stack_deploy(manager, config, root, host, release.tag, old_cron)
+    stack_deploy(manager, host, stack, document, files)
     timeout = config.replicas * (config.health_timeout + config.monitor + 30) + config.pull_timeout
 
     def watch_nodes() -> None:
@@ -395,7 +459,7 @@ def _deploy(manager: DockerClient, host: Host, config: DeployConfig, root: Path,
 
     report.update_state, report.update_message = wait_update(manager, stack, WEB, update_started, timeout, say, watch_nodes)
     report.update_seconds = round(time.time() - update_started, 2)
-    if report.update_state in ("completed", "created", "unchanged"):
+    if report.update_state in SETTLED:
         if old_cron and old_cron != release.tag:
             say(f"{host.label}: web runs {release.tag}: moving cron")
             # The image the stack file names (tag pinned to the digest, as `stack deploy` pins it), so the
@@ -406,11 +470,14 @@ def _deploy(manager: DockerClient, host: Host, config: DeployConfig, root: Path,
         report.cron_state, cron_message = wait_update(manager, stack, CRON, update_started, config.health_timeout + 60, say, watch_nodes)
     else:
         report.cron_state, cron_message = f"kept {old_cron or 'none'}", None
+    # The proxy's update (if its definition changed) ran beside web's: node after node, a stop and a start each.
+    report.proxy_state, report.proxy_message = wait_update(manager, stack, PROXY, update_started, PROXY_NODE_SECONDS * max(1, len(nodes)),
+                                                           say, watch_nodes)
     watch_nodes()
     final = services(manager, stack)
-    report.failed_tasks = failed_tasks(manager, final.get(WEB), update_started, nodes) + failed_tasks(manager, final.get(CRON), update_started, nodes)
+    report.failed_tasks = [task for name in (WEB, CRON, PROXY) for task in failed_tasks(manager, final.get(name), update_started, nodes)]
     measure(manager, final.get(WEB), release, nodes, before, report, update_started)
-    report.healthy = report.update_state in ("completed", "created", "unchanged") and report.cron_state in ("completed", "created", "unchanged")
+    report.healthy = all(state in SETTLED for state in (report.update_state, report.cron_state, report.proxy_state))
     if not report.healthy:
         report.error = outcome_error(report, cron_message, config)
     report.seconds = round(time.monotonic() - started, 2)
@@ -477,8 +544,15 @@ def outcome_error(report: SwarmReport, cron_message: str | None, config: DeployC
     if report.update_state == "failed":
         return (f"{report.version} failed on the swarm ({report.update_message}): its tasks keep failing and there is "
                 f"no previous release to roll back to; fix the release and deploy again, or `docker stack rm {report.stack}`")
-    if report.update_state not in ("completed", "created", "unchanged"):
+    if report.update_state not in SETTLED:
         return f"the update of {service} to {report.version} {report.update_state} ({report.update_message}): see `invoke status`"
+    if report.proxy_state not in SETTLED and report.proxy_state:
+        proxy = f"{report.stack}_{PROXY}"
+        if report.proxy_state == "rolled back":
+            return (f"the new proxy failed on the swarm ({report.proxy_message or 'a task failed'}): Swarm rolled {proxy} back, "
+                    f"the previous one serves on every node; fix deploy.proxy_image or docker-stack.yml and deploy again")
+        return (f"the update of {proxy} {report.proxy_state} ({report.proxy_message or 'no message'}): a node may have no proxy; "
+                f"see `docker service ps {proxy}` on a manager")
     return f"cron of {report.version} did not start ({report.cron_state}: {cron_message}); see `invoke status`"
 
 
@@ -570,6 +644,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"swarm           {report['manager']} (stack {report['stack']})",
              f"image           {report['image']}", f"previous        {report['previous'] or 'none'}"]
     if report["update_state"] == "dry run":
+        lines.append(f"proxy           {'would be replaced: ' + report['proxy_change'] if report['proxy_change'] else 'left as it is'} (predicted)")
         lines.append("predicted downloads per node (nothing changed):")
     lines.append(f"  {'node':<14} {'state':<7} {'predicted':>12} {'measured':>12} {'pull s':>7} tasks")
     for node in report["nodes"]:
@@ -579,6 +654,7 @@ def format_report(report: dict[str, Any]) -> str:
     if report["update_state"] != "dry run":
         lines.append(f"update          {report['update_state']} in {report['update_seconds']:.1f}s" + (f" ({report['update_message']})" if report["update_message"] else ""))
         lines.append(f"cron            {report['cron_state']}")
+        lines.append(f"proxy           {report['proxy_state'] or 'left as it is'}" + (f" (replaced: {report['proxy_change']})" if report["proxy_change"] else ""))
         if report["pre_pull"]:
             lines.append(f"pre-pull        {report['pre_pull_seconds']:.1f}s before the update")
         for task in report["failed_tasks"]:

@@ -6,6 +6,9 @@
 # `invoke build-deps --refresh` picks up); the package set is recorded for the SBOM.
 # Logs and caches that hold build times are removed, and SOURCE_DATE_EPOCH (0, as every
 # build passes) fixes the password-change date useradd writes: the layer is reproducible.
+# Last, every setuid and setgid bit goes (su, passwd, mount, crontab...): swarm cannot set
+# no-new-privileges (docker stack deploy drops security_opt), and nothing needs one: the
+# entrypoint drops to `app` with setpriv, cron runs as root and its jobs as `app` by setuid().
 set -eu
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
 apt-get update
@@ -20,3 +23,4 @@ groupadd --system --gid 10001 app
 useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 install -d -o app -g app -m 0750 /data
 install -d -m 0755 /app
+find / -xdev -perm /6000 -type f -exec chmod a-s {} +

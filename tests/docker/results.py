@@ -43,6 +43,7 @@ KINDS = {
         "layer": "a new 24 MiB layer, plain",
         "layer-pre-pull": "the same kind, `deploy.pre_pull`",
         "node-killed": "code-only, node 3's engine killed (SIGKILL) mid-update",
+        "proxy-update": "the proxy's definition changed (its memory limit): replaced stop-first, node after node",
         "compose": "code-only, `deploy.mode: compose`, the 3 engines host by host",
     },
     "retention": {

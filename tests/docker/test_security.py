@@ -75,6 +75,33 @@ def test_the_deployed_container_runs_hardened_as_compose_says(bed: FaultBed, goo
     assert proxy.config.user not in ("", "root", "0"), "the proxy runs as root"
 
 
+# Every regular file of the image's root file system (not /proc, /sys, /dev) that carries file
+# capabilities: no-new-privileges would keep those from taking effect too.
+FILES_WITH_CAPABILITIES = """
+import os
+root = os.stat("/").st_dev
+for top, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.lstat(os.path.join(top, d)).st_dev == root]
+    for name in files:
+        path = os.path.join(top, name)
+        try:
+            os.getxattr(path, "security.capability", follow_symlinks=False)
+        except OSError:
+            continue
+        print(path)
+"""
+
+
+def test_no_file_of_the_runtime_image_can_raise_privileges(bed: FaultBed, good: Release) -> None:
+    """Swarm runs without no-new-privileges (docker stack deploy drops security_opt): the image itself
+    has no setuid or setgid file (deps/os-layer.sh strips them) and no file with file capabilities."""
+    image = f"{bed.registry.address}/{APP_REPOSITORY}:{good.tag}"
+    setuid = bed.server.run(image, ["/", "-xdev", "-perm", "/6000", "-type", "f"], entrypoint="find", remove=True)
+    assert str(setuid).split() == [], f"setuid or setgid files in {image}: {setuid}"
+    capable = bed.server.run(image, ["-c", FILES_WITH_CAPABILITIES], entrypoint="python", remove=True)
+    assert str(capable).split() == [], f"files with file capabilities in {image}: {capable}"
+
+
 # -- no secret in any layer ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class LayerEntry:

@@ -1,5 +1,6 @@
 """Swarm mode on a real 3-node swarm (scripts/testbed swarm): rolling updates under load, a crash
-rolled back by Swarm, a node's engine killed mid-update, cron once per tick across the cluster.
+rolled back by Swarm, a node's engine killed mid-update, the hardening the stack carries, two racing
+deploys, a proxy update measured at each node, cron once per tick across the cluster.
 
 Load goes to node 1's proxy (HAProxy, host-mode port) which forwards to tasks.web over the overlay
 network; every connection error, timeout and 5xx counts as a failed request. The registry's access
@@ -8,6 +9,7 @@ log tells which node (client address) downloaded which blob. The tests share the
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -17,9 +19,13 @@ from results import record
 from swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
 from tasks_helpers import TaskRun
 
+from delivery.lock import lock_name
+from delivery.tags import APP_REPOSITORY
+
 pytestmark = pytest.mark.docker
 
 RATE = 25  # requests per second
+PROXY_RATE = 10  # requests per second to each node's own proxy, while the proxy is replaced
 
 
 NODE_FIGURES = ("node", "tasks", "measured", "measured_layers", "measured_bytes", "pull_seconds")
@@ -35,6 +41,25 @@ def save(capsys: pytest.CaptureFixture[str], key: str, data: dict) -> None:
     path = record("swarm", key, data)
     with capsys.disabled():
         print(f"\n[swarm] {key}: {json.dumps(data, sort_keys=True)} (saved in {path})", flush=True)
+
+
+def manager_cli(swarm: SwarmBed, *args: str) -> str:
+    result = subprocess.run(["docker", "-H", swarm.manager_host, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def proxy_tasks(swarm: SwarmBed) -> set[str]:
+    """The proxy's running tasks (one per node): a replaced proxy has new ones."""
+    return set(manager_cli(swarm, "service", "ps", "-q", "--filter", "desired-state=running", f"{swarm.stack}_proxy").split())
+
+
+def container_spec(swarm: SwarmBed, service: str) -> dict:
+    return json.loads(manager_cli(swarm, "service", "inspect", f"{swarm.stack}_{service}"))[0]["Spec"]["TaskTemplate"]["ContainerSpec"]
+
+
+def capabilities(names: list[str] | None) -> set[str]:
+    return {name.upper().removeprefix("CAP_") for name in names or []}
 
 
 def under_load(swarm: SwarmBed, action: Callable[[], TaskRun]) -> tuple[TaskRun, Load]:
@@ -55,12 +80,17 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
     assert dry.returncode == 0, dry.describe()
     predicted = {n["node"]: n["predicted_bytes"] for n in dry.json()["nodes"]}
     offset = swarm.log_offset()
+    proxies = proxy_tasks(swarm)
 
     run, load = under_load(swarm, lambda: swarm.deploy(second))
 
     assert run.returncode == 0, run.describe()
     report = run.json()
     summary = load.result.summary()
+    # An ordinary release never touches the proxy: nothing said, nothing replaced.
+    assert (report["proxy_change"], report["proxy_state"]) == (None, "unchanged"), report
+    assert "the proxy will be replaced" not in run.stderr, run.describe()
+    assert proxy_tasks(swarm) == proxies
     assert load.result.requests >= 2 * RATE
     assert not load.result.failures, summary
     assert (report["update_state"], report["previous"], report["version"]) == ("completed", good.tag, second.tag)
@@ -91,6 +121,28 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
     assert {n: c["healthy"] for n, c in web["per_node"].items()} == {n["node"]: n["tasks"] for n in report["nodes"] if n["tasks"]}
     save(capsys, "code", {"load": summary, "update_seconds": report["update_seconds"], "seconds": report["seconds"],
                           "nodes": nodes_of(report)})
+
+
+def test_the_stack_runs_with_the_hardening_stack_deploy_can_carry(swarm: SwarmBed) -> None:
+    """docs/cluster.md, Hardening: read_only, the capabilities and init reach the services; no-new-privileges
+    cannot (docker stack deploy drops security_opt), so the image has no setuid or setgid file instead."""
+    second = swarm.release("second")
+    swarm.ensure_serving(second)
+    for service in ("web", "cron"):
+        spec = container_spec(swarm, service)
+        assert spec.get("ReadOnly") is True and spec.get("Init") is True, (service, spec)
+        assert capabilities(spec.get("CapabilityDrop")) == {"ALL"}, (service, spec)
+        assert capabilities(spec.get("CapabilityAdd")) == {"CHOWN", "SETUID", "SETGID", "KILL"}, (service, spec)
+        tmpfs = {m["Target"] for m in spec.get("Mounts") or [] if m.get("Type") == "tmpfs"}
+        assert tmpfs == {"/run", "/tmp", "/var/log", "/etc/cron.d"}, (service, spec.get("Mounts"))
+    proxy = container_spec(swarm, "proxy")
+    assert proxy.get("ReadOnly") is True and capabilities(proxy.get("CapabilityDrop")) == {"ALL"}, proxy
+    assert not proxy.get("CapabilityAdd"), proxy
+    # The release the nodes run, on a node's own engine: no file there can raise privileges.
+    image = f"{swarm.env['TESTBED_SWARM_REGISTRY']}/{APP_REPOSITORY}:{second.tag}@{second.digest}"
+    found = subprocess.run(["docker", "-H", swarm.node_hosts[0], "run", "--rm", "--entrypoint", "find", image,
+                            "/", "-xdev", "-perm", "/6000", "-type", "f"], capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0 and found.stdout.split() == [], found.stdout + found.stderr
 
 
 def test_rollback_goes_back_to_the_previous_release_without_a_failed_request(
@@ -248,6 +300,66 @@ def test_a_node_engine_killed_during_the_update_keeps_the_service_up_and_is_name
     assert swarm.serving_commit() in (second.commit, third.commit)
     save(capsys, "node-killed", {"load": summary, "update_state": report["update_state"], "exit": run.returncode,
                                  "nodes_down": report["nodes_down"], "seconds": report["seconds"], "nodes": nodes_of(report)})
+
+
+def test_two_racing_deploys_one_runs_and_the_other_fails_naming_the_lock_holder(swarm: SwarmBed) -> None:
+    """Both through the same manager, at once, without --lock-wait: the manager's deploy lock lets one run;
+    the other changes nothing and says, in one line, who holds the lock."""
+    good, second, third = swarm.release("good"), swarm.release("second"), swarm.release("third")
+    swarm.ensure_serving(good)
+    tasks = [swarm.start_invoke("deploy", "--version", release.tag, "--json") for release in (second, third)]
+    runs = [task.finish(timeout=900) for task in tasks]
+
+    succeeded = [number for number, run in enumerate(runs) if run.returncode == 0]
+    assert len(succeeded) == 1, "exactly one deploy should have run:\n" + "\n\n".join(run.describe() for run in runs)
+    winner, (won, lost) = tasks[succeeded[0]], (runs[succeeded[0]], runs[1 - succeeded[0]])
+    assert lost.returncode == 1 and "Traceback" not in lost.stderr, lost.describe()
+    assert len(lost.error_lines) == 1 and lost.stderr_lines[-1] == lost.error_lines[0], lost.describe()
+    line = lost.error_lines[0]
+    assert re.search(rf"another deploy to .+ is running \(held by \S+@\S+ pid {winner.process.pid} since ", line), line
+    assert "--lock-wait" in line and "invoke unlock" in line, line
+    assert "deploying stack" not in lost.stderr and lost.seconds < won.seconds, lost.describe()  # it overlapped, changed nothing
+    # What runs is the winner's release, on every web task; the lock went with it.
+    assert won.json()["healthy"] and swarm.web_tags() == {won.json()["version"]}
+    assert lock_name(swarm.stack) not in manager_cli(swarm, "volume", "ls", "-q").split()
+
+
+def test_a_proxy_update_is_said_first_and_each_node_refuses_connections_only_meanwhile(
+    swarm: SwarmBed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The proxy's definition changes (its memory limit): Swarm replaces it stop-first, node after node. The
+    deploy says so in one line first; each node's own port is loaded, to measure what that costs it."""
+    second = swarm.release("second")
+    swarm.ensure_serving(second)
+    before = proxy_tasks(swarm)
+    loads = [Load(PORT, "/", rate=PROXY_RATE, max_seconds=600, host=address) for address in swarm.node_addresses]
+    try:
+        for load in loads:
+            load.__enter__()
+        time.sleep(1)
+        run = swarm.deploy(second, env={"PROXY_MEMORY_LIMIT": "200m"})
+        after = proxy_tasks(swarm)
+        time.sleep(2)
+    finally:
+        for load in loads:
+            load.stop()
+        restored = swarm.deploy(second)  # the default limit again: the proxy is replaced once more
+    assert run.returncode == 0, run.describe()
+    report = run.json()
+    warned = [line for line in run.stderr_lines if "the proxy will be replaced" in line]
+    assert len(warned) == 1 and "refuses connections" in warned[0] and "predicted" in warned[0], run.describe()
+    assert report["proxy_change"] and report["proxy_state"] == "completed" and report["healthy"], report
+    assert len(after) == len(swarm.node_addresses) and not before & after, f"the proxy was not replaced on every node: {before} {after}"
+    per_node = [load.result for load in loads]
+    for number, result in enumerate(per_node, 1):
+        assert result.requests >= 5 * PROXY_RATE, (number, result.summary())
+        # A predicted few seconds; bounded by what the deploy waits for a node's replacement.
+        assert result.unavailable_seconds < 40, (number, result.summary())
+    assert restored.returncode == 0 and restored.json()["proxy_state"] == "completed", restored.describe()
+    save(capsys, "proxy-update", {
+        "load": {"requests": sum(r.requests for r in per_node), "failed": sum(len(r.failures) for r in per_node)},
+        "unavailable_seconds": [r.unavailable_seconds for r in per_node], "failed_per_node": [len(r.failures) for r in per_node],
+        "proxy_state": report["proxy_state"], "seconds": report["seconds"], "nodes": nodes_of(report)})
 
 
 def test_cron_runs_once_per_tick_across_the_cluster_on_the_data_node(swarm: SwarmBed) -> None:

@@ -6,8 +6,9 @@ from delivery.config import load_config
 from delivery.errors import DeliveryError
 from delivery.pullreport import host_layers
 from delivery.registry import Blob, Manifest
-from delivery.stack import stack_document, tmpfs_mount
-from delivery.swarm import NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time
+from delivery.stack import DEFINITION_LABEL, definition_hash, stack_document, tmpfs_mount
+from delivery.swarm import (NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time, proxy_change,
+                            proxy_warning, stack_env)
 
 
 def model() -> dict:
@@ -54,6 +55,15 @@ def test_a_changed_inline_config_gets_a_new_swarm_name() -> None:
     first = stack_document(model(), "pc")[0]["configs"]["haproxy-swarm"]["name"]
     assert stack_document(changed, "pc")[0]["configs"]["haproxy-swarm"]["name"] != first
     assert stack_document(model(), "pc")[0]["configs"]["haproxy-swarm"]["name"] == first
+
+
+def test_the_hardening_stack_deploy_can_run_reaches_it_and_security_opt_goes() -> None:
+    hardened = model()
+    hardening = {"read_only": True, "cap_drop": ["ALL"], "cap_add": ["CHOWN", "SETUID", "SETGID", "KILL"], "init": True}
+    hardened["services"]["web"].update(hardening, security_opt=["no-new-privileges:true"])
+    web = stack_document(hardened, "pc")[0]["services"]["web"]
+    assert "security_opt" not in web  # docker stack deploy cannot set it: docs/cluster.md, Hardening
+    assert {key: web[key] for key in hardening} == hardening
 
 
 def test_the_model_is_not_changed() -> None:
@@ -150,14 +160,133 @@ def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int,
 
 @pytest.mark.parametrize("registry_user", [None, "deploy"])
 def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
-    import contextlib
     from pathlib import Path
 
     from delivery import swarm
     from delivery.config import parse_host
 
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(swarm, "stack_file", lambda *args: contextlib.nullcontext(Path("/tmp/stack.json")))
     monkeypatch.setattr(swarm, "cli", lambda docker, *args, what: calls.append(args) or "")
-    swarm.stack_deploy(None, load_config({"registry_user": registry_user}), Path("."), parse_host("local"), "1.0.0-abcdef123456", None)
+    monkeypatch.setattr(swarm.stackfile, "write_stack", lambda directory, document, files: Path("/tmp/stack.json"))
+    config = load_config({"registry_user": registry_user})
+    swarm.stack_deploy(None, parse_host("local"), config.compose_project, *stack_document(model(), "pc"))
     assert "--with-registry-auth" in calls[0] and calls[0][:2] == ("stack", "deploy")
+    # An image named as before keeps the digest it runs: a moved proxy tag does not replace the proxy.
+    assert calls[0][calls[0].index("--resolve-image") + 1] == "changed"
+
+
+def test_web_names_the_release_by_tag_and_digest_and_the_proxy_gets_a_slot_per_task() -> None:
+    env = stack_env(load_config({"replicas": 9, "registry": "reg:5000"}), "1.0.1-b", "1.0.0-a", "sha256:" + "d" * 64)
+    assert env["APP_TAG"] == "1.0.1-b@sha256:" + "d" * 64 and env["CRON_TAG"] == "1.0.0-a"
+    assert (env["REGISTRY"], env["WEB_REPLICAS"], env["PROXY_SLOTS"]) == ("reg:5000", "9", "10")
+    assert stack_env(load_config({}), "1.0.1-b")["CRON_TAG"] == "1.0.1-b"
+
+
+# -- the proxy: replaced only when its own definition changes ----------------------------------------
+def running_proxy(document: dict, labels: dict | None = None) -> dict:
+    """The proxy service as `docker inspect` shows it after `docker stack deploy` of `document`."""
+    wanted = document["services"]["proxy"]
+    names = {source: config["name"] for source, config in document["configs"].items()}
+    return {"Spec": {
+        "Labels": {"com.docker.stack.image": wanted["image"], **wanted["deploy"]["labels"]} if labels is None else labels,
+        "TaskTemplate": {"ContainerSpec": {"Image": wanted["image"] + "@sha256:" + "e" * 64,
+                                           "Configs": [{"ConfigName": names[c["source"]]} for c in wanted["configs"]]}},
+        "EndpointSpec": {"Ports": [{"PublishedPort": p["published"], "TargetPort": p["target"]} for p in wanted["ports"]]},
+    }}
+
+
+def changed_model(what: str) -> dict:
+    changed = model()
+    proxy = changed["services"]["proxy"]
+    if what == "image":
+        proxy["image"] = "haproxy:3.0.7"
+    elif what == "config":
+        changed["configs"]["haproxy-swarm"]["content"] = "global\n  maxconn 10\n"
+    elif what == "port":
+        proxy["ports"][0]["published"] = "8080"
+    elif what == "definition":
+        proxy["read_only"] = True
+    return changed
+
+
+def test_each_service_carries_the_hash_of_its_own_definition() -> None:
+    document = stack_document(model(), "pc")[0]
+    labels = {name: service["deploy"]["labels"][DEFINITION_LABEL] for name, service in document["services"].items()}
+    assert labels["proxy"] != labels["web"]
+    assert labels == {name: definition_hash(service, document["configs"]) for name, service in document["services"].items()}
+    assert stack_document(model(), "pc")[0] == document
+    for what in ("image", "config", "port", "definition"):
+        assert stack_document(changed_model(what), "pc")[0]["services"]["proxy"]["deploy"]["labels"][DEFINITION_LABEL] != labels["proxy"], what
+    assert stack_document(changed_model("image"), "pc")[0]["services"]["web"]["deploy"]["labels"][DEFINITION_LABEL] == labels["web"]
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("image", "image haproxy -> haproxy:3.0.7"),
+        ("config", "configuration pc_haproxy-swarm-"),
+        ("port", "port 8000 -> 8080"),
+        ("definition", "its definition in docker-compose.yml or docker-stack.yml"),
+    ],
+    ids=["proxy-image", "haproxy-cfg", "http-port", "other-field"],
+)
+def test_a_changed_proxy_definition_is_named_before_the_deploy(what: str, expected: str) -> None:
+    running = running_proxy(stack_document(model(), "pc")[0])
+    change = proxy_change(running, stack_document(changed_model(what), "pc")[0])
+    assert change is not None and expected in change and "\n" not in change
+
+
+def test_the_proxy_is_left_alone_when_its_definition_is_the_same_or_there_is_none_yet() -> None:
+    document = stack_document(model(), "pc")[0]
+    assert proxy_change(running_proxy(document), document) is None
+    assert proxy_change(None, document) is None  # the first deploy: nothing served on that port before
+
+
+def test_a_proxy_an_older_toolkit_deployed_is_said_to_have_no_record() -> None:
+    document = stack_document(model(), "pc")[0]
+    running = running_proxy(document, labels={"com.docker.stack.image": "haproxy"})
+    assert proxy_change(running, document) == "no record of its definition: an older toolkit deployed it"
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["deploy", "dry-run"])
+def test_the_proxy_warning_is_one_line_that_says_each_node_refuses_connections(dry_run: bool) -> None:
+    line = proxy_warning("node1", "port 8000 -> 8080", dry_run)
+    assert line.startswith("node1: the proxy ") and "(port 8000 -> 8080)" in line and "\n" not in line
+    assert "refuses connections" in line and "stop-first" in line and "predicted" in line
+    assert ("would be replaced" in line) == dry_run
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("rolled back", "Swarm rolled pc_proxy back, the previous one serves on every node"),
+     ("paused", "the update of pc_proxy paused (update paused due to failure): a node may have no proxy"),
+     ("timed out", "the update of pc_proxy timed out")],
+    ids=["rolled-back", "paused", "timed-out"],
+)
+def test_a_proxy_update_that_did_not_complete_is_one_line(state: str, expected: str) -> None:
+    failed = report(update_state="completed", cron_state="completed", proxy_state=state,
+                    proxy_message="update paused due to failure" if state == "paused" else None)
+    line = outcome_error(failed, None, load_config({}))
+    assert expected in line and "\n" not in line
+
+
+@pytest.mark.parametrize(("previous_spec", "expected"), [({"Name": "pc_proxy"}, "unchanged"), (None, "created")],
+                         ids=["existing", "new"])
+def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(
+    monkeypatch: pytest.MonkeyPatch, previous_spec: dict | None, expected: str
+) -> None:
+    from delivery import swarm
+
+    proxy = {"ID": "p1", "Spec": {"Name": "pc_proxy", "Mode": {"Global": {}}}, "PreviousSpec": previous_spec}
+    monkeypatch.setattr(swarm, "services", lambda manager, stack: {"proxy": proxy})
+    monkeypatch.setattr(swarm.time, "sleep", lambda seconds: None)
+    assert swarm.wait_update(None, "pc", "proxy", started=0.0, timeout=5, say=print) == (expected, None)
+
+
+def test_the_report_says_what_happened_to_the_proxy() -> None:
+    from delivery.swarm import format_report
+
+    done = report(update_state="completed", cron_state="completed", proxy_state="completed", proxy_change="port 8000 -> 8080")
+    assert "proxy           completed (replaced: port 8000 -> 8080)" in format_report(done.as_dict()).splitlines()
+    dry = report(update_state="dry run")
+    assert "proxy           left as it is (predicted)" in format_report(dry.as_dict()).splitlines()
