@@ -28,6 +28,8 @@ KINDS = {
         "healthz500": "`/healthz` answers 500",
         "hang": "hangs at start",
         "root500": "healthy on `/healthz`, 500 on `/` (switched back by the watch window)",
+        "crashloop": "healthy, then crash-loops after the switch (switched back by the watch window)",
+        "proxy-reload": "a release with a changed proxy configuration (reloaded in place)",
         "rollback": "`invoke rollback`",
         "legacy-move": "single-container layout moved to the proxy (once)",
     },
