@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import suppress
 from datetime import datetime, timezone
 
 import pytest
@@ -21,6 +22,9 @@ from appcontainer import processes
 from faults_helpers import FaultBed, Release
 from stalling import StallingRegistry
 from tasks_helpers import one_error_line, pinned_tag, wait_for
+from python_on_whales.exceptions import DockerException
+
+from delivery.proxy import client_argv
 
 pytestmark = pytest.mark.docker
 
@@ -137,7 +141,14 @@ def test_an_engine_restart_mid_deploy_brings_back_the_release_that_was_serving(
     line = one_error_line(run)
     assert "the engine stopped answering" in line and f"{good.tag} is still serving" in line, line
     # The restart policy brought the containers back; the deploy removed the new one and kept the old.
-    commit = wait_for("/healthz answering after the engine restart", bed.healthz, timeout=60)["commit"]
+    try:
+        commit = wait_for("/healthz answering after the engine restart", bed.healthz, timeout=60)["commit"]
+    except AssertionError as error:
+        proxy = bed.container("proxy")
+        seen = bed.server.container.logs(proxy, tail=30)
+        with suppress(DockerException):
+            seen += bed.server.container.execute(proxy, client_argv("show servers state web"))
+        raise AssertionError(f"{error}; the deploy: {run.describe()}; the proxy: {seen}") from None
     assert commit == good.commit, run.describe()
     assert bed.serving_commit() == good.commit
     assert bed.runs_total() >= runs_before
