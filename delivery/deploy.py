@@ -458,8 +458,7 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
     or address replaces the container. `proxy` is attached to the container that serves afterwards."""
     if site.proxy is None:
         say(f"{target.host.label}: starting the proxy")
-        _start_proxy(target, tags_)
-        site.proxy = target.compose(**tags_).compose.ps(services=[PROXY_SERVICE])[0]
+        site.proxy = _start_proxy(target, tags_)
         proxy.attach(site.proxy.id)
         return
     proxy.attach(site.proxy.id)
@@ -477,8 +476,7 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
     with docker_errors(f"pulling the proxy image {wanted.image} on {label}"):
         target.compose(**tags_).compose.pull([PROXY_SERVICE], quiet=True)
     check_proxy_image(target, wanted)
-    _start_proxy(target, tags_)
-    site.proxy = target.compose(**tags_).compose.ps(services=[PROXY_SERVICE])[0]
+    site.proxy = _start_proxy(target, tags_)
     proxy.attach(site.proxy.id)
     if site.live and not proxy.wait(target.config.health_timeout, lambda: proxy.server(site.live).check_passes):
         raise DeliveryError(f"the new proxy on {label} does not pass its check of {site.live} within deploy.health_timeout: "
@@ -487,15 +485,19 @@ def ensure_proxy(target: Target, site: Site, tags_: dict[str, str | None], say: 
         proxy.set(switch_command(site.live, None) + "; " + drain_command(other(site.live)))
 
 
-def _start_proxy(target: Target, tags_: dict[str, str | None]) -> None:
+def _start_proxy(target: Target, tags_: dict[str, str | None]) -> Any:
+    """compose up the proxy (created, or replaced when its definition changed); its container."""
+    compose = target.compose(**tags_)
     try:
-        target.compose(**tags_).compose.up([PROXY_SERVICE], detach=True, pull="missing", quiet=True, dependencies=False)
+        compose.compose.up([PROXY_SERVICE], detach=True, pull="missing", quiet=True, dependencies=False)
     except DockerException as exc:
         reason = last_line(exc)
         hint = ""
         if "already allocated" in reason or "address already in use" in reason:
             hint = f" (port {target.config.http_port} is taken on the host: free it or set deploy.http_port)"
         raise DeliveryError(f"starting the proxy on {target.host.label} failed: {reason}{hint}") from exc
+    with docker_errors(f"listing the proxy on {target.host.label}"):
+        return compose.compose.ps(services=[PROXY_SERVICE])[0]
 
 
 def wanted_proxy(target: Target, tags_: dict[str, str | None]) -> ProxySpec:
