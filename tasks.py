@@ -12,9 +12,9 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from delivery import commands
-from delivery.commands import DeployFailed, emit
-from delivery.config import DEFAULTS, check_config_file
+from delivery.usecases import commands
+from delivery.usecases.commands import DeployFailed, emit
+from delivery.config.settings import DEFAULTS, check_config_file
 from delivery.errors import DeliveryError
 from delivery.interrupts import Interrupted, restoring_on_signals
 
@@ -62,7 +62,7 @@ def _on_interrupt(after: str):
 
 # SIGINT, SIGTERM and SIGHUP during the task: the same restore (or cleanup) as an error, then one line and 128+signal.
 restoring_on_interrupt = _on_interrupt("cleaned up as after an error (the lines above say what serves); check with `invoke status`")
-# The build tasks: their private docker login (delivery/engine.py) goes with them.
+# The build tasks: their private docker login (delivery/docker/engine.py) goes with them.
 cleaning_up_on_interrupt = _on_interrupt("cleaned up as after an error")
 
 

@@ -34,7 +34,7 @@ from python_on_whales.exceptions import DockerException
 
 from benchmarks import designs, scenarios, servers
 from benchmarks.workspace import BenchmarkError, Clone, git
-from delivery.deploy import wait_healthy
+from delivery.deploy.compose.handover import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 # The load generator and the release recipes are the tests' own (tests/docker is not a package).
@@ -264,7 +264,7 @@ class Ours:
 # -- way 2: the single-container recreate (BASELINE PROCEDURE) -----------------------------------------
 class Recreate:
     """BASELINE PROCEDURE, reimplemented here (the old deploy module is gone): how `invoke deploy` and
-    `invoke rollback` ran the single-container layout until zero-downtime releases (delivery/deploy.py
+    `invoke rollback` ran the single-container layout until zero-downtime releases (delivery/deploy/compose/handover.py
     at daba0fb). Deploy: compose pull, compose up (recreates the one `app` container, which publishes
     the port), wait for its healthcheck; if it does not pass, start the previous release again the same
     way. Rollback: start the previous release the same way. Nothing stands in front of the container."""

@@ -72,7 +72,7 @@ def prepared_bases(docker: DockerClient, settings: Settings, run_id: str, change
     base = settings.python_image
     if image_id(docker, base) is None:
         raise BenchmarkError(f"the base image {base} is not on the builder: run `sudo scripts/testbed up`")
-    # In the registry, where our builds read every base by digest (delivery/base.py); the stand-ins stay local.
+    # In the registry, where our builds read every base by digest (delivery/images/base.py); the stand-ins stay local.
     changed = f"{settings.registry}/{BENCH_IMAGES}-base:{run_id.lower()}-plus-{scenarios.BASE_EXTRA_PACKAGE}"
     made: list[str] = []
     try:

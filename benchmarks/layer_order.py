@@ -35,7 +35,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from delivery.pullreport import human_bytes
+from delivery.release.pullreport import human_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = ROOT / "docs" / "dependency-releases.json"

@@ -5,7 +5,7 @@ engine): it notes where the registry's log ends, pulls, and reads the accesses
 appended meanwhile. Only GET 200 blob downloads of the pulled image's own blobs
 (its config and layers) count, each once, so another client pulling something
 else at the same moment does not add to the figure. The prediction of
-delivery.pullreport (from what the server held before) is kept next to it as a
+delivery.release.pullreport (from what the server held before) is kept next to it as a
 cross-check.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from delivery import tags
-from delivery.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
-from delivery.registry import Manifest, Registry
+from delivery.images import tags
+from delivery.release.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
+from delivery.registry.client import Manifest, Registry
 from benchmarks.servers import Server
 
 
@@ -86,7 +86,7 @@ class Pull:
     layers: int  # layer blobs downloaded
     total_layers: int
     seconds: float
-    predicted_bytes: int  # delivery.pullreport's prediction, for the cross-check
+    predicted_bytes: int  # delivery.release.pullreport's prediction, for the cross-check
 
 
 def image_facts(registry: Registry, ref: str) -> ImageFacts:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from delivery.pullreport import human_bytes
+from delivery.release.pullreport import human_bytes
 
 DESIGNS = ("ours", "baseline")
 STORE_LABEL = {"overlay2": "overlay2 (classic)", "containerd": "containerd"}
@@ -239,7 +239,7 @@ def target_lines(results: list[Target]) -> str:
 
 
 def mismatches(rows: list[dict]) -> list[str]:
-    """Pulls whose measured bytes differ from delivery.pullreport's prediction, and releases that moved a layer
+    """Pulls whose measured bytes differ from delivery.release.pullreport's prediction, and releases that moved a layer
     below the dependency groups their change does not touch (a stale build cache): worth a look."""
     return [
         f"{r['scenario']}/{r['design']}/{r['store']}: measured {human_bytes(r['bytes'])}, predicted {human_bytes(r['predicted_bytes'])} "

@@ -42,8 +42,8 @@ from benchmarks import availability, designs, layer_order, report, scenarios, se
 from benchmarks.measure import added_layers, floor_bytes, image_facts, layers_moved_below, measured_pull
 from benchmarks.workspace import BenchmarkError, Clone, git
 from delivery.errors import DeliveryError
-from delivery.pullreport import human_bytes
-from delivery.registry import Registry
+from delivery.release.pullreport import human_bytes
+from delivery.registry.client import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

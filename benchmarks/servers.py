@@ -22,7 +22,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from benchmarks.workspace import BenchmarkError
-from delivery.engine import image_store
+from delivery.docker.engine import image_store
 from dockerbed import BedError
 from dockerbed.engines import STORES, Engine
 from dockerbed.scratch import ScratchEngine, mounts_under

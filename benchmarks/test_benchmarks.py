@@ -12,7 +12,7 @@ import pytest
 from benchmarks import availability, designs, layer_order, report, scenarios, servers
 from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
 from benchmarks.measure import ImageFacts, config_parts, floor_bytes, layers_moved_below, served, served_manifests
-from delivery.registry import Blob, Manifest
+from delivery.registry.client import Blob, Manifest
 
 BY_KEY = {s.key: s for s in scenarios.SCENARIOS}
 ROOT = Path(__file__).resolve().parent.parent

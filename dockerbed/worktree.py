@@ -1,7 +1,7 @@
 """Clones of a work tree, where tests and benchmarks make and commit their own changes.
 
 A clone holds the source's work tree as it is (tracked, and untracked but not ignored files:
-what a build would see, as delivery.build.source_files lists them), committed as one commit.
+what a build would see, as delivery.images.build.source_files lists them), committed as one commit.
 The source repository is never written.
 """
 

@@ -26,7 +26,7 @@ from python_on_whales.exceptions import DockerException
 from tasks_helpers import Clone, TaskRun, healthz, wait_for
 from testbed import REPO_ROOT, Testbed, parse_env_script
 
-from delivery.pullreport import Access, parse_access_log
+from delivery.release.pullreport import Access, parse_access_log
 from dockerbed.engines import Engine
 
 SCRIPT = REPO_ROOT / "scripts" / "testbed"

@@ -46,7 +46,7 @@ from tasks_helpers import (
 from results import KINDS, record
 from testbed import START_HINT, Testbed
 
-from delivery.pullreport import human_bytes, served_blob_bytes
+from delivery.release.pullreport import human_bytes, served_blob_bytes
 
 pytestmark = pytest.mark.docker
 

@@ -24,7 +24,7 @@ from stalling import StallingRegistry
 from tasks_helpers import one_error_line, pinned_tag, wait_for
 from python_on_whales.exceptions import DockerException
 
-from delivery.proxy import client_argv
+from delivery.deploy.compose.proxy import client_argv
 
 pytestmark = pytest.mark.docker
 

@@ -52,7 +52,7 @@ from tasks_helpers import (
 from results import record
 from testbed import Testbed
 
-from delivery.lock import lock_name, my_labels
+from delivery.hosts.lock import lock_name, my_labels
 
 pytestmark = pytest.mark.docker
 

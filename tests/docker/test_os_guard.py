@@ -3,7 +3,7 @@
 The deps image a new build follows is the one built last on the same base name (by its
 SBOM's time). Here that is a deps tag made by this module: the test bed's base, pushed under
 a name of this module only (`localhost:5000/pc-osguard-base-<id>:bookworm`), so no other
-test follows these tags, and the module's SBOMs (made and pushed with delivery/sbom.py)
+test follows these tags, and the module's SBOMs (made and pushed with delivery/supply/sbom.py)
 say what the followed image holds:
 
 1. an SBOM whose libzstd1 is newer than any the Debian archive serves (epoch 99): the build
@@ -28,9 +28,9 @@ from python_on_whales import DockerClient
 from tasks_helpers import DEPS_REPOSITORY, REGISTRY, Clone, TaskRun, deps_tags, one_error_line, sbom_of, succeeded
 from testbed import Testbed
 
-from delivery.base import BaseImage
-from delivery.registry import Registry
-from delivery.sbom import DebianPackage, make_sbom, push_sbom
+from delivery.images.base import BaseImage
+from delivery.registry.client import Registry
+from delivery.supply.sbom import DebianPackage, make_sbom, push_sbom
 
 pytestmark = pytest.mark.docker
 

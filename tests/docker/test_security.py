@@ -25,8 +25,8 @@ from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, RegistrySe
 from python_on_whales.exceptions import DockerException
 from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, only_an_error_line, wait_for
 
-from delivery.lock import LOCK_LABEL, lock_name
-from delivery.registry import LOCAL_REGISTRY_STATE
+from delivery.hosts.lock import LOCK_LABEL, lock_name
+from delivery.registry.client import LOCAL_REGISTRY_STATE
 
 pytestmark = pytest.mark.docker
 
@@ -272,7 +272,7 @@ def test_deploy_logs_in_on_a_machine_that_never_did(
     bed: FaultBed, auth_registry: AuthRegistry, auth_builds: list[TaskRun]
 ) -> None:
     """An operator (or a CI deploy job) that did not build: deploy must log the docker CLI in itself, and only for
-    that run: in a private docker config made for it (delivery/engine.py), never in the user's own, which keeps
+    that run: in a private docker config made for it (delivery/docker/engine.py), never in the user's own, which keeps
     its settings and gets no login, while the private one (under $TMPDIR) is gone when the task ends."""
     fresh = bed.tmp / "docker-config-never-logged-in"
     fresh.mkdir(exist_ok=True)

@@ -31,7 +31,7 @@ from tasks_helpers import (
 )
 from testbed import REPO_ROOT, OsvStandin, Testbed
 
-from delivery.sbom import locked_packages
+from delivery.supply.sbom import locked_packages
 
 pytestmark = pytest.mark.docker
 

@@ -19,8 +19,8 @@ from results import record
 from swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
 from tasks_helpers import TaskRun
 
-from delivery.lock import lock_name
-from delivery.tags import APP_REPOSITORY
+from delivery.hosts.lock import lock_name
+from delivery.images.tags import APP_REPOSITORY
 
 pytestmark = pytest.mark.docker
 

@@ -53,8 +53,8 @@ from tasks_helpers import (
 )
 from testbed import START_HINT, Testbed
 
-from delivery.pullreport import served_blob_bytes
-from delivery.registry import LOCAL_REGISTRY_STATE
+from delivery.release.pullreport import served_blob_bytes
+from delivery.registry.client import LOCAL_REGISTRY_STATE
 
 pytestmark = pytest.mark.docker
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from results import record
-from delivery.proxy import client_argv
+from delivery.deploy.compose.proxy import client_argv
 from faults_helpers import CRASH_AFTER, SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from delivery import tags
-from delivery.base import BaseImage
-from delivery.build import (
+from delivery.images import tags
+from delivery.images.base import BaseImage
+from delivery.images.build import (
     BuildPlan,
     app_plan,
     build_secrets,
@@ -17,9 +17,9 @@ from delivery.build import (
     deps_tag_for,
     stage_context,
 )
-from delivery.config import DeployConfig
-from delivery.project import Project, load_project
-from delivery.source import SourceState
+from delivery.config.settings import DeployConfig
+from delivery.config.project import Project, load_project
+from delivery.images.source import SourceState
 
 REGISTRY = "registry.example.com:5000"
 BASE_IMAGE = "python:3.12.12-slim-bookworm"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from delivery.builder import ENGINE, LAYOUT, TO_REPRODUCIBLE, BuilderInfo, choose_path, version_tuple
+from delivery.images.builder import ENGINE, LAYOUT, TO_REPRODUCIBLE, BuilderInfo, choose_path, version_tuple
 from delivery.errors import DeliveryError
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from delivery.buildprogress import DEFAULT_HINT, BuildProgress, hint_for
+from delivery.images.buildprogress import DEFAULT_HINT, BuildProgress, hint_for
 
 FAILED_DEPS_BUILD = """\
 #1 [internal] load build definition from Dockerfile

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from invoke.config import Config
 
-from delivery.config import DEFAULTS, DeployConfig, Host, check_config_file, load_config, parse_host
+from delivery.config.settings import DEFAULTS, DeployConfig, Host, check_config_file, load_config, parse_host
 from delivery.errors import DeliveryError
 
 HOST_FORMS = "use unix:///path, ssh://user@host, tcp://host:port or a docker context name"

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery import deploy as deploy_module
-from delivery import tags
-from delivery.deploy import DeployReport, record_switch
+from delivery.deploy.compose import handover as deploy_module
+from delivery.images import tags
+from delivery.deploy.compose.handover import DeployReport, record_switch
 from delivery.errors import DeliveryError
-from delivery.history import HISTORY_LABEL, HistoryEntry, entry_labels, entry_volume, history_repository, history_tag, merged, rollback_target
-from delivery.lock import lock_name
+from delivery.hosts.history import HISTORY_LABEL, HistoryEntry, entry_labels, entry_volume, history_repository, history_tag, merged, rollback_target
+from delivery.hosts.lock import lock_name
 
 IMAGE_ID = "sha256:" + "f" * 64
 STAMP = "20261127T175838316172Z"  # record() writes %Y%m%dT%H%M%S%fZ

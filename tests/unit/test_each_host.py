@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery import commands
-from delivery.commands import DeployFailed, each_host
-from delivery.config import DeployConfig, parse_host
-from delivery.deploy import DeployReport
+from delivery.usecases import commands
+from delivery.usecases.commands import DeployFailed, each_host
+from delivery.config.settings import DeployConfig, parse_host
+from delivery.deploy.compose.handover import DeployReport
 from delivery.errors import DeliveryError
 
 HOSTS = [parse_host(f"ssh://deploy@prod-{n}") for n in (1, 2, 3)]

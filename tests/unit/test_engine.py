@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from delivery.config import parse_host
-from delivery.engine import (MIN_BUILDX, buildx_version, clean_environment, connect, docker_errors, image_store, last_line,
+from delivery.config.settings import parse_host
+from delivery.docker.engine import (MIN_BUILDX, buildx_version, clean_environment, connect, docker_errors, image_store, last_line,
                              without_shell_environment)
 from delivery.errors import DeliveryError
 
@@ -132,7 +132,7 @@ def test_an_exported_blue_tag_does_not_reach_the_command(monkeypatch: pytest.Mon
 
 def test_compose_clients_run_docker_behind_the_clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BLUE_TAG", "0.0.1-000000000000")
-    monkeypatch.setattr("delivery.engine.require_cli", lambda: None)
+    monkeypatch.setattr("delivery.docker.engine.require_cli", lambda: None)
     compose = connect(parse_host("local"), compose_files=[tmp_path / "docker-compose.yml"], compose_env_file=tmp_path / "0.env")
     argv = [str(part) for part in compose.client_config.docker_compose_cmd]
     assert Path(argv[0]).name == "env" and "BLUE_TAG" in argv[argv.index("-u") :] and "--env-file" in argv

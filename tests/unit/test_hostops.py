@@ -6,12 +6,12 @@ from types import SimpleNamespace
 import pytest
 from python_on_whales.exceptions import DockerException, NoSuchVolume
 
-from delivery import lock as lock_module
+from delivery.hosts import lock as lock_module
 from delivery.errors import DeliveryError
-from delivery.jobs import CronJob, crontab_jobs, job_argv
-from delivery.lock import Holder, Machine, acquire, deploy_lock, my_labels, process_start, release, unlock
-from delivery.logs import LogsRequest, logs_argv, logs_request, show_logs
-from delivery.services import COMPOSE_SERVICES, compose_services
+from delivery.ops.jobs import CronJob, crontab_jobs, job_argv
+from delivery.hosts.lock import Holder, Machine, acquire, deploy_lock, my_labels, process_start, release, unlock
+from delivery.ops.logs import LogsRequest, logs_argv, logs_request, show_logs
+from delivery.hosts.services import COMPOSE_SERVICES, compose_services
 
 
 # -- crontab --------------------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def fake_docker(tmp_path, response: bytes):
 
 
 def test_engine_api_reads_a_chunked_json_answer(tmp_path) -> None:
-    from delivery.engine import disk_usage
+    from delivery.docker.engine import disk_usage
 
     body = b'{"LayersSize": 123456789, "Images": []}'
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
@@ -346,7 +346,7 @@ def test_engine_api_reads_a_chunked_json_answer(tmp_path) -> None:
 
 
 def test_engine_api_errors_are_one_line(tmp_path) -> None:
-    from delivery.engine import engine_api
+    from delivery.docker.engine import engine_api
 
     docker = fake_docker(tmp_path, b'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 30\r\n\r\n{"message":"context canceled"}')
     with pytest.raises(DeliveryError, match=r'^the engine API call /x failed: HTTP 500 \{"message":"context canceled"\}$'):

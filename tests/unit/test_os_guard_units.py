@@ -1,16 +1,16 @@
-"""The deps image's Debian packages never go back (delivery/refresh.py): pure parts and the registry reads, faked."""
+"""The deps image's Debian packages never go back (delivery/supply/refresh.py): pure parts and the registry reads, faked."""
 
 from datetime import datetime, timezone
 
 import pytest
 
-from delivery.base import BaseImage
+from delivery.images.base import BaseImage
 from delivery.errors import DeliveryError
-from delivery.refresh import (
+from delivery.supply.refresh import (
     OlderDebianPackages, debian_against, debian_downgrades, debian_moved, followed, previous_for_base, refuse_older,
 )
-from delivery.registry import Blob, Manifest
-from delivery.sbom import DebianPackage, make_sbom, sbom_tag
+from delivery.registry.client import Blob, Manifest
+from delivery.supply.sbom import DebianPackage, make_sbom, sbom_tag
 
 BASE = BaseImage("production-control/python-base:bookworm", "sha256:" + "a" * 64)
 OTHER_BASE = BaseImage("python:3.12.12-slim-bookworm", "sha256:" + "b" * 64)
@@ -103,7 +103,7 @@ def sbom_text(tag: str, base: BaseImage, debian: dict[str, str], at: datetime) -
 
 
 class SbomRegistry:
-    """Deps tags and their SBOMs, read as delivery/sbom.py's fetch_sbom reads them."""
+    """Deps tags and their SBOMs, read as delivery/supply/sbom.py's fetch_sbom reads them."""
 
     def __init__(self, sboms: dict[str, str], images: list[str] = ()):
         self.sboms = sboms

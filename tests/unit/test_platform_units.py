@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from delivery.builder import BuilderInfo, check_platforms
-from delivery.config import load_config
-from delivery.deploy import Release, Variant, resolve_release
+from delivery.images.builder import BuilderInfo, check_platforms
+from delivery.config.settings import load_config
+from delivery.deploy.compose.handover import Release, Variant, resolve_release
 from delivery.errors import DeliveryError
-from delivery.platforms import (
+from delivery.config.platforms import (
     EMULATION_HINT,
     engine_platform,
     index_platforms,
@@ -20,8 +20,8 @@ from delivery.platforms import (
     pick,
     platform_of,
 )
-from delivery.pullreport import host_layers, plan_pull
-from delivery.registry import Blob, Manifest, layout_manifests
+from delivery.release.pullreport import host_layers, plan_pull
+from delivery.registry.client import Blob, Manifest, layout_manifests
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

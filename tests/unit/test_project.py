@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from delivery.errors import DeliveryError
-from delivery.project import Project, load_project
+from delivery.config.project import Project, load_project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from delivery import proxy
+from delivery.deploy.compose import proxy
 from delivery.errors import DeliveryError
-from delivery.proxy import (
+from delivery.deploy.compose.proxy import (
     ServerStats,
     check_answer,
     drain_command,

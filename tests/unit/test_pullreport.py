@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery.pullreport import (
+from delivery.release.pullreport import (
     Access,
     EngineDownload,
     HostLayers,
@@ -19,7 +19,7 @@ from delivery.pullreport import (
     plan_pull,
     served_blob_bytes,
 )
-from delivery.registry import Blob, Manifest
+from delivery.registry.client import Blob, Manifest
 
 
 def digest(char: str) -> str:

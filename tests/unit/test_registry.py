@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from delivery.auth import Credentials
+from delivery.registry.auth import Credentials
 from delivery.errors import DeliveryError
-from delivery.registry import (
+from delivery.registry.client import (
     Blob,
     Manifest,
     Registry,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from delivery import deploy
-from delivery.deploy import CronFailed, image_mismatch, replace_cron
+from delivery.deploy.compose import handover as deploy
+from delivery.deploy.compose.handover import CronFailed, image_mismatch, replace_cron
 from delivery.errors import DeliveryError
 
 RELEASE = "sha256:" + "a" * 64
@@ -77,7 +77,7 @@ def test_cron_of_the_release_passes(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_rollback_starts_only_the_recorded_image(monkeypatch: pytest.MonkeyPatch) -> None:
     import contextlib
 
-    from delivery.history import HistoryEntry
+    from delivery.hosts.history import HistoryEntry
 
     entry = HistoryEntry("20260101T000000000000Z", "deploy", "1.0.0-abcdef123456", IMAGE_ID)
     seen: dict[str, Any] = {}
@@ -110,7 +110,7 @@ PINNED = f"{TAG}@{RELEASE}"
 
 
 def test_the_env_file_names_each_release_by_tag_and_digest() -> None:
-    from delivery.config import load_config
+    from delivery.config.settings import load_config
 
     lines = deploy.compose_env(load_config({"registry": "localhost:5000"}), PINNED, "1.0.0-abcdef123456", PINNED)
     assert [line for line in lines if "_TAG=" in line] == [f"APP_TAG={PINNED}", f"BLUE_TAG={PINNED}", "GREEN_TAG=1.0.0-abcdef123456"]

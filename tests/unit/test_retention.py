@@ -4,8 +4,8 @@
 import pytest
 
 from delivery.errors import DeliveryError
-from delivery.history import HistoryEntry
-from delivery.retention import HostImage, layer_sizes, plan_prune, predict_freed, releases_newest_first
+from delivery.hosts.history import HistoryEntry
+from delivery.hosts.retention import HostImage, layer_sizes, plan_prune, predict_freed, releases_newest_first
 
 PROJECT = "pc"
 REF = "localhost:5000/production-control:{}".format

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from delivery.errors import DeliveryError
-from delivery.source import SourceState, read_source_state
+from delivery.images.source import SourceState, read_source_state
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from delivery.audit import Ignore, evaluate, load_ignores, pip_audit_command
-from delivery.base import BaseImage, strip_digest
+from delivery.supply.audit import Ignore, evaluate, load_ignores, pip_audit_command
+from delivery.images.base import BaseImage, strip_digest
 from delivery.errors import DeliveryError
-from delivery.pullreport import chain_ids
-from delivery.refresh import current_version, deps_freshness, package_changes, predict_refresh, refresh_version
-from delivery.registry import Blob, Manifest
-from delivery.sbom import locked_packages, make_sbom, parse_dpkg_status, sbom_packages
+from delivery.release.pullreport import chain_ids
+from delivery.supply.refresh import current_version, deps_freshness, package_changes, predict_refresh, refresh_version
+from delivery.registry.client import Blob, Manifest
+from delivery.supply.sbom import locked_packages, make_sbom, parse_dpkg_status, sbom_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 11, 29)
@@ -220,9 +220,9 @@ def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
 def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     from types import SimpleNamespace
 
-    from delivery.commands import with_freshness
-    from delivery.refresh import format_freshness
-    from delivery.registry import RegistryUnreachable
+    from delivery.usecases.commands import with_freshness
+    from delivery.supply.refresh import format_freshness
+    from delivery.registry.client import RegistryUnreachable
 
     class Registry:
         def tags(self, repository: str) -> list[str]:

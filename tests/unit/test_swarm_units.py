@@ -2,12 +2,12 @@
 
 import pytest
 
-from delivery.config import load_config
+from delivery.config.settings import load_config
 from delivery.errors import DeliveryError
-from delivery.pullreport import host_layers
-from delivery.registry import Blob, Manifest
-from delivery.stack import DEFINITION_LABEL, definition_hash, stack_document, tmpfs_mount
-from delivery.swarm import (NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time, proxy_change,
+from delivery.release.pullreport import host_layers
+from delivery.registry.client import Blob, Manifest
+from delivery.deploy.swarm.stack import DEFINITION_LABEL, definition_hash, stack_document, tmpfs_mount
+from delivery.deploy.swarm.rollout import (NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time, proxy_change,
                             proxy_warning, stack_env)
 
 
@@ -153,7 +153,7 @@ def test_a_first_deploy_whose_tasks_keep_failing_says_there_is_nothing_to_roll_b
 
 @pytest.mark.parametrize(("replicas", "slots"), [(1, 8), (3, 8), (7, 8), (8, 9), (100, 101)])
 def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int, slots: int) -> None:
-    from delivery.swarm import proxy_slots
+    from delivery.deploy.swarm.rollout import proxy_slots
 
     assert proxy_slots(replicas) == slots
 
@@ -162,8 +162,8 @@ def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int,
 def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
     from pathlib import Path
 
-    from delivery import swarm
-    from delivery.config import parse_host
+    from delivery.deploy.swarm import rollout as swarm
+    from delivery.config.settings import parse_host
 
     calls: list[tuple[str, ...]] = []
     monkeypatch.setattr(swarm, "cli", lambda docker, *args, what: calls.append(args) or "")
@@ -275,7 +275,7 @@ def test_a_proxy_update_that_did_not_complete_is_one_line(state: str, expected: 
 def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(
     monkeypatch: pytest.MonkeyPatch, previous_spec: dict | None, expected: str
 ) -> None:
-    from delivery import swarm
+    from delivery.deploy.swarm import rollout as swarm
 
     proxy = {"ID": "p1", "Spec": {"Name": "pc_proxy", "Mode": {"Global": {}}}, "PreviousSpec": previous_spec}
     monkeypatch.setattr(swarm, "services", lambda manager, stack: {"proxy": proxy})
@@ -284,7 +284,7 @@ def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(
 
 
 def test_the_report_says_what_happened_to_the_proxy() -> None:
-    from delivery.swarm import format_report
+    from delivery.deploy.swarm.rollout import format_report
 
     done = report(update_state="completed", cron_state="completed", proxy_state="completed", proxy_change="port 8000 -> 8080")
     assert "proxy           completed (replaced: port 8000 -> 8080)" in format_report(done.as_dict()).splitlines()

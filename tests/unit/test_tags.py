@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery import tags
+from delivery.images import tags
 from delivery.errors import DeliveryError
-from delivery.tags import (
+from delivery.images.tags import (
     APP_REPOSITORY,
     DEPS_REPOSITORY,
     AppTag,

@@ -1,4 +1,4 @@
-"""Tier 2: the invoke tasks, run through invoke's own CLI program with `delivery.commands` faked.
+"""Tier 2: the invoke tasks, run through invoke's own CLI program with `delivery.usecases.commands` faked.
 
 Checks that flags reach the commands, that configuration comes from invoke.yaml and
 INVOKE_DEPLOY_* in that order, that a DeliveryError is one line and exit code 1,
@@ -17,9 +17,9 @@ import pytest
 import yaml
 from invoke import Program
 
-from delivery import commands
-from delivery.commands import DeployFailed
-from delivery.config import DEFAULTS, load_config
+from delivery.usecases import commands
+from delivery.usecases.commands import DeployFailed
+from delivery.config.settings import DEFAULTS, load_config
 from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

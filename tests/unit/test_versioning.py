@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery.errors import DeliveryError
-from delivery.versioning import bump, bump_pyproject, parse_semver
+from delivery.config.versioning import bump, bump_pyproject, parse_semver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

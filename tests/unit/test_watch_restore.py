@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from delivery import deploy
-from delivery.deploy import ContainerState, container_problem, restore_outcome, watch
+from delivery.deploy.compose import handover as deploy
+from delivery.deploy.compose.handover import ContainerState, container_problem, restore_outcome, watch
 from delivery.errors import DeliveryError
-from delivery.proxy import ServerStats, window_failure
+from delivery.deploy.compose.proxy import ServerStats, window_failure
 
 RUNNING = ContainerState("running", 0)
 

@@ -1,0 +1,1 @@
+"""Deploying a release: compose hosts (blue/green behind the proxy) and swarm stacks."""

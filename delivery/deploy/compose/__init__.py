@@ -1,0 +1,1 @@
+"""Compose hosts: handover between the blue and green slots behind HAProxy."""

@@ -1,0 +1,1 @@
+"""Swarm: the stack file and the rolling update Swarm runs."""

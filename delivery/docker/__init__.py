@@ -1,0 +1,1 @@
+"""The only code that runs the docker CLI: engines, their facts and their errors."""

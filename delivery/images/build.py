@@ -1,0 +1,273 @@
+"""Building and pushing the two images.
+
+`deps_plan` and `app_plan` are pure: they return what to build (target, tags,
+build args, secrets) and are tested without Docker. `run_build` is the one
+place that builds, through BuildKit, and pushes.
+
+Two paths (delivery/images/builder.py chooses): on a builder with BuildKit's `oci`
+exporter the image is written as an OCI layout and pushed by `Registry.push_layout`;
+on an engine with the classic image store it is built into the engine and pushed
+by it (`docker push`).
+
+Reproducibility (layout path): the build context is staged with normalized file
+times and modes, every build passes SOURCE_DATE_EPOCH=0 and asks the exporter to
+rewrite file timestamps to it, without provenance attestations, so the same inputs
+give the same image digest on any such builder, warm or clean. The engine path
+cannot rewrite file times: its image config is still dated SOURCE_DATE_EPOCH, but
+every layer it builds carries the build's times (the directories COPY creates, the
+files RUN writes), so a rebuild gives new layers with the same files.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from delivery.images import tags
+from delivery.images.builder import ENGINE
+from delivery.images.buildprogress import BuildProgress
+from delivery.images.base import BaseImage
+from delivery.config.settings import DeployConfig
+from delivery.docker.engine import docker_errors, last_line
+from delivery.errors import DeliveryError
+from delivery.config.project import Project
+from delivery.registry.client import Registry
+from delivery.images.source import SourceState
+
+# Every file time in every layer is this epoch, for both images (as ko and Jib do):
+# a layer's bytes then depend on its files only, so the entrypoint or crontab
+# layer of a code-only release is the very same blob as in the previous release.
+# The commit time is recorded in the org.opencontainers.image.created label instead.
+SOURCE_DATE_EPOCH = 0
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    target: str
+    image: str  # the reference pushed, registry/repository:tag
+    context: Path
+    dockerfile: Path
+    build_args: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    base_image: str | None = None  # an image of the registry the build starts FROM (the app's deps image)
+    platforms: tuple[str, ...] = ("linux/amd64",)  # several: one index of an image per platform (deploy.platforms)
+
+    @property
+    def multi_platform(self) -> bool:
+        return len(self.platforms) > 1
+
+    def output(self, layout: Path) -> dict[str, str]:
+        """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).
+
+        The engine's own image exporter cannot rewrite timestamps while it unpacks
+        into its store, so the image is written as a layout and pushed by `Registry.push_layout`
+        (skopeo copy --preserve-digests: the pushed manifest is the layout's, byte for byte).
+        """
+        return {"type": "oci", "dest": str(layout), "tar": "false", "name": self.image, "rewrite-timestamp": "true"}
+
+
+def python_image(project: Project, config: DeployConfig) -> str:
+    """The base image the deps image is built on: configured, else the Dockerfile's default."""
+    text = project.dockerfile_path.read_text()
+    return config.python_image or tags.dockerfile_arg_default(text, "PYTHON_IMAGE") or ""
+
+
+def source_files(root: Path, *paths: str) -> list[Path]:
+    """The files git would ship (tracked, and untracked but not ignored), optionally under `paths`.
+
+    Outside a git work tree: every file under `paths` (or `root`), caches left out.
+    """
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
+        cwd=root, capture_output=True,
+    )
+    if listing.returncode == 0:
+        files = (root / name for name in listing.stdout.decode().split("\0") if name)
+    else:
+        files = (f for base in ([root / p for p in paths] or [root]) for f in base.rglob("*") if "__pycache__" not in f.parts)
+    return sorted(p for p in files if p.is_file() and not p.is_symlink())
+
+
+def deps_inputs(project: Project) -> bytes:
+    """Every file the deps stages copy: the lock and deps/ (layer groups, install script), name-prefixed."""
+    files = [project.lock_path, *source_files(project.root, "deps")]
+    return b"".join(
+        f"{p.relative_to(project.root)}\0{p.stat().st_size}\0".encode() + p.read_bytes() for p in files
+    )
+
+
+def deps_tag_for(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
+    """deps-<semver>-<hash of the deps inputs + deps stages + base image digest>: the same inputs give the same tag.
+
+    `version` (default: the project's deps version) is higher for a refresh (`build-deps --refresh`).
+    """
+    content_hash = tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned,
+                                          config.platforms)
+    return tags.deps_tag(version or project.deps_version, content_hash)
+
+
+def deps_ref(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
+    return tags.image_ref(config.registry, tags.DEPS_REPOSITORY, deps_tag_for(project, config, base, version))
+
+
+def app_tag_for(project: Project, source: SourceState) -> str:
+    """<app version>-<commit12>, with -dirty-<fingerprint> for an uncommitted tree."""
+    return tags.app_tag(project.app_version, source.commit, source.dirty_fingerprint)
+
+
+def build_secrets(config: DeployConfig) -> tuple[str, ...]:
+    """BuildKit secrets for the proxy CA and a private index (file paths only, never contents)."""
+    secrets = []
+    if config.ca_bundle:
+        secrets.append(f"id=ca_bundle,src={config.ca_bundle}")
+    if config.pip_index_url_file:
+        secrets.append(f"id=pip_index_url,src={config.pip_index_url_file}")
+    return tuple(secrets)
+
+
+def deps_plan(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> BuildPlan:
+    tag = deps_tag_for(project, config, base, version)
+    args = {"DEPS_TAG": tag, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "PYTHON_IMAGE": base.pinned}
+    return BuildPlan(
+        target="deps",
+        image=tags.image_ref(config.registry, tags.DEPS_REPOSITORY, tag),
+        context=project.root,
+        dockerfile=project.dockerfile_path,
+        build_args=args,
+        secrets=build_secrets(config),
+        labels={"org.opencontainers.image.version": tag, **base.labels()},
+        platforms=config.platforms,
+    )
+
+
+def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_image: str) -> BuildPlan:
+    tag = app_tag_for(project, source)
+    return BuildPlan(
+        target="runtime",
+        image=tags.image_ref(config.registry, tags.APP_REPOSITORY, tag),
+        context=project.root,
+        dockerfile=project.dockerfile_path,
+        build_args={
+            "DEPS_IMAGE": deps_image,
+            "GIT_COMMIT": source.commit,
+            "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
+        },
+        labels={
+            "org.opencontainers.image.version": project.app_version,
+            "org.opencontainers.image.revision": source.commit,
+            "org.opencontainers.image.created": datetime.fromtimestamp(source.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            # No org.opencontainers.image.base.name: the deps image's tag is in the config already
+            # (PRODUCTION_CONTROL_DEPS_TAG), and every server downloads the config with every release.
+        },
+        base_image=deps_image,
+        platforms=config.platforms,
+    )
+
+
+def stage_context(root: Path, destination: Path) -> Path:
+    """Copy the source files (tracked and untracked, not ignored) with normalized modes.
+
+    A checkout's modes depend on the umask it was cloned with; the staged copy has
+    0644/0755, so the same sources give the same layers on any machine. File
+    times are left fresh on purpose: BuildKit sends only context files whose size
+    or time changed, so a same-size edit with an unchanged time would be missed.
+    The exporter clamps every time in the layers to SOURCE_DATE_EPOCH anyway.
+    """
+    dirs: set[Path] = {destination}
+    for source in source_files(root):  # a deleted file or a link never reaches the image
+        target = destination / source.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        target.chmod(0o755 if source.stat().st_mode & 0o111 else 0o644)
+        dirs.update(target.parents)
+    for directory in (d for d in dirs if d == destination or destination in d.parents):
+        directory.chmod(0o755)
+    return destination
+
+
+def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: str,
+              progress: Callable[[str], None] | None = None, use_cache: bool = True,
+              before_push: Callable[[Path], bool] | None = None) -> str:
+    """Build `plan` on the path the builder takes (builder.LAYOUT or builder.ENGINE), push it, return the manifest digest.
+
+    use_cache=False builds as on a fresh CI runner. `before_push(layout)` sees the built image
+    first (as an OCI layout; on the engine path, the engine's own export of it): it raises to
+    fail the build, or returns False to leave it unpushed (the digest is then the layout's).
+    """
+    show = progress or (lambda line: print(line, file=sys.stderr))
+    _, image_path, tag, _ = tags.split_image_ref(plan.image)
+    repository = image_path.rsplit("/", 1)[-1]  # without deploy.registry's namespace, which the Registry adds
+    with tempfile.TemporaryDirectory(prefix="production-control-build-") as tmp:
+        layout = Path(tmp) / "layout"
+        context = stage_context(plan.context, Path(tmp) / "context")
+        if path == ENGINE:
+            if plan.base_image:  # the engine then knows the registry's blobs of those layers: push mounts them
+                show(f"pulling {plan.base_image} into the engine")
+                with docker_errors(f"pulling {plan.base_image}", "run `invoke build-deps` first, or check the registry"):
+                    docker.image.pull(plan.base_image, quiet=True)
+            build_logged(docker, plan, context, show, use_cache, tags=[plan.image], load=True)
+            if before_push is not None:
+                saved = Path(tmp) / "saved"
+                export_from_engine(docker, plan.image, saved)
+                if not before_push(saved):
+                    return layout_digest(saved)
+            show(f"pushing {plan.image} with docker push")
+            with docker_errors(f"pushing {plan.image}", "check that the engine can reach the registry and is logged in to it"):
+                docker.image.push(plan.image, quiet=True)
+            return registry.digest(repository, tag or "latest")
+        build_logged(docker, plan, context, show, use_cache, output=plan.output(layout))
+        if before_push is not None and not before_push(layout):
+            return layout_digest(layout)
+        show(f"pushing {plan.image}")
+        return registry.push_layout(layout, repository, tag or "latest", progress=show)
+
+
+def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, show: Callable[[str], None], use_cache: bool,
+                 **output: object) -> None:
+    """Run BuildKit on the staged context, showing its progress; a failure names the failing step and what to do."""
+    watcher = BuildProgress(show)
+    try:
+        for line in docker.buildx.build(
+            context,
+            file=context / plan.dockerfile.relative_to(plan.context),
+            target=plan.target,
+            build_args=plan.build_args,
+            platforms=list(plan.platforms),
+            secrets=list(plan.secrets),
+            labels=plan.labels,
+            provenance=False,
+            cache=use_cache,
+            progress="plain",
+            stream_logs=True,
+            **output,  # type: ignore[arg-type]
+        ):
+            watcher.feed(line)
+    except DockerException as exc:
+        raise DeliveryError(watcher.failure(f"building {plan.target} ({plan.image})", last_line(exc))) from exc
+
+
+def layout_digest(layout: Path) -> str:
+    """The manifest digest of the one image in an OCI layout."""
+    return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
+
+
+def export_from_engine(docker: DockerClient, image: str, layout: Path) -> None:
+    """The engine's image as an OCI layout (`docker save` writes one since Engine 25), for what reads layouts."""
+    layout.mkdir(parents=True)
+    archive = layout.parent / "saved.tar"
+    with docker_errors(f"exporting {image} from the engine"):
+        docker.image.save(image, output=archive)
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout, filter="data")
+    archive.unlink()

@@ -1,0 +1,1 @@
+"""The registry: the skopeo client, manifests and credentials."""

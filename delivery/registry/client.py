@@ -1,0 +1,395 @@
+"""The registry, through skopeo: push an OCI layout, read manifests, configs and tags.
+
+skopeo (containers/image, Debian's `skopeo` package) speaks the registry protocol as
+registries expect it: the Bearer token flow from the WWW-Authenticate challenge with a
+token per repository scope (anonymous pull tokens too) and Basic; redirects without
+credentials to another host; retries of connection errors and of 429 (after Retry-After); tag list
+pagination; cross-repository blob mounts; blobs streamed from disk. `skopeo copy
+--preserve-digests` pushes the build's OCI layout byte for byte, so the reproducible
+digests hold. What is left here: the reads the pull prediction needs, turned into typed
+values (`Manifest`, config), retries with backoff of 5xx answers (skopeo 1.9 does not retry
+those), and one clear line for each failure. Credentials come from
+delivery/registry/auth.py and reach skopeo in a private auth file, never argv.
+docs/images.md says why skopeo and what was measured.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from delivery.registry.auth import Credentials, auth_file, registry_host
+from delivery.errors import DeliveryError
+from delivery.config.platforms import AMD64, index_platforms, pick, platform_of
+from dockerbed import BedError, registries
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[:2]
+LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")  # + "-<port>"
+
+
+class RegistryUnreachable(DeliveryError):
+    """Nothing answers at the registry's address (as opposed to an answer we do not like)."""
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One platform's image manifest, as the registry serves it."""
+
+    digest: str
+    size: int  # bytes of the manifest document itself
+    config: Blob
+    layers: tuple[Blob, ...]
+    index_digest: str | None = None  # the index it was chosen from: what an engine records when it pulls the tag
+
+    @property
+    def layer_bytes(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+
+def is_loopback(address: str) -> bool:
+    """Is the registry (host[:port][/namespace]) on this machine?"""
+    address = address.split("/", 1)[0]
+    if address.startswith("["):
+        host = address[1:].partition("]")[0]  # [::1] or [::1]:5000
+    else:
+        host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))  # where engines and skopeo find a registry's CA
+RETRIES = 3  # skopeo --retry-times: connection errors and resets (a 429 skopeo retries itself, after its Retry-After)
+BACKOFF = 1.0  # seconds before our first retry of a 5xx answer (skopeo does not retry those); doubled each time
+
+_MISSING = ("manifest unknown", "name unknown", "repository name not known", "404 (not found)", "not found")
+_REFUSED = ("unauthorized", "authentication required", "denied", "invalid username/password", "forbidden")
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "connection reset",
+                "dial tcp", "eof")
+_TLS = ("x509", "certificate", "tls:", "http response to https client")
+_UNAVAILABLE = re.compile(r"\b5[0-9][0-9] (internal server error|not implemented|bad gateway|service unavailable|gateway timeout)|"
+                          r"unexpected http status: 5[0-9][0-9]", re.IGNORECASE)
+
+
+def skopeo_argv(command: str, reference: str, *, tls_verify: bool, auth: Path | None, timeout: float | None,
+                extra: tuple[str, ...] = (), source: str | None = None, registry_side: str = "dest") -> list[str]:
+    """Pure: the skopeo command line for `command` against `reference` (docker://...).
+
+    For `copy`, `source` is what is copied (oci:LAYOUT) and the registry options are the --dest-* ones
+    (registry_side="src" when the registry is the source, `source`, and `reference` a local dir:).
+    """
+    side = f"{registry_side}-" if command == "copy" else ""
+    argv = ["skopeo", command, *extra, f"--retry-times={RETRIES}", f"--{side}tls-verify={'true' if tls_verify else 'false'}"]
+    argv += [f"--{side}authfile", str(auth)] if auth else [f"--{side}no-creds"]
+    if timeout is not None:
+        argv.insert(2, f"--command-timeout={int(timeout)}s")
+    return argv + ([source] if source else []) + [reference]
+
+
+def skopeo_reason(stderr: str) -> str:
+    """Pure: the message of skopeo's last `level=fatal msg="..."` line (or its last line)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    last = lines[-1]
+    if 'msg="' in last:
+        text = last.split('msg="', 1)[1].rsplit('"', 1)[0]
+        try:
+            last = json.loads(f'"{text}"')
+        except ValueError:
+            last = text.replace('\\"', '"')
+    parts: list[str] = []  # one line: skopeo's messages may hold newlines and repeat themselves
+    for part in last.split("\n"):
+        part = " ".join(part.split())
+        if part and part not in parts:
+            parts.append(part)
+    last = " ".join(parts)
+    for noise in ("Error parsing image name ", "Error listing repository tags: ", "Error during inspect: "):
+        if last.startswith(noise):
+            last = last[len(noise):]
+            if last.startswith('"docker://'):
+                last = last.split('": ', 1)[-1]
+    return last
+
+
+def failure_kind(reason: str) -> str:
+    """Pure: missing | refused | tls | unavailable (a 5xx answer) | unreachable | other, from skopeo's message."""
+    lowered = reason.lower()
+    if _UNAVAILABLE.search(reason):
+        return "unavailable"
+    for kind, needles in (("refused", _REFUSED), ("tls", _TLS), ("missing", _MISSING), ("unreachable", _UNREACHABLE)):
+        if any(needle in lowered for needle in needles):
+            return kind
+    return "other"
+
+
+def certs_dir(host: str) -> Path | None:
+    """The certs.d directory that holds `host`'s CA, if any (as dockerd and skopeo look it up)."""
+    for base in CERTS_DIRS:
+        if (base / host).is_dir():
+            return base / host
+    return None
+
+
+class Registry:
+    """The registry at `location` (host[:port][/namespace...]), through skopeo.
+
+    Repositories are named without the namespace (`production-control`); the namespace is
+    put in front. HTTPS, verified (with the CA of certs.d when there is one), except on a
+    loopback address without a certs.d entry, which is plain HTTP as Docker allows it.
+    """
+
+    def __init__(self, location: str, credentials: Credentials | None = None, timeout: float = 60,
+                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
+        self.location = location
+        self.address, _, self.namespace = location.partition("/")  # address: host[:port], as before
+        self.host = registry_host(location)
+        self.credentials = credentials
+        self.timeout = timeout
+        self._run = run
+        self._sleep = sleep
+
+    @property
+    def tls_verify(self) -> bool:
+        return not (is_loopback(self.address) and certs_dir(self.address) is None)
+
+    def name(self, repository: str) -> str:
+        """host[:port]/namespace/repository."""
+        return f"{self.location}/{repository}"
+
+    def reference(self, repository: str, reference: str) -> str:
+        separator = "@" if reference.startswith("sha256:") else ":"
+        return f"docker://{self.name(repository)}{separator}{reference}"
+
+    # -- running skopeo --------------------------------------------------------------------------
+    def _skopeo(self, command: str, reference: str, what: str, *, extra: tuple[str, ...] = (), source: str | None = None,
+                timeout: float | None = None, allow_missing: bool = False, registry_side: str = "dest") -> bytes | None:
+        delay = BACKOFF
+        for attempt in range(1, RETRIES + 2):
+            with contextlib.ExitStack() as stack:
+                auth = stack.enter_context(auth_file(self.host, self.credentials)) if self.credentials else None
+                argv = skopeo_argv(command, reference, tls_verify=self.tls_verify, auth=auth, timeout=timeout,
+                                   extra=extra, source=source, registry_side=registry_side)
+                try:
+                    done = self._run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+                except FileNotFoundError:
+                    raise DeliveryError("skopeo is not installed: run `scripts/setup` (or `apt-get install skopeo`)") from None
+            if done.returncode == 0:
+                return done.stdout
+            reason = self._redact(skopeo_reason(done.stderr.decode(errors="replace")))
+            kind = failure_kind(reason)
+            if kind != "unavailable" or attempt > RETRIES:
+                break
+            self._sleep(delay)  # a 5xx: the registry may be restarting or overloaded; each try is idempotent
+            delay *= 2
+        if kind == "missing" and allow_missing:
+            return None
+        if kind == "unavailable":
+            reason += f" ({RETRIES + 1} tries)"
+        raise self._error(kind, reason, what)
+
+    def _redact(self, text: str) -> str:
+        if self.credentials and self.credentials.secret:
+            text = text.replace(self.credentials.secret, "***")
+        return text
+
+    def _error(self, kind: str, reason: str, what: str) -> DeliveryError:
+        if kind == "refused":
+            given = f"the credentials from {self.credentials.source}" if self.credentials else "anonymous access"
+            return DeliveryError(
+                f"registry {self.location} refused {given} for {what} ({reason}): `docker login {self.host}`, or set "
+                "deploy.registry_user and its password variable ($REGISTRY_PASSWORD)"
+            )
+        if kind == "unreachable":
+            what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
+            return RegistryUnreachable(f"registry {self.address} is unreachable ({reason}): {what_to_do} set deploy.registry / INVOKE_DEPLOY_REGISTRY")
+        if kind == "tls":
+            return DeliveryError(
+                f"registry {self.address}: TLS failed ({reason}): put its CA in /etc/docker/certs.d/{self.address}/ca.crt"
+            )
+        if kind == "missing":
+            return DeliveryError(f"{what} is not in the registry: build and push it first, or pick one from `invoke status`")
+        if kind == "unavailable":
+            return DeliveryError(f"registry {self.location} failed for {what}: {reason}: retry when the registry is back")
+        return DeliveryError(f"registry {self.location} failed for {what}: {reason}")
+
+    # -- push --------------------------------------------------------------------------------------
+    def push_layout(self, layout: Path, repository: str, tag: str, progress: Callable[[str], None] = lambda _: None) -> str:
+        """Push the image in an OCI layout directory as repository:tag, digests preserved; return its digest.
+
+        A multi-platform build's layout holds one index: it is pushed with every platform's
+        image (`skopeo copy --all`), and its digest is returned. skopeo sends a blob only when
+        the registry lacks it (looked up, else mounted from a repository it saw the blob in,
+        else streamed from disk).
+        """
+        index = json.loads((layout / "index.json").read_text())
+        manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES]
+        if len(manifests) != 1:
+            raise DeliveryError(f"the build produced {len(manifests)} images, expected 1 (an image or one multi-platform index)")
+        digest = manifests[0]["digest"]
+        extra = ("--preserve-digests", "--quiet") + (("--all",) if manifests[0]["mediaType"] in INDEX_TYPES else ())
+        target = self.reference(repository, tag)
+        started = time.monotonic()
+        self._skopeo("copy", target, f"{self.name(repository)}:{tag}", extra=extra, source=f"oci:{layout}")
+        progress(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
+        return digest
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Something answers HTTP at the registry's address (no credentials are sent)."""
+        scheme = "https" if self.tls_verify else "http"
+        try:
+            with urllib.request.urlopen(f"{scheme}://{self.address}/v2/", timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return  # 401 and friends: a registry answers
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if "CERTIFICATE" in str(reason).upper():
+                return  # it answers; skopeo will say what to do about its certificate
+            what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
+            raise RegistryUnreachable(
+                f"registry {self.address} is unreachable ({reason}): {what_to_do} set deploy.registry / INVOKE_DEPLOY_REGISTRY"
+            ) from exc
+
+    def raw_manifest(self, repository: str, reference: str, allow_missing: bool = False) -> bytes | None:
+        return self._skopeo("inspect", self.reference(repository, reference), f"{self.name(repository)}:{reference}",
+                            extra=("--raw",), timeout=self.timeout, allow_missing=allow_missing)
+
+    def has_tag(self, repository: str, tag: str) -> bool:
+        return self.raw_manifest(repository, tag, allow_missing=True) is not None
+
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of the repository (skopeo follows the Link header's pages)."""
+        body = self._skopeo("list-tags", f"docker://{self.name(repository)}", f"the tags of {self.name(repository)}",
+                            timeout=self.timeout, allow_missing=True)
+        if body is None:
+            return []
+        return sorted(self._json(body, f"tags of {repository}").get("Tags") or [])
+
+    def digest(self, repository: str, reference: str) -> str:
+        """The digest of what repository:reference names: its index for a multi-platform image, else its manifest."""
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def index_platforms(self, repository: str, reference: str) -> list[str] | None:
+        """The platforms of repository:reference when it names an index (in its order); None for a single image."""
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
+        document = self._json(body, f"manifest {repository}:{reference}")
+        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
+        return index_platforms(document) if media_type in INDEX_TYPES else None
+
+    def manifest(self, repository: str, reference: str, platform: str = AMD64) -> Manifest:
+        """The image manifest of repository:reference (an index is resolved to `platform`)."""
+        body = self.raw_manifest(repository, reference)
+        assert body is not None
+        document = self._json(body, f"manifest {repository}:{reference}")
+        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
+        if media_type in INDEX_TYPES:
+            chosen = self.manifest(repository, pick_platform(document, platform), platform)
+            return dataclasses.replace(chosen, index_digest="sha256:" + hashlib.sha256(body).hexdigest())
+        if "config" not in document and media_type not in MANIFEST_TYPES:
+            raise DeliveryError(f"registry {self.location} served {repository}:{reference} as '{media_type}', not an image manifest")
+        return parse_manifest(document, digest="sha256:" + hashlib.sha256(body).hexdigest(), size=len(body))
+
+    def config(self, repository: str, manifest: Manifest) -> dict[str, Any]:
+        """The image config (holds rootfs.diff_ids, env, labels) of a manifest."""
+        body = self._skopeo("inspect", self.reference(repository, manifest.digest), f"the config of {self.name(repository)}",
+                            extra=("--config", "--raw"), timeout=self.timeout)
+        assert body is not None
+        return self._json(body, f"config of {repository}")
+
+    def blob(self, repository: str, reference: str, digest: str) -> bytes:
+        """One blob of the image or artifact `reference` (e.g. an SBOM layer): copied with skopeo, then read."""
+        with tempfile.TemporaryDirectory(prefix="production-control-blob-") as tmp:
+            self._skopeo("copy", f"dir:{tmp}", f"{self.name(repository)}:{reference}",
+                         extra=("--preserve-digests", "--quiet"), source=self.reference(repository, reference),
+                         registry_side="src")
+            path = Path(tmp) / digest.partition(":")[2]
+            if not path.is_file():
+                raise DeliveryError(f"registry {self.location}: {self.name(repository)}:{reference} has no blob {digest}")
+            return path.read_bytes()
+
+    def _json(self, body: bytes, what: str) -> dict[str, Any]:
+        try:
+            value = json.loads(body)
+        except ValueError as exc:
+            raise DeliveryError(f"registry {self.location} sent something that is not JSON for {what}") from exc
+        if not isinstance(value, dict):
+            raise DeliveryError(f"registry {self.location} sent unexpected JSON for {what}")
+        return value
+
+def blob_path(layout: Path, digest: str) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    return layout / "blobs" / algorithm / hexdigest
+
+
+def parse_manifest(document: dict[str, Any], *, digest: str, size: int) -> Manifest:
+    """Pure: a Manifest from a v2/OCI image manifest document."""
+    try:
+        config = Blob(document["config"]["digest"], int(document["config"]["size"]))
+        layers = tuple(Blob(layer["digest"], int(layer["size"])) for layer in document["layers"])
+    except (KeyError, TypeError) as exc:
+        raise DeliveryError(f"malformed image manifest {digest}: missing {exc}: is the registry serving images?") from exc
+    except ValueError as exc:
+        raise DeliveryError(f"malformed image manifest {digest}: a size is not a number ({exc})") from exc
+    return Manifest(digest=digest, size=size, config=config, layers=layers)
+
+
+def pick_platform(index: dict[str, Any], platform: str) -> str:
+    """Pure: the digest of `platform`'s manifest in an index (attestation entries are skipped)."""
+    return str(pick(index, platform)["digest"])
+
+
+def layout_manifests(layout: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(platform, descriptor) of each image manifest in an OCI layout: one, or each entry of its one index.
+
+    The platform is "" for a single-platform build (BuildKit names none there).
+    """
+    top = json.loads((layout / "index.json").read_text())["manifests"][0]
+    if top.get("mediaType") not in INDEX_TYPES:
+        return [(platform_of(top), top)]
+    nested = json.loads(blob_path(layout, top["digest"]).read_bytes())
+    return [(platform_of(entry), entry) for entry in nested.get("manifests", [])
+            if entry.get("mediaType") in MANIFEST_TYPES[2:] and "unknown" not in platform_of(entry)]  # no attestations
+
+
+def start_local_registry(address: str) -> str:
+    """Start Debian's `docker-registry` on a loopback address for a developer machine (as the test
+    bed starts its registries: dockerbed.registries); return how it was started."""
+    if not is_loopback(address):
+        raise DeliveryError(f"registry {address} is unreachable, and only a loopback registry can be started for you")
+    if not shutil.which("docker-registry"):
+        raise DeliveryError(f"registry {address} is unreachable and docker-registry is not installed: "
+                            "`sudo apt-get install docker-registry`, or start a registry there")  # fmt: skip
+    port = address.rpartition("]:")[2] if address.startswith("[") else address.rpartition(":")[2]
+    port = port if port.isdigit() else "80"
+    state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
+    try:
+        registries.start(registries.Registry(state, f"127.0.0.1:{port}"), timeout=20)
+    except BedError as error:
+        raise DeliveryError(f"the local registry did not start: {error}") from None
+    return f"docker-registry in the background (data and log in {state})"

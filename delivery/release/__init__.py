@@ -1,0 +1,1 @@
+"""A release: what its pull downloads, predicted and measured."""

@@ -1,0 +1,1 @@
+"""The supply chain: SBOM, vulnerability audit, deps freshness."""

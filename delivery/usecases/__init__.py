@@ -1,0 +1,1 @@
+"""The runbooks the invoke tasks call."""
