@@ -12,8 +12,11 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from delivery.usecases import commands
-from delivery.usecases.commands import DeployFailed, emit
+from delivery.usecases import building
+from delivery.usecases import diagnosing
+from delivery.usecases import operating
+from delivery.usecases import releasing
+from delivery.usecases.context import DeployFailed, emit
 from delivery.config.settings import DEFAULTS, check_config_file
 from delivery.errors import DeliveryError
 from delivery.interrupts import Interrupted, restoring_on_signals
@@ -77,7 +80,7 @@ NO_CACHE = "Build without the builder's cache, as a fresh CI runner would (same 
 @cleaning_up_on_interrupt
 def build_deps(c, force=False, no_cache=False, refresh=False, json=False):
     """Build and push the deps image and its SBOM, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
-    result = commands.build_deps(c.config.deploy, force=force, use_cache=not no_cache, refresh=refresh)
+    result = building.build_deps(c.config.deploy, force=force, use_cache=not no_cache, refresh=refresh)
     emit(result, json, f"{result['image']}\n{result['digest']}")
 
 
@@ -85,7 +88,7 @@ def build_deps(c, force=False, no_cache=False, refresh=False, json=False):
 @user_errors
 def audit(c, lock=None, json=False):
     """Audit the locked Python packages for known vulnerabilities (ignores: audit-ignores.toml, each dated)."""
-    result = commands.audit(c.config.deploy, Path(lock).absolute() if lock else None)
+    result = building.audit(c.config.deploy, Path(lock).absolute() if lock else None)
     emit(result, json, f"audit ok: {result['audited']} packages, {len(result['ignored'])} known vulnerabilities ignored until their dates")
 
 
@@ -94,7 +97,7 @@ def audit(c, lock=None, json=False):
 @cleaning_up_on_interrupt
 def build_app(c, no_cache=False, json=False):
     """Build and push the app image FROM the pushed deps image, tagged <version>-<commit>."""
-    result = commands.build_app(c.config.deploy, use_cache=not no_cache)
+    result = building.build_app(c.config.deploy, use_cache=not no_cache)
     emit(result, json, f"{result['image']}\n{result['digest']}")
 
 
@@ -105,7 +108,7 @@ def ci(c, tests="unit", json=False):
     """What CI runs on each push: tests, the audit, then build-deps (no-op unless deps changed), then build-app and push."""
     if tests not in ("unit", "all", "none"):
         raise Exit(f"error: --tests {tests!r}: use unit, all or none", code=1)
-    result = commands.ci(c.config.deploy, tests)
+    result = building.ci(c.config.deploy, tests)
     emit(result, json, f"deps {result['deps']['image']} ({'built' if result['deps']['built'] else 'unchanged'})\napp  {result['app']['image']}\n     {result['app']['digest']}")
 
 
@@ -126,8 +129,8 @@ def ci(c, tests="unit", json=False):
 @restoring_on_interrupt
 def deploy(c, host=None, version=None, json=False, dry_run=False, lock_wait=None):
     """Release on each host with zero downtime: pull, start beside the live release, switch once healthy, watch, drain."""
-    reports = commands.deploy(c.config.deploy, host or [], version, dry_run=dry_run, lock_wait=lock_wait)
-    emit(_one_or_many(reports), json, "\n\n".join(commands.format_report(r) for r in reports))
+    reports = releasing.deploy(c.config.deploy, host or [], version, dry_run=dry_run, lock_wait=lock_wait)
+    emit(_one_or_many(reports), json, "\n\n".join(releasing.format_report(r) for r in reports))
 
 
 @task(iterable=["host"], help={"host": "Host(s), as for deploy.", "to": "Release tag to go back to (default: the previous one).", "json": "Print the report as JSON."})
@@ -135,7 +138,7 @@ def deploy(c, host=None, version=None, json=False, dry_run=False, lock_wait=None
 @restoring_on_interrupt
 def rollback(c, host=None, to=None, json=False):
     """Go back to the release before the current one (again: further back), from the image on the host (no pull)."""
-    reports = commands.rollback(c.config.deploy, host or [], to)
+    reports = releasing.rollback(c.config.deploy, host or [], to)
     emit(_one_or_many(reports), json, "\n".join(f"{r['host']}: now running {r['version']}" for r in reports))
 
 
@@ -143,16 +146,16 @@ def rollback(c, host=None, to=None, json=False):
 @user_errors
 def status(c, host=None, json=False):
     """Show what runs on each host and its deploy history."""
-    entries = commands.status(c.config.deploy, host or [])
-    emit(_one_or_many(entries), json, "\n\n".join(commands.format_status(e) for e in entries))
+    entries = releasing.status(c.config.deploy, host or [])
+    emit(_one_or_many(entries), json, "\n\n".join(releasing.format_status(e) for e in entries))
 
 
 @task(help={"json": "Print as JSON."})
 @user_errors
 def doctor(c, json=False):
     """Show which builder the build tasks use and which build path it takes (reproducible or through the engine)."""
-    result = commands.doctor(c.config.deploy)
-    emit(result, json, commands.format_doctor(result))
+    result = diagnosing.doctor(c.config.deploy)
+    emit(result, json, diagnosing.format_doctor(result))
 
 
 @task(iterable=["host"], help={"host": "Host(s), as for deploy.",
@@ -160,7 +163,7 @@ def doctor(c, json=False):
 @user_errors
 def unlock(c, host=None, force=False):
     """Remove a deploy lock left behind by a deploy that died (a live holder's only with --force)."""
-    print("\n".join(commands.unlock(c.config.deploy, host or [], force=force)))
+    print("\n".join(releasing.unlock(c.config.deploy, host or [], force=force)))
 
 
 @task(
@@ -177,8 +180,8 @@ def unlock(c, host=None, force=False):
 @restoring_on_interrupt
 def prune(c, host=None, keep=None, dry_run=False, json=False):
     """Remove old releases from each host (history and release tags, layers only they hold); report the bytes freed."""
-    reports = commands.prune(c.config.deploy, host or [], keep, dry_run=dry_run)
-    emit(_one_or_many(reports), json, "\n\n".join(commands.format_prune(r) for r in reports))
+    reports = releasing.prune(c.config.deploy, host or [], keep, dry_run=dry_run)
+    emit(_one_or_many(reports), json, "\n\n".join(releasing.format_prune(r) for r in reports))
 
 
 @task(
@@ -194,7 +197,7 @@ def prune(c, host=None, keep=None, dry_run=False, json=False):
 @user_errors
 def logs(c, host=None, service=None, since=None, follow=False, tail=None):
     """Show the container logs of the project on each host (web app, cron jobs)."""
-    commands.logs(c.config.deploy, host or [], service=service, since=since, tail=tail, follow=follow)
+    operating.logs(c.config.deploy, host or [], service=service, since=since, tail=tail, follow=follow)
 
 
 @task(
@@ -202,7 +205,7 @@ def logs(c, host=None, service=None, since=None, follow=False, tail=None):
     positional=["name"],
     iterable=["host"],
     help={
-        "name": f"The job to run. This checkout's crontab has: {commands.checkout_jobs() or 'no job'}; "
+        "name": f"The job to run. This checkout's crontab has: {operating.checkout_jobs() or 'no job'}; "
         "an unknown name lists the host's jobs.",
         "host": "Host(s), as for deploy (run on each in turn, stopping at the first failure).",
     },
@@ -210,7 +213,7 @@ def logs(c, host=None, service=None, since=None, follow=False, tail=None):
 @user_errors
 def run_job(c, name, host=None):
     """Run a cron job now in the running release's cron container (same environment, user, overlap lock); exit with its code."""
-    code = commands.run_job(c.config.deploy, host or [], name)
+    code = operating.run_job(c.config.deploy, host or [], name)
     if code != 0:
         raise Exit(code=code)
 
@@ -219,7 +222,7 @@ def run_job(c, name, host=None):
 @user_errors
 def bump(c, part, deps=False):
     """Bump the app version (or with --deps the deps version) in pyproject.toml, keeping its formatting."""
-    old, new = commands.bump(part, deps)
+    old, new = building.bump(part, deps)
     print(f"{'deps' if deps else 'app'} version {old} -> {new}")
 
 
@@ -227,14 +230,14 @@ def bump(c, part, deps=False):
 @user_errors
 def lock_(c):
     """Regenerate requirements.lock and requirements-dev.txt (hashed) from pyproject.toml and requirements-dev.in."""
-    print(commands.lock())
+    print(building.lock())
 
 
 @task
 @user_errors
 def registry(c):
     """Start the local registry (deploy.registry on a loopback address) if it is not running."""
-    print(commands.registry_up(c.config.deploy))
+    print(building.registry_up(c.config.deploy))
 
 
 ns = Collection(build_deps, build_app, audit, ci, doctor, deploy, rollback, status, unlock, prune, logs, run_job, bump, lock_, registry)

@@ -168,12 +168,12 @@ class FakeDocker:
 def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, variable: str | None,
                 scoped: bool = True) -> list[tuple[list[str], bytes]]:
     """What `login` runs, within the run's login scope (as every task that logs in calls it) unless not `scoped`."""
-    from delivery.usecases import commands
+    from delivery.usecases import context
     from delivery.docker import engine
     from delivery.config.settings import load_config
 
     calls: list[tuple[list[str], bytes]] = []
-    monkeypatch.setattr(commands, "run", lambda argv, input=None: calls.append((argv, input)))
+    monkeypatch.setattr(context, "run", lambda argv, input=None: calls.append((argv, input)))
     monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker"))
     if variable is None:
         monkeypatch.delenv("REGISTRY_PASSWORD", raising=False)
@@ -182,10 +182,10 @@ def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, varia
     write_config(home, config)
     deploy_config = load_config({"registry": f"{HOST}/team", "registry_user": "ci"})
     if not scoped:
-        commands.login(deploy_config, FakeDocker(home / "docker"))
+        context.login(deploy_config, FakeDocker(home / "docker"))
         return calls
-    with commands.login_scope(deploy_config):
-        commands.login(deploy_config, FakeDocker(engine.private_config()))
+    with context.login_scope(deploy_config):
+        context.login(deploy_config, FakeDocker(engine.private_config()))
     return calls
 
 

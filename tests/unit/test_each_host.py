@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.usecases import commands
-from delivery.usecases.commands import DeployFailed, each_host
+from delivery.usecases import context
+from delivery.usecases.context import DeployFailed, each_host
 from delivery.config.settings import DeployConfig, parse_host
 from delivery.deploy.compose.handover import DeployReport
 from delivery.errors import DeliveryError
@@ -20,7 +20,7 @@ def no_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     def opened(host, config):
         yield SimpleNamespace(host=host)
 
-    monkeypatch.setattr(commands, "opened", opened)
+    monkeypatch.setattr(context, "opened", opened)
 
 
 def report(target, healthy: bool = True) -> DeployReport:

@@ -220,7 +220,7 @@ def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
 def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     from types import SimpleNamespace
 
-    from delivery.usecases.commands import with_freshness
+    from delivery.usecases.releasing import with_freshness
     from delivery.supply.refresh import format_freshness
     from delivery.registry.client import RegistryUnreachable
 

@@ -1,4 +1,4 @@
-"""Tier 2: the invoke tasks, run through invoke's own CLI program with `delivery.usecases.commands` faked.
+"""Tier 2: the invoke tasks, run through invoke's own CLI program with the runbooks of `delivery.usecases` faked.
 
 Checks that flags reach the commands, that configuration comes from invoke.yaml and
 INVOKE_DEPLOY_* in that order, that a DeliveryError is one line and exit code 1,
@@ -17,8 +17,10 @@ import pytest
 import yaml
 from invoke import Program
 
-from delivery.usecases import commands
-from delivery.usecases.commands import DeployFailed
+from delivery.usecases import building, diagnosing, operating, releasing
+from delivery.usecases.context import DeployFailed
+
+RUNBOOKS = (building, diagnosing, operating, releasing)
 from delivery.config.settings import DEFAULTS, load_config
 from delivery.errors import DeliveryError
 
@@ -78,14 +80,15 @@ CI_RESULT = {
 
 
 class Recorder:
-    """Replaces commands.<name>; records each call's arguments bound to the real signature's names."""
+    """Replaces the runbook <name> (in its module of delivery.usecases); records each call's arguments bound to the real signature's names."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.monkeypatch = monkeypatch
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def fake(self, name: str, result: Any = None, raises: Exception | None = None) -> None:
-        real = getattr(commands, name)
+        module = next(m for m in RUNBOOKS if hasattr(m, name))
+        real = getattr(module, name)
 
         def stand_in(*args: Any, **kwargs: Any) -> Any:
             bound = inspect.signature(real).bind(*args, **kwargs)  # a call the real function would refuse fails here
@@ -98,7 +101,7 @@ class Recorder:
                 raise raises
             return result
 
-        self.monkeypatch.setattr(commands, name, stand_in)
+        self.monkeypatch.setattr(module, name, stand_in)
 
 
 @pytest.fixture
@@ -344,13 +347,13 @@ def test_list_shows_every_task_with_its_first_docstring_line(invoke: Run) -> Non
 
 # -- what the tasks print ---------------------------------------------------------------------------------------------
 def test_format_report_dry_run() -> None:
-    assert commands.format_report(DRY_REPORT) == (
+    assert releasing.format_report(DRY_REPORT) == (
         f"a: localhost:5000/production-control:{TAG} would pull 2/9 layers, 1.2 MB of 60.0 MB (overlay2 store)"
     )
 
 
 def test_format_report_healthy() -> None:
-    assert commands.format_report(FULL_REPORT) == "\n".join([
+    assert releasing.format_report(FULL_REPORT) == "\n".join([
         "host            local (containerd image store)",
         f"image           localhost:5000/production-control:{TAG}",
         "digest          sha256:abc",
@@ -369,23 +372,23 @@ def test_format_report_healthy() -> None:
 def test_format_report_failed_with_the_previous_release_still_serving() -> None:
     report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "its healthcheck failed",
               "switch_seconds": None, "drain_seconds": None, "monitor": None, "seconds": 30.0}
-    lines = commands.format_report(report).splitlines()
+    lines = releasing.format_report(report).splitlines()
     assert lines[-3:] == ["healthy         no (its healthcheck failed)", "still serving   1.0.0-0123456789ab", "deploy time     30.0s"]
 
 
 def test_format_report_switched_back_by_the_watch_window() -> None:
     report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "80 of 480 requests failed",
               "monitor": {"seconds": 10.0, "requests": 480, "errors": 80, "error_rate": 0.17, "switched_back": True}}
-    assert "watch window    10s: 480 requests, 80 failed (switched back)" in commands.format_report(report).splitlines()
+    assert "watch window    10s: 480 requests, 80 failed (switched back)" in releasing.format_report(report).splitlines()
 
 
 def test_format_report_puts_the_cron_outcome_on_its_own_line_after_a_final_web_switch() -> None:
     failed = "failed: cron of 1.0.1-0123456789ab failed on local: its healthcheck failed; the web app runs 1.0.1-0123456789ab"
     report = {**FULL_REPORT, "healthy": False, "web_live": True, "error": failed.removeprefix("failed: "), "cron": failed}
-    lines = commands.format_report(report).splitlines()
+    lines = releasing.format_report(report).splitlines()
     assert "healthy after   3.25s (slot green)" in lines and f"cron            {failed}" in lines
     assert not any(line.startswith("still serving") for line in lines)
-    assert "cron            runs 1.0.1" in commands.format_report({**FULL_REPORT, "cron": "runs 1.0.1"})
+    assert "cron            runs 1.0.1" in releasing.format_report({**FULL_REPORT, "cron": "runs 1.0.1"})
 
 
 def test_format_status_running_with_history_and_lock() -> None:
@@ -401,7 +404,7 @@ def test_format_status_running_with_history_and_lock() -> None:
             {"time": "20261126T090000000000Z", "kind": "rollback", "tag": "1.0.0-0123456789ab"},
         ],
     }
-    assert commands.format_status(entry) == "\n".join([
+    assert releasing.format_status(entry) == "\n".join([
         "plant-a  engine 26.1.5, overlay2 image store",
         f"  live      {TAG}  running/healthy  single container, since 2026-11-27T17:58:38+00:00",
         "  digest    sha256:abc",
@@ -416,7 +419,7 @@ def test_format_status_running_with_history_and_lock() -> None:
 
 def test_format_status_of_a_fresh_host() -> None:
     entry = {"host": "local", "engine": "28.0.1", "image_store": "containerd", "running": None, "lock": None, "history": []}
-    assert commands.format_status(entry) == "\n".join([
+    assert releasing.format_status(entry) == "\n".join([
         "local  engine 28.0.1, containerd image store",
         "  live      nothing (first deploy: `invoke deploy`)",
         "  cron      not running",
@@ -429,22 +432,22 @@ def test_format_status_of_a_fresh_host() -> None:
 def test_format_status_shows_at_most_ten_history_entries() -> None:
     history = [{"time": f"2026112{i}T000000000000Z", "kind": "deploy", "tag": TAG} for i in range(12)]
     entry = {"host": "local", "engine": "28", "image_store": "overlay2", "running": None, "lock": None, "history": history}
-    assert len(commands.format_status(entry).splitlines()) == 5 + 10
+    assert len(releasing.format_status(entry).splitlines()) == 5 + 10
 
 
 def test_format_status_shows_the_releases_the_host_keeps() -> None:
     entry = {"host": "plant-a", "engine": "26.1.5", "image_store": "overlay2", "running": None, "lock": None,
              "history": [], "releases": {"count": 3, "keep_releases": 5, "bytes": 254_800_000}}
-    assert "  releases  3 on the host (keep_releases 5), 254.8 MB of images" in commands.format_status(entry).splitlines()
+    assert "  releases  3 on the host (keep_releases 5), 254.8 MB of images" in releasing.format_status(entry).splitlines()
 
 
 def test_format_prune_dry_run_and_nothing_to_do() -> None:
     dry = {**PRUNE_REPORT, "dry_run": True, "freed_bytes": None, "errors": []}
-    assert commands.format_prune(dry).splitlines()[-1] == "  would free 2.1 MB predicted (dry run: nothing removed)"
+    assert releasing.format_prune(dry).splitlines()[-1] == "  would free 2.1 MB predicted (dry run: nothing removed)"
     idle = {**PRUNE_REPORT, "pruned": [], "freed_bytes": None, "predicted_freed_bytes": 0}
-    assert commands.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
+    assert releasing.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
     failed = {**PRUNE_REPORT, "errors": ["r:1: image is being used by a container"]}
-    assert commands.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
+    assert releasing.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
 
 
 # -- doctor ----------------------------------------------------------------------------------------------------
@@ -465,7 +468,7 @@ def test_doctor_json_is_the_command_result(invoke: Run, recorder: Recorder) -> N
 
 
 def test_format_doctor_engine_path_names_the_loss_and_the_fix() -> None:
-    assert commands.format_doctor({"builder": ENGINE_BUILDER, "registry": "localhost:5000"}) == "\n".join([
+    assert diagnosing.format_doctor({"builder": ENGINE_BUILDER, "registry": "localhost:5000"}) == "\n".join([
         "builder       default (docker driver, running)",
         "BuildKit      bundled with Engine 26.1.5",
         "engine        Docker Engine 26.1.5, overlay2 image store",
@@ -479,7 +482,7 @@ def test_format_doctor_engine_path_names_the_loss_and_the_fix() -> None:
 def test_format_doctor_layout_path() -> None:
     builder = {**ENGINE_BUILDER, "driver": "docker-container", "name": "ci", "path": "layout", "reproducible": True,
                "loses": None, "to_reproducible": None, "buildkit": "v0.18.2"}
-    text = commands.format_doctor({"builder": builder, "registry": "r:5000"})
+    text = diagnosing.format_doctor({"builder": builder, "registry": "r:5000"})
     assert "build path    layout: reproducible OCI layout" in text
     assert "loses" not in text and "reproducible  " not in text
 
@@ -488,4 +491,4 @@ def test_format_report_says_a_quiet_watch_window_passed_on_health_checks_only() 
     note = "no traffic in the watch window: passed on the proxy's health checks only"
     report = {**FULL_REPORT, "monitor": {"seconds": 10.0, "requests": 0, "errors": 0, "error_rate": 0.0,
                                          "switched_back": False, "note": note}}
-    assert f"watch window    10s: 0 requests, 0 failed ({note})" in commands.format_report(report).splitlines()
+    assert f"watch window    10s: 0 requests, 0 failed ({note})" in releasing.format_report(report).splitlines()
