@@ -12,14 +12,11 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from delivery.usecases import building
-from delivery.usecases import diagnosing
-from delivery.usecases import operating
-from delivery.usecases import releasing
-from delivery.usecases.context import DeployFailed, emit
 from delivery.config.settings import DEFAULTS, check_config_file
 from delivery.errors import DeliveryError
 from delivery.interrupts import Interrupted, restoring_on_signals
+from delivery.usecases import building, diagnosing, operating, releasing
+from delivery.usecases.context import DeployFailed, emit
 
 try:  # invoke reads invoke.yaml after importing this file; a broken one would end in a traceback
     check_config_file(Path(__file__).with_name("invoke.yaml"))

@@ -25,9 +25,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -39,8 +40,8 @@ from delivery.deploy.compose.handover import wait_healthy
 ROOT = Path(__file__).resolve().parent.parent
 # The load generator and the release recipes are the tests' own (tests/docker is not a package).
 sys.path.append(str(ROOT / "tests" / "docker"))
-from loadgen import Load, LoadResult  # noqa: E402
 from faults_helpers import RELEASES  # noqa: E402  (the fault tests' release recipes)
+from loadgen import Load, LoadResult  # noqa: E402
 
 SELECTOR = "availability"  # --scenarios availability
 RATE = 50.0  # requests per second, GET /
@@ -138,7 +139,7 @@ def seed_rows(measured_code: dict[str, Any], container: dict[str, Any]) -> list[
     return rows
 
 
-def commit_release(commit: str | None, releases: dict[str, "Built"]) -> str | None:
+def commit_release(commit: str | None, releases: dict[str, Built]) -> str | None:
     """The release name whose commit /healthz named (it may give a prefix or the full id)."""
     if not commit:
         return None

@@ -12,9 +12,9 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException

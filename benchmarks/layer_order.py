@@ -30,7 +30,7 @@ import re
 import sys
 import tomllib
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -154,7 +154,7 @@ def markdown(document: dict, results: dict, layers_toml: str, other: dict | None
 
 def fetch(lock_text: str, groups: dict[str, list[str]]) -> dict:
     """Release days of every grouped package, from PyPI's JSON API (one request per package)."""
-    until = datetime.now(timezone.utc)
+    until = datetime.now(UTC)
     days = {}
     for package in [p for packages in groups.values() for p in packages]:
         locked = re.search(rf"^{re.escape(package)}==([^\s;\\]+)", lock_text, re.MULTILINE | re.IGNORECASE).group(1)

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from delivery.images import tags
-from delivery.release.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
-from delivery.registry.client import Manifest, Registry
 from benchmarks.servers import Server
+from delivery.images import tags
+from delivery.registry.client import Manifest, Registry
+from delivery.release.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ a saved results file can be re-rendered without running anything.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from delivery.release.pullreport import human_bytes
 

@@ -32,7 +32,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -42,8 +42,8 @@ from benchmarks import availability, designs, layer_order, report, scenarios, se
 from benchmarks.measure import added_layers, floor_bytes, image_facts, layers_moved_below, measured_pull
 from benchmarks.workspace import BenchmarkError, Clone, git
 from delivery.errors import DeliveryError
-from delivery.release.pullreport import human_bytes
 from delivery.registry.client import Registry
+from delivery.release.pullreport import human_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -112,7 +112,7 @@ def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
     stores = ("overlay2",) if args.quick else (tuple(args.stores.split(",")) if args.stores else servers.STORES)
     if any(s not in servers.STORES for s in stores):
         raise BenchmarkError(f"unknown store in {stores}: use {', '.join(servers.STORES)}")
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     run_id = stamp.strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def measure(args: argparse.Namespace) -> tuple[dict | None, dict | None, Path]:
     return document, availability_document(bench, env, stamp) if with_availability else None, out
 
 
-def availability_document(bench: "Bench", env: dict[str, str], stamp: datetime) -> dict:
+def availability_document(bench: Bench, env: dict[str, str], stamp: datetime) -> dict:
     started = time.monotonic()
     if bench.servers != "scratch":
         raise BenchmarkError("the availability run needs throwaway servers: use --servers scratch (the default)")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -24,7 +24,7 @@ from python_on_whales.exceptions import DockerException
 from benchmarks.workspace import BenchmarkError
 from delivery.docker.engine import image_store
 from dockerbed import BedError
-from dockerbed.engines import STORES, Engine
+from dockerbed.engines import Engine
 from dockerbed.scratch import ScratchEngine, mounts_under
 
 

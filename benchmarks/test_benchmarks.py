@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
 
 from benchmarks import availability, designs, layer_order, report, scenarios, servers
-from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
 from benchmarks.measure import ImageFacts, config_parts, floor_bytes, layers_moved_below, served, served_manifests
 from delivery.registry.client import Blob, Manifest
 
@@ -403,7 +403,7 @@ def test_release_days_counts_the_locked_major_line_in_the_window_without_prerele
     pypi = {"releases": {"2.14.3": files("2026-11-01"), "2.14.4": files("2026-11-01"), "2.15.0b1": files("2026-11-10"),
                          "1.10.27": files("2026-10-01"), "2.13.0": files("2025-06-01"), "2.14.2": files("2026-10-02", True),
                          "2.14.1": []}}
-    until = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    until = datetime(2026, 11, 29, tzinfo=UTC)
     assert layer_order.release_days(pypi, "2.14.4", until) == ["2026-11-01"]  # two releases, one day
 
 

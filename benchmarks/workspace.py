@@ -39,7 +39,7 @@ class Clone:
         self.releases = 0
         self.layer_order = layer_order
 
-    def __enter__(self) -> "Clone":
+    def __enter__(self) -> Clone:
         try:
             worktree.clone(self.source, self.path, f"benchmark {self.run_id}: working tree of {self.source}", user="benchmark")
         except BedError as error:

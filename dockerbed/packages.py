@@ -16,9 +16,9 @@ project's behaviour without a commit. After verifying new versions (a green `bas
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 from dockerbed import BedError
 

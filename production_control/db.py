@@ -1,7 +1,7 @@
 """SQLite storage of job runs."""
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ def iso_utc(moment: datetime, timespec: str = "milliseconds") -> str:
     """Format an aware datetime as ISO-8601 UTC with a `Z` suffix."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: pass an aware one (e.g. datetime.now(timezone.utc))")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 
 def connect(path: Path) -> sqlite3.Connection:

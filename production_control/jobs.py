@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import FrameType
 
 from production_control import __version__, db
@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 def log_line(job: str, status: str, **fields: object) -> str:
     """Format one `<utc time> job=... status=... key=value ...` line; values with spaces are quoted."""
-    now = db.iso_utc(datetime.now(timezone.utc), timespec="seconds")
+    now = db.iso_utc(datetime.now(UTC), timespec="seconds")
     pairs = {"job": job, "status": status, **fields}
     return " ".join([now] + [f"{key}={_log_value(value)}" for key, value in pairs.items()])
 
@@ -38,7 +38,7 @@ def _log_value(value: object) -> str:
 
 def record_run_job(settings: Settings, stop_requested: StopRequested) -> int:
     """Record this run (site name, app version, table size) as a row of job_runs."""
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     conn = db.connect(settings.db_path)
     try:
         rows_before = db.count_runs(conn)
@@ -50,7 +50,7 @@ def record_run_job(settings: Settings, stop_requested: StopRequested) -> int:
             conn,
             job="record-run",
             started_at=started_at,
-            finished_at=datetime.now(timezone.utc),
+            finished_at=datetime.now(UTC),
             status="ok",
             site_name=settings.site_name,
             app_version=__version__,

@@ -8,7 +8,8 @@ a platform, picking an index's entry.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from delivery.errors import DeliveryError
 

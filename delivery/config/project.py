@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from delivery.errors import DeliveryError
 from delivery.config.versioning import parse_semver
+from delivery.errors import DeliveryError
 
 PYPROJECT = "pyproject.toml"
 LOCK_FILE = "requirements.lock"

@@ -7,8 +7,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from delivery.config.platforms import DEFAULT as DEFAULT_PLATFORMS
+from delivery.config.platforms import parse_platforms
 from delivery.errors import DeliveryError
-from delivery.config.platforms import DEFAULT as DEFAULT_PLATFORMS, parse_platforms
 from delivery.images.tags import split_image_ref
 
 HOST_FORMS = "use unix:///path, ssh://user@host, tcp://host:port or a docker context name"

@@ -22,17 +22,18 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, Sequence
+from typing import IO, Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.platforms import engine_platform
 from delivery.config.settings import Host
 from delivery.errors import DeliveryError
-from delivery.config.platforms import engine_platform
 
 MIN_BUILDX = (0, 13)
 

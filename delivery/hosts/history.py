@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from datetime import UTC, datetime
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -42,14 +42,14 @@ class HistoryEntry:
     image_id: str
 
     @classmethod
-    def parse(cls, history_tag: str, image_id: str) -> "HistoryEntry | None":
+    def parse(cls, history_tag: str, image_id: str) -> HistoryEntry | None:
         match = _HISTORY_TAG.fullmatch(history_tag)
         if match is None:
             return None
         return cls(time=match["time"], kind=match["kind"], tag=match["tag"], image_id=image_id)
 
     @classmethod
-    def from_labels(cls, labels: Mapping[str, str]) -> "HistoryEntry | None":
+    def from_labels(cls, labels: Mapping[str, str]) -> HistoryEntry | None:
         """The entry an entry volume's labels hold; None for labels that are not a well-formed entry."""
         entry = cls.parse(f"{labels.get('time', '')}-{labels.get('kind', '')}-{labels.get('tag', '')}", labels.get("image_id", ""))
         return entry if entry is not None and entry.image_id else None
@@ -61,7 +61,7 @@ class HistoryEntry:
 
 def history_tag(when: datetime, kind: str, release_tag: str) -> str:
     """The tag of one history entry: a UTC time stamp that sorts as text, the kind, the release."""
-    return f"{when.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{release_tag}"
+    return f"{when.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{release_tag}"
 
 
 def entry_volume(project: str, entry: HistoryEntry) -> str:
@@ -87,7 +87,7 @@ def _write(docker: DockerClient, project: str, entry: HistoryEntry) -> None:
 
 def record(docker: DockerClient, project: str, kind: str, release_tag: str, image_id: str) -> None:
     """Add an entry (its volume, and the history tag that keeps the image); first copy tag-only entries to volumes."""
-    entry = HistoryEntry.parse(history_tag(datetime.now(timezone.utc), kind, release_tag), image_id)
+    entry = HistoryEntry.parse(history_tag(datetime.now(UTC), kind, release_tag), image_id)
     assert entry is not None
     with docker_errors("recording the deploy history"):
         stored = {e.key for e in stored_entries(docker, project)}

@@ -33,10 +33,11 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException, NoSuchVolume
@@ -89,7 +90,7 @@ class Holder:
     token: str | None = None  # the holder's random owner token
 
     @classmethod
-    def from_labels(cls, labels: Mapping[str, str]) -> "Holder":
+    def from_labels(cls, labels: Mapping[str, str]) -> Holder:
         pid = labels.get("pid", "")
         return cls(
             owner=labels.get("owner", "?"),
@@ -149,7 +150,7 @@ def my_labels(project: str = "", machine: Machine | None = None, token: str | No
     return {
         LOCK_LABEL: project,
         "owner": f"{getpass.getuser()}@{hostname} pid {pid}",
-        "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": hostname,
         "machine_id": here.machine_id or "",
         "boot_id": here.boot_id or "",

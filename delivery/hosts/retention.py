@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.images import tags
 from delivery.docker.engine import disk_usage, docker_errors, last_line
 from delivery.errors import DeliveryError
 from delivery.hosts.history import HistoryEntry, forget, history, history_repository, rollback_target
-from delivery.release.pullreport import chain_ids
 from delivery.hosts.lock import deploy_lock
+from delivery.images import tags
+from delivery.release.pullreport import chain_ids
 
 if TYPE_CHECKING:
     from delivery.deploy.compose.handover import Target
@@ -210,7 +211,7 @@ class PruneReport:
         return asdict(self)
 
 
-def prune_releases(target: "Target", keep: int, say: Say, dry_run: bool = False) -> PruneReport:
+def prune_releases(target: Target, keep: int, say: Say, dry_run: bool = False) -> PruneReport:
     """Plan, and unless `dry_run` apply, the retention of `keep` releases on one host (the caller holds the lock)."""
     docker, project = target.docker, target.config.compose_project
     state = read_host(docker, project)
@@ -239,7 +240,7 @@ def prune_releases(target: "Target", keep: int, say: Say, dry_run: bool = False)
     return report
 
 
-def prune(target: "Target", keep: int, say: Say, dry_run: bool = False) -> PruneReport:
+def prune(target: Target, keep: int, say: Say, dry_run: bool = False) -> PruneReport:
     """`invoke prune` on one host: under the deploy lock (a dry run takes none)."""
     if dry_run:
         return prune_releases(target, keep, say, dry_run=True)
@@ -248,7 +249,7 @@ def prune(target: "Target", keep: int, say: Say, dry_run: bool = False) -> Prune
         return prune_releases(target, keep, say)
 
 
-def prune_after_deploy(target: "Target", say: Say) -> dict[str, Any]:
+def prune_after_deploy(target: Target, say: Say) -> dict[str, Any]:
     """Retention after a healthy deploy (the deploy holds the lock). A failure here is reported, never raised:
     the deploy itself succeeded."""
     try:
@@ -260,7 +261,7 @@ def prune_after_deploy(target: "Target", say: Say) -> dict[str, Any]:
         return {"host": target.host.label, "errors": [reason]}
 
 
-def usage(target: "Target") -> dict[str, Any]:
+def usage(target: Target) -> dict[str, Any]:
     """For `status`: how many releases the host keeps, and the bytes their images take together."""
     state = read_host(target.docker, target.config.compose_project)
     releases = releases_newest_first(state.entries)

@@ -5,8 +5,8 @@ This table is the one place that knows docker-compose.yml's service names: `invo
 """
 from __future__ import annotations
 
-from delivery.errors import DeliveryError
 from delivery.deploy.compose.proxy import PROXY_SERVICE, SLOTS, service_of
+from delivery.errors import DeliveryError
 
 CRON_SERVICE = "cron"
 # operator's name -> services of docker-compose.yml: the web app runs in one of two slots

@@ -19,30 +19,30 @@ files RUN writes), so a rebuild gives new layers with the same files.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from delivery.images import tags
-from delivery.images.builder import ENGINE
-from delivery.images.buildprogress import BuildProgress
-from delivery.images.base import BaseImage
+from delivery.config.project import Project
 from delivery.config.settings import DeployConfig
 from delivery.docker.engine import docker_errors, last_line
 from delivery.errors import DeliveryError
-from delivery.config.project import Project
-from delivery.registry.client import Registry
+from delivery.images import tags
+from delivery.images.base import BaseImage
+from delivery.images.builder import ENGINE
+from delivery.images.buildprogress import BuildProgress
 from delivery.images.source import SourceState
+from delivery.registry.client import Registry
 
 # Every file time in every layer is this epoch, for both images (as ko and Jib do):
 # a layer's bytes then depend on its files only, so the entrypoint or crontab
@@ -166,7 +166,7 @@ def app_plan(project: Project, config: DeployConfig, source: SourceState, deps_i
         labels={
             "org.opencontainers.image.version": project.app_version,
             "org.opencontainers.image.revision": source.commit,
-            "org.opencontainers.image.created": datetime.fromtimestamp(source.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "org.opencontainers.image.created": datetime.fromtimestamp(source.commit_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             # No org.opencontainers.image.base.name: the deps image's tag is in the config already
             # (PRODUCTION_CONTROL_DEPS_TAG), and every server downloads the config with every release.
         },

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from delivery.config.platforms import EMULATION_HINT, missing_from_builder
 from delivery.config.settings import Host
 from delivery.docker.engine import check_engine, last_line
 from delivery.errors import DeliveryError
-from delivery.config.platforms import EMULATION_HINT, missing_from_builder
 
 LAYOUT, ENGINE = "layout", "engine"
 MIN_BUILDKIT = (0, 13)  # the oci exporter's rewrite-timestamp option

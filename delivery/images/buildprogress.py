@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 _STEP = re.compile(r"^(#\d+) (.*)$")
 _OUTPUT = re.compile(r"^\d+(?:\.\d+)? ")  # "12.34 Collecting fastapi": a step's output, timed

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from delivery.errors import DeliveryError
 from delivery.config.versioning import parse_semver
+from delivery.errors import DeliveryError
 
 DEPS_REPOSITORY = "production-control-deps"
 APP_REPOSITORY = "production-control"

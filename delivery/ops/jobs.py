@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from python_on_whales.exceptions import DockerException
 
@@ -52,7 +53,7 @@ def job_argv(docker_cmd: Sequence[str], container: str, name: str) -> list[str]:
     return [*docker_cmd, "exec", "--env", "JOB_BY_HAND=1", container, ENTRYPOINT, "job", name]
 
 
-def cron_container(target: "Target"):
+def cron_container(target: Target):
     """The running container of the project's cron service on this host."""
     services = compose_services("cron")
     filters = [("label", f"com.docker.compose.project={target.config.compose_project}"), ("status", "running")]
@@ -65,7 +66,7 @@ def cron_container(target: "Target"):
     return containers[0]
 
 
-def host_jobs(target: "Target") -> tuple[object, list[CronJob]]:
+def host_jobs(target: Target) -> tuple[object, list[CronJob]]:
     """The running cron container and the jobs its installed crontab runs."""
     container = cron_container(target)
     try:
@@ -75,7 +76,7 @@ def host_jobs(target: "Target") -> tuple[object, list[CronJob]]:
     return container, crontab_jobs(str(text))
 
 
-def run_job(target: "Target", name: str, say: Callable[[str], None]) -> int:
+def run_job(target: Target, name: str, say: Callable[[str], None]) -> int:
     """Run job `name` now in the cron container, its output on stdout; its exit code."""
     container, jobs = host_jobs(target)
     names = [job.name for job in jobs]

@@ -25,13 +25,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from delivery.registry.auth import Credentials, auth_file, registry_host
-from delivery.errors import DeliveryError
 from delivery.config.platforms import AMD64, index_platforms, pick, platform_of
+from delivery.errors import DeliveryError
+from delivery.registry.auth import Credentials, auth_file, registry_host
 from dockerbed import BedError, registries
 
 MANIFEST_TYPES = (

@@ -20,21 +20,22 @@ would revert Debian updates, security fixes included.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from debian.debian_support import Version
 
+from delivery.config.platforms import AMD64
+from delivery.config.versioning import bump, parse_semver
+from delivery.errors import DeliveryError
 from delivery.images import tags
 from delivery.images.base import BASE_DIGEST_LABEL, BASE_NAME_LABEL
-from delivery.errors import DeliveryError
-from delivery.release.pullreport import host_layers, plan_pull
-from delivery.config.platforms import AMD64
 from delivery.registry.client import Manifest, Registry, blob_path, layout_manifests, parse_manifest
+from delivery.release.pullreport import host_layers, plan_pull
 from delivery.supply.sbom import fetch_sbom, sbom_packages
-from delivery.config.versioning import bump, parse_semver
 
 STORES = ("containerd", "overlay2")
 
@@ -221,7 +222,7 @@ def deps_freshness(labels: Mapping[str, str], env: Sequence[str], registry: Regi
     if stamp:
         built = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         result["built_at"] = built.isoformat()
-        result["age_days"] = round(((now or datetime.now(timezone.utc)) - built).total_seconds() / 86400, 1)
+        result["age_days"] = round(((now or datetime.now(UTC)) - built).total_seconds() / 86400, 1)
     newest = deps_versions(registry.tags(tags.DEPS_REPOSITORY), parsed.content_hash)
     if newest and parse_semver(newest[-1]) > parse_semver(parsed.version):
         result["newer"] = tags.deps_tag(newest[-1], parsed.content_hash)

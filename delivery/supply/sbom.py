@@ -17,13 +17,14 @@ import hashlib
 import json
 import tarfile
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from delivery.images.base import BaseImage
 from delivery.errors import DeliveryError
+from delivery.images.base import BaseImage
 from delivery.registry.client import Registry, blob_path, layout_manifests
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
@@ -132,14 +133,14 @@ def make_sbom(image: str, digest: str, base: BaseImage, python: list[PythonPacka
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
-    from cyclonedx.validation.json import JsonStrictValidator
     from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
     from packageurl import PackageURL
 
     registry_repo, _, tag = image.rpartition(":")
     distro = f"{os_release.get('ID', 'debian')}-{os_release.get('VERSION_ID', 'unknown')}"
     bom = Bom()
-    bom.metadata.timestamp = now or datetime.now(timezone.utc)
+    bom.metadata.timestamp = now or datetime.now(UTC)
     bom.metadata.component = Component(
         name=registry_repo.rsplit("/", 1)[-1], version=tag, type=ComponentType.CONTAINER, bom_ref="image",
         purl=PackageURL("oci", None, registry_repo.rsplit("/", 1)[-1], digest,

@@ -6,27 +6,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-
-from delivery.images import build
-from delivery.supply import sbom
-from delivery.images import tags
-from delivery.supply import refresh as refreshing
-from delivery.supply.audit import IGNORES_FILE, run_audit
-from delivery.images.base import BaseImage, resolve_base
-from delivery.images.builder import BuilderInfo, check_platforms, detect
+from delivery.config.project import Project
 from delivery.config.settings import DeployConfig, load_config, parse_host
+from delivery.config.versioning import bump_pyproject
 from delivery.docker.engine import connect
 from delivery.errors import DeliveryError
-from delivery.config.project import Project
-from delivery.release.pullreport import human_bytes
-from delivery.registry.client import Registry, RegistryUnreachable, start_local_registry
+from delivery.images import build, tags
+from delivery.images.base import BaseImage, resolve_base
+from delivery.images.builder import BuilderInfo, check_platforms, detect
 from delivery.images.source import read_source_state
-from delivery.config.versioning import bump_pyproject
+from delivery.registry.client import Registry, RegistryUnreachable, start_local_registry
+from delivery.release.pullreport import human_bytes
+from delivery.supply import refresh as refreshing
+from delivery.supply import sbom
+from delivery.supply.audit import IGNORES_FILE, run_audit
 from delivery.usecases.context import ROOT, ensure_registry, login, login_scope, registry_for, say, settings
-
 
 
 def builder(config: DeployConfig) -> tuple[Any, BuilderInfo]:

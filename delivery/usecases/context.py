@@ -10,21 +10,22 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.registry import auth
-from delivery.images import build
+from delivery.config.project import Project, load_project
 from delivery.config.settings import DeployConfig, Host, load_config, parse_host
 from delivery.deploy.compose.handover import DeployReport, Target
 from delivery.docker.engine import private_config, private_docker_config
 from delivery.errors import DeliveryError
-from delivery.config.project import Project, load_project
-from delivery.registry.client import Registry, RegistryUnreachable, is_loopback, start_local_registry
+from delivery.images import build
 from delivery.images.source import read_source_state
+from delivery.registry import auth
+from delivery.registry.client import Registry, RegistryUnreachable, is_loopback, start_local_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,15 +1,14 @@
 """The doctor runbook: which builder the build tasks use and the path it takes."""
 from __future__ import annotations
 
-from typing import Any, Mapping
-
+from collections.abc import Mapping
+from typing import Any
 
 from delivery.config import platforms
-from delivery.images.builder import check_platforms, detect
 from delivery.config.settings import load_config, parse_host
 from delivery.docker.engine import connect
 from delivery.errors import DeliveryError
-
+from delivery.images.builder import check_platforms, detect
 
 
 def doctor(section: Mapping[str, Any]) -> dict[str, Any]:

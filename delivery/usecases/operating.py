@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Mapping
-
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from delivery.config.settings import load_config
+from delivery.hosts.services import compose_services
 from delivery.ops import jobs
 from delivery.ops import logs as container_logs
-from delivery.hosts.services import compose_services
 from delivery.usecases.context import ROOT, hosts_from, opened, say
-
 
 
 def logs(section: Mapping[str, Any], hosts: Iterable[str] = (), service: str | None = None, since: str | None = None,

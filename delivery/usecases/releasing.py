@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from python_on_whales.exceptions import DockerException
 
-from delivery.supply import refresh as refreshing
 from delivery.config.settings import DeployConfig, Host, keep_count, load_config, wait_seconds
-from delivery.deploy.compose.handover import DeployReport, Target, predict_pull, resolve_release
 from delivery.deploy.compose import handover as deploying
+from delivery.deploy.compose.handover import DeployReport, Target, predict_pull, resolve_release
 from delivery.deploy.swarm import rollout as swarming
 from delivery.docker.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery.hosts import retention
 from delivery.hosts.lock import unlock as unlock_lock
-from delivery.release.pullreport import human_bytes
 from delivery.registry.client import Registry
+from delivery.release.pullreport import human_bytes
+from delivery.supply import refresh as refreshing
 from delivery.usecases.context import ROOT, DeployFailed, current_version, each_host, hosts_from, login, login_scope, registry_for, say, settings
-
 
 
 def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False,

@@ -92,8 +92,8 @@ class RegistryServer:
     root: Path
     port: int
     htpasswd: Path | None = None
-    token: "TokenIssuer | None" = None
-    tls: "TestCA | None" = None
+    token: TokenIssuer | None = None
+    tls: TestCA | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -194,7 +194,7 @@ class TestCA:
     certificate = property(lambda self: self.root / "ca.crt")
     key = property(lambda self: self.root / "ca.key")
 
-    def create(self) -> "TestCA":
+    def create(self) -> TestCA:
         certificates.create_ca(self.certificate, self.key, "production-control test CA", days=2)
         return self
 
@@ -242,7 +242,7 @@ class TokenIssuer:
     def realm(self) -> str:
         return f"http://127.0.0.1:{self.port}/token"
 
-    def start(self) -> "TokenIssuer":
+    def start(self) -> TokenIssuer:
         self.root.mkdir(parents=True, exist_ok=True)
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key), "-out", str(self.certificate),
                  "-days", "2", "-subj", "/CN=production-control test token issuer")  # fmt: skip
@@ -339,7 +339,7 @@ class RedirectingFront:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "RedirectingFront":
+    def start(self) -> RedirectingFront:
         front = self
 
         class Front(BaseHTTPRequestHandler):
@@ -542,7 +542,7 @@ class Markers:
     env_file: str  # in .env files of the work tree (git-ignored, as developers keep them)
 
     @classmethod
-    def new(cls) -> "Markers":
+    def new(cls) -> Markers:
         return cls(*(f"{kind}-marker-{secrets.token_hex(16)}" for kind in ("ca", "index", "dotenv")))
 
     def all(self) -> tuple[str, ...]:
@@ -650,7 +650,7 @@ class FaultBed:
 
     # -- setting up ----------------------------------------------------------------------------------
     @classmethod
-    def create(cls, testbed: Testbed) -> "FaultBed":
+    def create(cls, testbed: Testbed) -> FaultBed:
         tmp = Path(tempfile.mkdtemp(prefix="pcf-", dir="/tmp"))  # short: socket paths are limited
         bed = cls(testbed, tmp, RegistryServer(tmp / "registry", free_port()), ScratchEngine(tmp / "engine"), Markers.new())
         try:

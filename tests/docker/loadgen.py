@@ -88,7 +88,7 @@ class Load:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._pool = ThreadPoolExecutor(max_workers=max(4, int(rate * timeout / 4)))
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self._started = time.monotonic()
         self._thread.start()
         return self

@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from testbed import REPO_ROOT
@@ -74,7 +74,7 @@ def record(kind: str, key: str, figures: dict) -> Path:
     document["titles"] = KINDS[kind]
     document["results"][key] = {
         **figures,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "HEAD"),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "kernel": platform.release(),

@@ -73,7 +73,7 @@ class StallingRegistry:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "StallingRegistry":
+    def __enter__(self) -> StallingRegistry:
         self._thread.start()
         return self
 

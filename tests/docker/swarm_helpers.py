@@ -8,17 +8,15 @@ The bed is started once per session; when this session started it, it stops it a
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
-import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 
 from faults_helpers import RELEASES, Release, RunningTask, _ballast
 from python_on_whales import DockerClient
@@ -54,7 +52,7 @@ class SwarmBed:
     releases: dict[str, Release] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, testbed: Testbed) -> "SwarmBed":
+    def create(cls, testbed: Testbed) -> SwarmBed:
         manager_answers = subprocess.run(["docker", "-H", parse_env_script(testbed_swarm("env"))["TESTBED_SWARM_MANAGER"], "info"],
                                          capture_output=True).returncode == 0
         testbed_swarm("up")

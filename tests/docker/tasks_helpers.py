@@ -24,12 +24,11 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from testbed import CA_BUNDLE, REPO_ROOT, Testbed
 
-from dockerbed import worktree
-
 from delivery.hosts.history import HISTORY_LABEL
 from delivery.hosts.lock import LOCK_LABEL
-from delivery.release.pullreport import Access, parse_access_log
 from delivery.images.tags import split_image_ref
+from delivery.release.pullreport import Access, parse_access_log
+from dockerbed import worktree
 
 # What the tasks call the registry by default (invoke.yaml deploy.registry); the test bed's
 # registry listens on 127.0.0.1:5000, which the engines reach as localhost:5000 too.

@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from results import KINDS, record
 from tasks_helpers import (
     APP_REPOSITORY,
-    Clone,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
     REGISTRY,
+    Clone,
     ReleaseBlobs,
     TaskRun,
     accesses_between,
@@ -43,7 +44,6 @@ from tasks_helpers import (
     remove_project,
     succeeded,
 )
-from results import KINDS, record
 from testbed import START_HINT, Testbed
 
 from delivery.release.pullreport import human_bytes, served_blob_bytes

@@ -15,14 +15,14 @@ import signal
 import subprocess
 import time
 from contextlib import suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from appcontainer import processes
 from faults_helpers import FaultBed, Release
+from python_on_whales.exceptions import DockerException
 from stalling import StallingRegistry
 from tasks_helpers import one_error_line, pinned_tag, wait_for
-from python_on_whales.exceptions import DockerException
 
 from delivery.deploy.compose.proxy import client_argv
 
@@ -366,13 +366,13 @@ def test_a_killed_web_process_is_restarted_by_the_restart_policy(bed: FaultBed, 
     restarts = bed.server.container.inspect(container).restart_count
     web = [p for p in processes(bed.server, container) if p.is_web_app]
     assert len(web) == 1, f"web processes: {web}"
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     kill = f"import os; os.kill({web[0].pid}, {int(signal.SIGKILL)})"
     bed.server.container.execute(container, ["python3", "-c", kill], user="app")
 
     def exit_codes() -> list[int] | None:
         events = bed.server.system.events(
-            since=since, until=datetime.now(timezone.utc), filters={"container": container.id, "event": "die"}
+            since=since, until=datetime.now(UTC), filters={"container": container.id, "event": "die"}
         )
         codes = [int(event.actor.attributes["exitCode"]) for event in events]
         return codes or None

@@ -45,8 +45,8 @@ from tasks_helpers import (
 )
 from testbed import CA_BUNDLE, REPO_ROOT, START_HINT, Testbed
 
-from delivery.release.pullreport import host_layers, plan_pull, served_blob_bytes
 from delivery.registry.client import Registry
+from delivery.release.pullreport import host_layers, plan_pull, served_blob_bytes
 
 pytestmark = pytest.mark.docker
 

@@ -33,10 +33,11 @@ import httpx
 import pytest
 from faults_helpers import FaultBedUnavailable, RunningTask, ScratchEngine
 from python_on_whales import DockerClient
+from results import record
 from tasks_helpers import (
     APP_REPOSITORY,
-    Clone,
     REGISTRY,
+    Clone,
     TaskRun,
     accesses_between,
     app_container,
@@ -49,7 +50,6 @@ from tasks_helpers import (
     succeeded,
     wait_for,
 )
-from results import record
 from testbed import Testbed
 
 from delivery.hosts.lock import lock_name, my_labels

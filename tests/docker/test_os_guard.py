@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from python_on_whales import DockerClient
@@ -78,7 +78,7 @@ def guarded(docker: DockerClient, testbed: Testbed, tmp_path_factory: pytest.Tem
         docker.image.push(base, quiet=True)
         clone = Clone.create(tmp_path_factory.mktemp("osguard") / "repo", testbed)
         clone.env.update(INVOKE_DEPLOY_PYTHON_IMAGE=base)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         newer_tag = followed_image(docker, base, {"libzstd1": NEWER}, now)
         refused = clone.invoke("build-deps", "--json", timeout=DEPS_BUILD_TIMEOUT)
         building = re.search(r"^building deps image (\S+) on ", refused.stderr, re.MULTILINE)

@@ -13,8 +13,8 @@ import pytest
 from tasks_helpers import Clone, TaskRun
 from testbed import Testbed
 
-from delivery.registry.client import Registry
 from delivery.images.tags import APP_REPOSITORY, DEPS_REPOSITORY, split_image_ref
+from delivery.registry.client import Registry
 
 pytestmark = pytest.mark.docker
 BUILD_TIMEOUT = 1200

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from python_on_whales import DockerClient
 from tasks_helpers import (
-    Clone,
     DEPS_REPOSITORY,
     REGISTRY,
+    Clone,
     TaskRun,
     deps_tags,
     free_port,

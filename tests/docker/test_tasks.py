@@ -28,10 +28,10 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from tasks_helpers import (
     APP_REPOSITORY,
-    Clone,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
     REGISTRY,
+    Clone,
     ReleaseBlobs,
     TaskRun,
     accesses_between,
@@ -53,8 +53,8 @@ from tasks_helpers import (
 )
 from testbed import START_HINT, Testbed
 
-from delivery.release.pullreport import served_blob_bytes
 from delivery.registry.client import LOCAL_REGISTRY_STATE
+from delivery.release.pullreport import served_blob_bytes
 
 pytestmark = pytest.mark.docker
 

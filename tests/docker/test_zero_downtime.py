@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-from results import record
-from delivery.deploy.compose.proxy import client_argv
 from faults_helpers import CRASH_AFTER, SLOW_SECONDS, FaultBed, Release
 from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from results import record
 from tasks_helpers import TaskRun, free_port, get_json, one_error_line, project_filter, remove_project, service_containers, wait_for
+
+from delivery.deploy.compose.proxy import client_argv
 
 pytestmark = pytest.mark.docker
 

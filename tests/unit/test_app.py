@@ -1,7 +1,7 @@
 """The web app, driven through FastAPI's TestClient against a temporary data directory."""
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from production_control import __version__, db, web
 from production_control.settings import Settings
 
-T0 = datetime(2026, 11, 27, 17, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 17, 0, 0, tzinfo=UTC)
 
 
 def add_run(settings: Settings, site_name: str, minute: int = 0) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from delivery.errors import DeliveryError
 from delivery.registry import auth
 from delivery.registry.auth import Credentials, auth_file, registry_host, resolve
-from delivery.errors import DeliveryError
 
 HOST = "registry.example.com:5000"
 
@@ -168,9 +168,9 @@ class FakeDocker:
 def login_calls(home: Path, monkeypatch: pytest.MonkeyPatch, config: dict, variable: str | None,
                 scoped: bool = True) -> list[tuple[list[str], bytes]]:
     """What `login` runs, within the run's login scope (as every task that logs in calls it) unless not `scoped`."""
-    from delivery.usecases import context
-    from delivery.docker import engine
     from delivery.config.settings import load_config
+    from delivery.docker import engine
+    from delivery.usecases import context
 
     calls: list[tuple[list[str], bytes]] = []
     monkeypatch.setattr(context, "run", lambda argv, input=None: calls.append((argv, input)))
@@ -245,8 +245,8 @@ def test_the_tasks_log_in_only_with_the_configured_user(credentials: Credentials
 
 def test_the_private_config_links_the_users_other_settings_and_goes_with_the_run(tmp_path: Path,
                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from delivery.docker import engine
     from delivery.config.settings import parse_host
+    from delivery.docker import engine
 
     user = tmp_path / "user-docker"
     (user / "contexts" / "meta").mkdir(parents=True)

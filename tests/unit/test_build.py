@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from delivery.config.project import Project, load_project
+from delivery.config.settings import DeployConfig
 from delivery.images import tags
 from delivery.images.base import BaseImage
 from delivery.images.build import (
@@ -17,8 +19,6 @@ from delivery.images.build import (
     deps_tag_for,
     stage_context,
 )
-from delivery.config.settings import DeployConfig
-from delivery.config.project import Project, load_project
 from delivery.images.source import SourceState
 
 REGISTRY = "registry.example.com:5000"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from delivery.images.builder import ENGINE, LAYOUT, TO_REPRODUCIBLE, BuilderInfo, choose_path, version_tuple
 from delivery.errors import DeliveryError
+from delivery.images.builder import ENGINE, LAYOUT, TO_REPRODUCIBLE, BuilderInfo, choose_path, version_tuple
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from production_control import db
 
-NOW = datetime(2026, 11, 27, 17, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 17, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture

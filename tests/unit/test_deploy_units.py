@@ -1,20 +1,20 @@
 """The pure parts of deploying: history tags and volumes, the lock and history names, recording a final switch."""
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery.deploy.compose import handover as deploy_module
-from delivery.images import tags
 from delivery.deploy.compose.handover import DeployReport, record_switch
 from delivery.errors import DeliveryError
 from delivery.hosts.history import HISTORY_LABEL, HistoryEntry, entry_labels, entry_volume, history_repository, history_tag, merged, rollback_target
 from delivery.hosts.lock import lock_name
+from delivery.images import tags
 
 IMAGE_ID = "sha256:" + "f" * 64
 STAMP = "20261127T175838316172Z"  # record() writes %Y%m%dT%H%M%S%fZ
@@ -74,7 +74,7 @@ app_tags = st.builds(
 
 
 @given(
-    when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(timezone.utc)),
+    when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(UTC)),
     kind=st.sampled_from(["deploy", "rollback", "restore"]),
     app_tag=app_tags,
 )
@@ -86,7 +86,7 @@ def test_history_tags_round_trip(when: datetime, kind: str, app_tag: str) -> Non
 
 
 @given(
-    first=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(timezone.utc)),
+    first=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(UTC)),
     later_by=st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=3650)),
 )
 def test_history_entries_sort_by_time_as_text(first: datetime, later_by: timedelta) -> None:
@@ -147,7 +147,7 @@ VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # what `docker volume c
 
 
 @given(
-    when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(timezone.utc)),
+    when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(UTC)),
     kind=st.sampled_from(["deploy", "rollback", "restore"]),
     app_tag=app_tags,
 )

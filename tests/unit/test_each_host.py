@@ -5,11 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.usecases import context
-from delivery.usecases.context import DeployFailed, each_host
 from delivery.config.settings import DeployConfig, parse_host
 from delivery.deploy.compose.handover import DeployReport
 from delivery.errors import DeliveryError
+from delivery.usecases import context
+from delivery.usecases.context import DeployFailed, each_host
 
 HOSTS = [parse_host(f"ssh://deploy@prod-{n}") for n in (1, 2, 3)]
 

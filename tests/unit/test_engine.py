@@ -8,8 +8,16 @@ import pytest
 from python_on_whales.exceptions import DockerException
 
 from delivery.config.settings import parse_host
-from delivery.docker.engine import (MIN_BUILDX, buildx_version, clean_environment, connect, docker_errors, image_store, last_line,
-                             without_shell_environment)
+from delivery.docker.engine import (
+    MIN_BUILDX,
+    buildx_version,
+    clean_environment,
+    connect,
+    docker_errors,
+    image_store,
+    last_line,
+    without_shell_environment,
+)
 from delivery.errors import DeliveryError
 
 

@@ -6,12 +6,12 @@ from types import SimpleNamespace
 import pytest
 from python_on_whales.exceptions import DockerException, NoSuchVolume
 
-from delivery.hosts import lock as lock_module
 from delivery.errors import DeliveryError
-from delivery.ops.jobs import CronJob, crontab_jobs, job_argv
+from delivery.hosts import lock as lock_module
 from delivery.hosts.lock import Holder, Machine, acquire, deploy_lock, my_labels, process_start, release, unlock
-from delivery.ops.logs import LogsRequest, logs_argv, logs_request, show_logs
 from delivery.hosts.services import COMPOSE_SERVICES, compose_services
+from delivery.ops.jobs import CronJob, crontab_jobs, job_argv
+from delivery.ops.logs import LogsRequest, logs_argv, logs_request, show_logs
 
 
 # -- crontab --------------------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
 """The deps image's Debian packages never go back (delivery/supply/refresh.py): pure parts and the registry reads, faked."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from delivery.images.base import BaseImage
 from delivery.errors import DeliveryError
-from delivery.supply.refresh import (
-    OlderDebianPackages, debian_against, debian_downgrades, debian_moved, followed, previous_for_base, refuse_older,
-)
+from delivery.images.base import BaseImage
 from delivery.registry.client import Blob, Manifest
+from delivery.supply.refresh import (
+    OlderDebianPackages,
+    debian_against,
+    debian_downgrades,
+    debian_moved,
+    followed,
+    previous_for_base,
+    refuse_older,
+)
 from delivery.supply.sbom import DebianPackage, make_sbom, sbom_tag
 
 BASE = BaseImage("production-control/python-base:bookworm", "sha256:" + "a" * 64)
@@ -120,7 +126,7 @@ class SbomRegistry:
 
 
 def day(n: int) -> datetime:
-    return datetime(2026, 11, n, tzinfo=timezone.utc)
+    return datetime(2026, 11, n, tzinfo=UTC)
 
 
 def test_a_new_content_hash_follows_the_image_built_last_on_its_base_name() -> None:

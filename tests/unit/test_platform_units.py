@@ -7,10 +7,6 @@ from typing import Any
 
 import pytest
 
-from delivery.images.builder import BuilderInfo, check_platforms
-from delivery.config.settings import load_config
-from delivery.deploy.compose.handover import Release, Variant, resolve_release
-from delivery.errors import DeliveryError
 from delivery.config.platforms import (
     EMULATION_HINT,
     engine_platform,
@@ -20,8 +16,12 @@ from delivery.config.platforms import (
     pick,
     platform_of,
 )
-from delivery.release.pullreport import host_layers, plan_pull
+from delivery.config.settings import load_config
+from delivery.deploy.compose.handover import Release, Variant, resolve_release
+from delivery.errors import DeliveryError
+from delivery.images.builder import BuilderInfo, check_platforms
 from delivery.registry.client import Blob, Manifest, layout_manifests
+from delivery.release.pullreport import host_layers, plan_pull
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.errors import DeliveryError
 from delivery.config.project import Project, load_project
+from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from delivery.deploy.compose import proxy
-from delivery.errors import DeliveryError
 from delivery.deploy.compose.proxy import (
     ServerStats,
+    Window,
     check_answer,
     drain_command,
     hold_command,
@@ -19,8 +19,8 @@ from delivery.deploy.compose.proxy import (
     too_many_errors,
     window,
     window_failure,
-    Window,
 )
+from delivery.errors import DeliveryError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from delivery.registry.client import Blob, Manifest
 from delivery.release.pullreport import (
     Access,
     EngineDownload,
@@ -19,7 +20,6 @@ from delivery.release.pullreport import (
     plan_pull,
     served_blob_bytes,
 )
-from delivery.registry.client import Blob, Manifest
 
 
 def digest(char: str) -> str:

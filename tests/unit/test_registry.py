@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from delivery.registry.auth import Credentials
 from delivery.errors import DeliveryError
+from delivery.registry.auth import Credentials
 from delivery.registry.client import (
     Blob,
     Manifest,

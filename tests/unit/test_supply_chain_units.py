@@ -1,17 +1,17 @@
 """Pure parts of issue 11: the audit policy, the SBOM's inputs and document, refresh versions and predictions."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from delivery.supply.audit import Ignore, evaluate, load_ignores, pip_audit_command
-from delivery.images.base import BaseImage, strip_digest
 from delivery.errors import DeliveryError
-from delivery.release.pullreport import chain_ids
-from delivery.supply.refresh import current_version, deps_freshness, package_changes, predict_refresh, refresh_version
+from delivery.images.base import BaseImage, strip_digest
 from delivery.registry.client import Blob, Manifest
+from delivery.release.pullreport import chain_ids
+from delivery.supply.audit import Ignore, evaluate, load_ignores, pip_audit_command
+from delivery.supply.refresh import current_version, deps_freshness, package_changes, predict_refresh, refresh_version
 from delivery.supply.sbom import locked_packages, make_sbom, parse_dpkg_status, sbom_packages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +142,7 @@ def test_an_unpinned_lock_entry_is_refused() -> None:
 def test_the_sbom_is_valid_cyclonedx_listing_lock_and_debian_packages() -> None:
     python = locked_packages((ROOT / "requirements.lock").read_text())
     text = make_sbom("localhost:5000/production-control-deps:deps-1.0.0-" + HASH, "sha256:" + "d" * 64, BASE, python,
-                     parse_dpkg_status(STATUS), {"ID": "debian", "VERSION_ID": "12"}, datetime(2026, 11, 29, tzinfo=timezone.utc))
+                     parse_dpkg_status(STATUS), {"ID": "debian", "VERSION_ID": "12"}, datetime(2026, 11, 29, tzinfo=UTC))
     document = json.loads(text)
     assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"
     assert document["metadata"]["timestamp"].startswith("2026-11-29T00:00:00")
@@ -208,7 +208,7 @@ def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
     labels = {"production-control.base.name": BASE.name, "production-control.base.digest": BASE.digest}
     env = [f"PRODUCTION_CONTROL_DEPS_TAG=deps-1.0.0-{HASH}", "PATH=/opt/venv/bin"]
     registry = FakeRegistry(TAGS, {"metadata": {"timestamp": "2026-11-19T00:00:00+00:00"}})
-    fresh = deps_freshness(labels, env, registry, now=datetime(2026, 11, 29, tzinfo=timezone.utc))
+    fresh = deps_freshness(labels, env, registry, now=datetime(2026, 11, 29, tzinfo=UTC))
     assert fresh == {"deps_tag": f"deps-1.0.0-{HASH}", "base_name": BASE.name, "base_digest": BASE.digest,
                      "built_at": "2026-11-19T00:00:00+00:00", "age_days": 10.0, "newer": f"deps-1.0.1-{HASH}"}
     newest = deps_freshness(labels, [f"PRODUCTION_CONTROL_DEPS_TAG=deps-1.0.1-{HASH}"], registry)
@@ -220,9 +220,9 @@ def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
 def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     from types import SimpleNamespace
 
-    from delivery.usecases.releasing import with_freshness
-    from delivery.supply.refresh import format_freshness
     from delivery.registry.client import RegistryUnreachable
+    from delivery.supply.refresh import format_freshness
+    from delivery.usecases.releasing import with_freshness
 
     class Registry:
         def tags(self, repository: str) -> list[str]:

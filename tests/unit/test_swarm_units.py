@@ -3,12 +3,21 @@
 import pytest
 
 from delivery.config.settings import load_config
-from delivery.errors import DeliveryError
-from delivery.release.pullreport import host_layers
-from delivery.registry.client import Blob, Manifest
+from delivery.deploy.swarm.rollout import (
+    NodeReport,
+    SwarmReport,
+    manager_error,
+    measured_pull,
+    outcome_error,
+    parse_time,
+    proxy_change,
+    proxy_warning,
+    stack_env,
+)
 from delivery.deploy.swarm.stack import DEFINITION_LABEL, definition_hash, stack_document, tmpfs_mount
-from delivery.deploy.swarm.rollout import (NodeReport, SwarmReport, manager_error, measured_pull, outcome_error, parse_time, proxy_change,
-                            proxy_warning, stack_env)
+from delivery.errors import DeliveryError
+from delivery.registry.client import Blob, Manifest
+from delivery.release.pullreport import host_layers
 
 
 def model() -> dict:
@@ -162,8 +171,8 @@ def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int,
 def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
     from pathlib import Path
 
-    from delivery.deploy.swarm import rollout as swarm
     from delivery.config.settings import parse_host
+    from delivery.deploy.swarm import rollout as swarm
 
     calls: list[tuple[str, ...]] = []
     monkeypatch.setattr(swarm, "cli", lambda docker, *args, what: calls.append(args) or "")

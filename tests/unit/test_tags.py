@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery.images import tags
 from delivery.errors import DeliveryError
+from delivery.images import tags
 from delivery.images.tags import (
     APP_REPOSITORY,
     DEPS_REPOSITORY,

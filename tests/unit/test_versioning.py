@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery.errors import DeliveryError
 from delivery.config.versioning import bump, bump_pyproject, parse_semver
+from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

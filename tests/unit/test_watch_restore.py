@@ -7,8 +7,8 @@ import pytest
 
 from delivery.deploy.compose import handover as deploy
 from delivery.deploy.compose.handover import ContainerState, container_problem, restore_outcome, watch
-from delivery.errors import DeliveryError
 from delivery.deploy.compose.proxy import ServerStats, window_failure
+from delivery.errors import DeliveryError
 
 RUNNING = ContainerState("running", 0)
 

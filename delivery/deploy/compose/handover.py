@@ -19,28 +19,42 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.images import tags
+from delivery.config.platforms import engine_platform, lacking
 from delivery.config.settings import DeployConfig, Host
+from delivery.deploy.compose.proxy import (
+    PROXY_SERVICE,
+    SLOTS,
+    Proxy,
+    ProxySpec,
+    Window,
+    drain_command,
+    hold_command,
+    needs_replacing,
+    other,
+    service_of,
+    switch_command,
+    window,
+    window_failure,
+)
 from delivery.docker.engine import EngineInfo, check_engine, connect, docker_errors, last_line
 from delivery.errors import DeliveryError
 from delivery.hosts.history import HistoryEntry, history, record, rollback_target
-from delivery.interrupts import shielded
 from delivery.hosts.lock import deploy_lock, lock_holder
-from delivery.config.platforms import engine_platform, lacking
-from delivery.deploy.compose.proxy import (PROXY_SERVICE, SLOTS, Proxy, ProxySpec, Window, drain_command, hold_command, needs_replacing, other,
-                            service_of, switch_command, window, window_failure)
-from delivery.release.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
-from delivery.registry.client import Manifest, Registry
 from delivery.hosts.retention import prune_after_deploy
 from delivery.hosts.services import CRON_SERVICE
+from delivery.images import tags
+from delivery.interrupts import shielded
+from delivery.registry.client import Manifest, Registry
+from delivery.release.pullreport import EngineDownload, PullPlan, engine_download, host_layers, plan_pull
 
 Say = Callable[[str], None]
 

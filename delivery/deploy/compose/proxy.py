@@ -22,9 +22,9 @@ import csv
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException

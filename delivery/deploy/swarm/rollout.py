@@ -17,22 +17,23 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from delivery.deploy.swarm import stack as stackfile
-from delivery.images import tags
+from delivery.config.platforms import engine_platform
 from delivery.config.settings import DeployConfig, Host, parse_host
+from delivery.deploy.swarm import stack as stackfile
 from delivery.docker.engine import connect, last_line
 from delivery.errors import DeliveryError
 from delivery.hosts.lock import deploy_lock
-from delivery.config.platforms import engine_platform
+from delivery.images import tags
 from delivery.release.pullreport import HostLayers, host_layers, human_bytes, plan_pull
 
 Say = Callable[[str], None]
@@ -175,7 +176,7 @@ def parse_time(text: str) -> float:
     """Docker's RFC 3339 times (nanoseconds) as a UNIX timestamp."""
     text = text.rstrip("Z")
     main, _, frac = text.partition(".")
-    stamp = datetime.fromisoformat(main).replace(tzinfo=timezone.utc).timestamp()
+    stamp = datetime.fromisoformat(main).replace(tzinfo=UTC).timestamp()
     return stamp + (float(f"0.{frac[:6]}") if frac else 0.0)
 
 
