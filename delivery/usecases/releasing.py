@@ -21,6 +21,13 @@ from delivery.supply import refresh as refreshing
 from delivery.usecases.context import ROOT, DeployFailed, current_version, each_host, hosts_from, login, login_scope, registry_for, say, settings
 
 
+class _Say:
+    """`say` as a delivery.reporting.Reporter, for the swarm strategy (until delivery/ui's Reporter replaces both)."""
+
+    def step(self, message: str) -> None:
+        say(message)
+
+
 def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False,
            lock_wait: str | float | None = None) -> list[dict[str, Any]]:
     """Deploy to each host in turn; stop at the first failure (its report says whether it rolled back)."""
@@ -44,7 +51,7 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
     with login_scope(config):
         if config.mode == "swarm":
             return [swarm_run(config, targets, lambda manager: swarming.deploy(
-                manager, config, ROOT, release, say, dry_run=dry_run, login=lambda docker: login(config, docker)))]
+                manager, config, ROOT, release, _Say(), dry_run=dry_run, login=lambda docker: login(config, docker)))]
         return each_host(config, targets, predict if dry_run else deploy_one, "deploy")
 
 
@@ -97,7 +104,7 @@ def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | No
 
     with login_scope(config):
         if config.mode == "swarm":
-            return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.rollback(manager, config, say))]
+            return [swarm_run(config, hosts_from(config, hosts), lambda manager: swarming.rollback(manager, config, _Say()))]
         return each_host(config, hosts_from(config, hosts), rollback_one, "rollback")
 
 

@@ -3,18 +3,11 @@
 import pytest
 
 from delivery.config.settings import load_config
-from delivery.deploy.swarm.rollout import (
-    NodeReport,
-    SwarmReport,
-    manager_error,
-    measured_pull,
-    outcome_error,
-    parse_time,
-    proxy_change,
-    proxy_warning,
-    stack_env,
-)
+from delivery.deploy.swarm.measure import NodeReport, SwarmReport, measured_pull
+from delivery.deploy.swarm.outcome import outcome_error
+from delivery.deploy.swarm.plan import proxy_change, proxy_warning, stack_env
 from delivery.deploy.swarm.stack import DEFINITION_LABEL, definition_hash, stack_document, tmpfs_mount
+from delivery.docker.swarm import Service, manager_error, parse_service, parse_time
 from delivery.errors import DeliveryError
 from delivery.registry.client import Blob, Manifest
 from delivery.release.pullreport import host_layers
@@ -162,7 +155,7 @@ def test_a_first_deploy_whose_tasks_keep_failing_says_there_is_nothing_to_roll_b
 
 @pytest.mark.parametrize(("replicas", "slots"), [(1, 8), (3, 8), (7, 8), (8, 9), (100, 101)])
 def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int, slots: int) -> None:
-    from delivery.deploy.swarm.rollout import proxy_slots
+    from delivery.deploy.swarm.plan import proxy_slots
 
     assert proxy_slots(replicas) == slots
 
@@ -171,14 +164,11 @@ def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int,
 def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
     from pathlib import Path
 
-    from delivery.config.settings import parse_host
-    from delivery.deploy.swarm import rollout as swarm
+    from delivery.docker import swarm as swarm_cli
 
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(swarm, "cli", lambda docker, *args, what: calls.append(args) or "")
-    monkeypatch.setattr(swarm.stackfile, "write_stack", lambda directory, document, files: Path("/tmp/stack.json"))
-    config = load_config({"registry_user": registry_user})
-    swarm.stack_deploy(None, parse_host("local"), config.compose_project, *stack_document(model(), "pc"))
+    monkeypatch.setattr(swarm_cli, "cli", lambda docker, *args, what: calls.append(args) or "")
+    swarm_cli.Manager(None, "local").stack_deploy(load_config({"registry_user": registry_user}).compose_project, Path("/tmp/stack.json"))
     assert "--with-registry-auth" in calls[0] and calls[0][:2] == ("stack", "deploy")
     # An image named as before keeps the digest it runs: a moved proxy tag does not replace the proxy.
     assert calls[0][calls[0].index("--resolve-image") + 1] == "changed"
@@ -192,16 +182,16 @@ def test_web_names_the_release_by_tag_and_digest_and_the_proxy_gets_a_slot_per_t
 
 
 # -- the proxy: replaced only when its own definition changes ----------------------------------------
-def running_proxy(document: dict, labels: dict | None = None) -> dict:
+def running_proxy(document: dict, labels: dict | None = None) -> Service:
     """The proxy service as `docker inspect` shows it after `docker stack deploy` of `document`."""
     wanted = document["services"]["proxy"]
     names = {source: config["name"] for source, config in document["configs"].items()}
-    return {"Spec": {
+    return parse_service({"ID": "p1", "Spec": {"Name": "pc_proxy",
         "Labels": {"com.docker.stack.image": wanted["image"], **wanted["deploy"]["labels"]} if labels is None else labels,
         "TaskTemplate": {"ContainerSpec": {"Image": wanted["image"] + "@sha256:" + "e" * 64,
                                            "Configs": [{"ConfigName": names[c["source"]]} for c in wanted["configs"]]}},
         "EndpointSpec": {"Ports": [{"PublishedPort": p["published"], "TargetPort": p["target"]} for p in wanted["ports"]]},
-    }}
+    }})
 
 
 def changed_model(what: str) -> dict:
@@ -281,15 +271,30 @@ def test_a_proxy_update_that_did_not_complete_is_one_line(state: str, expected: 
 
 @pytest.mark.parametrize(("previous_spec", "expected"), [({"Name": "pc_proxy"}, "unchanged"), (None, "created")],
                          ids=["existing", "new"])
-def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(
-    monkeypatch: pytest.MonkeyPatch, previous_spec: dict | None, expected: str
-) -> None:
-    from delivery.deploy.swarm import rollout as swarm
+def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(previous_spec: dict | None, expected: str) -> None:
+    from delivery.deploy.swarm.update import wait_update
+    from delivery.reporting import Silent
 
-    proxy = {"ID": "p1", "Spec": {"Name": "pc_proxy", "Mode": {"Global": {}}}, "PreviousSpec": previous_spec}
-    monkeypatch.setattr(swarm, "services", lambda manager, stack: {"proxy": proxy})
-    monkeypatch.setattr(swarm.time, "sleep", lambda seconds: None)
-    assert swarm.wait_update(None, "pc", "proxy", started=0.0, timeout=5, say=print) == (expected, None)
+    proxy = parse_service({"ID": "p1", "Spec": {"Name": "pc_proxy", "Mode": {"Global": {}}, "TaskTemplate": {"ContainerSpec": {"Image": "haproxy"}}},
+                           "PreviousSpec": previous_spec})
+
+    class Port:
+        def services(self, stack: str) -> dict:
+            return {"proxy": proxy}
+
+    class Clock:
+        now = 10.0
+
+        def time(self) -> float:
+            return self.now
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    assert wait_update(Port(), "pc", "proxy", started=0.0, timeout=5, reporter=Silent(), clock=Clock()) == (expected, None)
 
 
 def test_the_report_says_what_happened_to_the_proxy() -> None:

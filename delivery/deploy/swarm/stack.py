@@ -107,13 +107,15 @@ def compose_model(docker_cmd: list[str], root: Path, env: Mapping[str, str], pro
 
     Compose sees `env` and the clean part of this process's environment only (delivery/docker/engine.py).
     """
-    argv = [*without_shell_environment([str(part) for part in docker_cmd], os.environ, own=tuple(env)), "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
+    argv = [*without_shell_environment([str(part) for part in docker_cmd], os.environ, own=tuple(env)),
+            "compose", "--project-name", project, "--project-directory", str(root), "-f", str(root / "docker-compose.yml"),
             "-f", str(root / OVERLAY), "config", "--format", "json"]
     try:
         output = run(argv, env=dict(env))
     except DockerException as exc:
         raise DeliveryError(f"docker compose could not merge docker-compose.yml with {OVERLAY}: {last_line(exc)}") from exc
-    return json.loads(str(output))
+    model: dict[str, Any] = json.loads(str(output))
+    return model
 
 
 def write_stack(directory: Path, document: Mapping[str, Any], files: Mapping[str, str]) -> Path:
