@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ class Service:
     name: str  # the full name: <stack>_web
     image: str  # the image its spec names (tag@digest once Swarm pinned it)
     replicas: int | None = None  # None: a global service (the proxy)
-    labels: Mapping[str, str] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
     config_names: tuple[str, ...] = ()  # the swarm configs its containers mount, sorted
     published_ports: tuple[int, ...] = ()  # sorted
     update_state: str = ""  # Swarm's UpdateStatus.State ("" when it never updated)

@@ -121,7 +121,7 @@ def proxy_change(running: Service | None, document: Mapping[str, Any]) -> str | 
     if running is None:
         return None
     wanted = document["services"][PROXY]
-    labels = running.labels or {}
+    labels = running.labels
     if labels.get(stackfile.DEFINITION_LABEL) == wanted["deploy"]["labels"][stackfile.DEFINITION_LABEL]:
         return None
     reasons = []

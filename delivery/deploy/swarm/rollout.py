@@ -25,7 +25,7 @@ from typing import Any
 from python_on_whales import DockerClient
 
 from delivery.config.settings import DeployConfig, Host
-from delivery.deploy.swarm.measure import SwarmReport
+from delivery.deploy.swarm.measure import SwarmReport as SwarmReport  # re-exported: the runbooks read the report type from here
 from delivery.deploy.swarm.outcome import conclude
 from delivery.deploy.swarm.plan import old_cron, predict, survey, wanted_stack
 from delivery.deploy.swarm.port import CRON, SYSTEM_CLOCK, WEB, Clock, SwarmPort, SwarmRelease, tag_of

@@ -56,7 +56,7 @@ def test_a_service_is_what_the_swarm_steps_read() -> None:
     web = parse_service(WEB)
     assert (web.id, web.name, web.image, web.replicas) == ("s1web", "pc_web", "reg/app:1.0.1-b@sha256:" + "d" * 64, 3)
     assert web.config_names == ("pc_a", "pc_b") and web.published_ports == (8000, 8443)
-    assert web.labels is not None and web.labels["com.docker.stack.image"] == "reg/app:1.0.1-b"
+    assert web.labels["com.docker.stack.image"] == "reg/app:1.0.1-b"
     assert (web.update_state, web.update_message) == ("rollback_completed", "rollback completed")
     assert web.update_started == pytest.approx(1795930021.123456)
     assert web.previous and web.previous_image == "reg/app:1.0.0-a@sha256:" + "0" * 64
