@@ -5,6 +5,7 @@ from pathlib import Path
 
 from invoke import Exit, task
 
+from delivery.ui import text
 from delivery.ui.progress import emit
 from delivery.usecases import building
 
@@ -20,7 +21,7 @@ from .common import NO_CACHE, cleaning_up_on_interrupt, user_errors
 def build_deps(c, force=False, no_cache=False, refresh=False, json=False):
     """Build and push the deps image and its SBOM, tagged deps-<semver>-<content hash>; a no-op when the registry has it."""
     result = building.build_deps(c.config.deploy, force=force, use_cache=not no_cache, refresh=refresh)
-    emit(result, json, f"{result['image']}\n{result['digest']}")
+    emit(result, json, text.format_image(result))
 
 
 @task(help={"lock": "The lock to audit (default: requirements.lock).", "json": "Print the result as JSON."})
@@ -28,7 +29,7 @@ def build_deps(c, force=False, no_cache=False, refresh=False, json=False):
 def audit(c, lock=None, json=False):
     """Audit the locked Python packages for known vulnerabilities (ignores: audit-ignores.toml, each dated)."""
     result = building.audit(c.config.deploy, Path(lock).absolute() if lock else None)
-    emit(result, json, f"audit ok: {result['audited']} packages, {len(result['ignored'])} known vulnerabilities ignored until their dates")
+    emit(result, json, text.format_audit(result))
 
 
 @task(help={"no_cache": NO_CACHE, "json": "Print the result as JSON."})
@@ -37,7 +38,7 @@ def audit(c, lock=None, json=False):
 def build_app(c, no_cache=False, json=False):
     """Build and push the app image FROM the pushed deps image, tagged <version>-<commit>."""
     result = building.build_app(c.config.deploy, use_cache=not no_cache)
-    emit(result, json, f"{result['image']}\n{result['digest']}")
+    emit(result, json, text.format_image(result))
 
 
 @task(help={"tests": "Which tests run first: unit (default), all (needs the Docker test bed) or none.", "json": "Print the result as JSON."})
@@ -48,5 +49,4 @@ def ci(c, tests="unit", json=False):
     if tests not in ("unit", "all", "none"):
         raise Exit(f"error: --tests {tests!r}: use unit, all or none", code=1)
     result = building.ci(c.config.deploy, tests)
-    deps, app = result["deps"], result["app"]
-    emit(result, json, f"deps {deps['image']} ({'built' if deps['built'] else 'unchanged'})\napp  {app['image']}\n     {app['digest']}")
+    emit(result, json, text.format_ci(result))

@@ -1,4 +1,4 @@
-"""The text the tasks print for each typed report: deploy, dry run, rollback, status, prune, doctor.
+"""The text the tasks print for each result: build, deploy, dry run, rollback, status, prune, doctor.
 
 Each formatter reads a typed report (a dataclass, or a TypedDict for the status entries), so a
 renamed field fails in mypy; the `--json` output is the same report's as_dict(). A formatter
@@ -6,12 +6,30 @@ chooses by the report's type, never by deploy.mode.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from delivery.deploy.compose.handover import DeployReport
 from delivery.deploy.reports import Freshness, HostStatus, HostStatusEntry, PullPrediction, SwarmStatus, SwarmStatusEntry
 from delivery.deploy.swarm.rollout import SwarmReport
 from delivery.hosts.retention import PruneReport
 from delivery.release.pullreport import human_bytes
 from delivery.ui.reports import DoctorResult
+
+
+# -- build ----------------------------------------------------------------------------------------
+def format_image(result: Mapping[str, Any]) -> str:
+    """`invoke build-deps` and `build-app`: the image and its digest."""
+    return f"{result['image']}\n{result['digest']}"
+
+
+def format_audit(result: Mapping[str, Any]) -> str:
+    return f"audit ok: {result['audited']} packages, {len(result['ignored'])} known vulnerabilities ignored until their dates"
+
+
+def format_ci(result: Mapping[str, Any]) -> str:
+    deps, app = result["deps"], result["app"]
+    return f"deps {deps['image']} ({'built' if deps['built'] else 'unchanged'})\napp  {app['image']}\n     {app['digest']}"
 
 
 # -- deploy and rollback ----------------------------------------------------------------------------

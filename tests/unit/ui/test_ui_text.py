@@ -61,3 +61,8 @@ def test_the_deps_freshness_lines_of_a_host() -> None:
     ]
     assert text.format_freshness({"deps_tag": None, "base_digest": None, "age_days": None, "newer": None}) == (
         "  base      unknown (built before digest tracking)\n  deps age  unknown (no SBOM)\n  newer deps image  no")
+
+
+def test_the_audit_line() -> None:
+    assert text.format_audit({"audited": 42, "ignored": [{"id": "PYSEC-1"}]}) == (
+        "audit ok: 42 packages, 1 known vulnerabilities ignored until their dates")
