@@ -2,7 +2,7 @@
 
 The clone starts as the source repository's HEAD with its working tree copied
 over (tracked and untracked, not ignored files) and committed, so the clone's own
-tasks.py and delivery package build it. The source repository is never written.
+tasks/ and delivery packages build it. The source repository is never written.
 """
 from __future__ import annotations
 

@@ -66,22 +66,10 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
 
     Ctrl-C stops them all and returns normally. A command that fails raises one DeliveryError.
     """
-    out = out or sys.stdout
+    procs = [(label, _start(argv)) for label, argv in commands]
     lock = threading.Lock()
-    procs = [
-        (label, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                 text=True, errors="replace", bufsize=1, start_new_session=True))
-        for label, argv in commands
-    ]  # fmt: skip; own sessions: the terminal's Ctrl-C reaches this process only, which stops them
-
-    def copy(label: str, stream: IO[str]) -> None:
-        for line in stream:
-            line = _ERASE_LINE.sub("", line)
-            with lock:
-                out.write(f"{label} | {line}" if prefix else line)
-                out.flush()
-
-    threads = [threading.Thread(target=copy, args=(label, proc.stdout), daemon=True) for label, proc in procs]
+    threads = [threading.Thread(target=_copy, args=(label, proc.stdout, out or sys.stdout, lock, prefix), daemon=True)
+               for label, proc in procs]
     for thread in threads:
         thread.start()
     # Ctrl-C (even when started with SIGINT ignored, as shells do for background jobs) and SIGTERM both stop cleanly.
@@ -91,13 +79,7 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
             while thread.is_alive():
                 thread.join(0.2)
     except KeyboardInterrupt:
-        for _, proc in procs:
-            proc.terminate()
-        for _, proc in procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop([proc for _, proc in procs])
         return
     finally:
         for sig, handler in previous:
@@ -106,3 +88,27 @@ def show_logs(commands: Sequence[tuple[str, list[str]]], prefix: bool, out: IO[s
         if proc.wait() != 0:
             lines = [line.strip() for line in (proc.stderr.read() if proc.stderr else "").splitlines() if line.strip()]
             raise DeliveryError(f"reading the logs on {label} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+
+
+def _start(argv: list[str]) -> subprocess.Popen[str]:
+    # Its own session: the terminal's Ctrl-C reaches this process only, which stops them.
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, errors="replace", bufsize=1, start_new_session=True)
+
+
+def _copy(label: str, stream: IO[str], out: IO[str], lock: threading.Lock, prefix: bool) -> None:
+    for line in stream:
+        line = _ERASE_LINE.sub("", line)
+        with lock:
+            out.write(f"{label} | {line}" if prefix else line)
+            out.flush()
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

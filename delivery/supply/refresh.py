@@ -228,12 +228,3 @@ def deps_freshness(labels: Mapping[str, str], env: Sequence[str], registry: Regi
         result["newer"] = tags.deps_tag(newest[-1], parsed.content_hash)
     return result
 
-
-def format_freshness(fresh: Mapping[str, Any]) -> str:
-    """Lines for `invoke status`."""
-    if fresh.get("error"):
-        return f"  deps      unknown ({fresh['error']})"
-    base = f"{fresh['base_name']}@{fresh['base_digest']}" if fresh.get("base_digest") else "unknown (built before digest tracking)"
-    age = f"{fresh['age_days']} days (built {fresh['built_at']})" if fresh.get("age_days") is not None else "unknown (no SBOM)"
-    newer = f"yes: {fresh['newer']} (rebuild the app: `invoke build-app`)" if fresh.get("newer") else "no"
-    return f"  base      {base}\n  deps age  {age}\n  newer deps image  {newer}"

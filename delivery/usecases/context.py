@@ -1,41 +1,41 @@
 """What every runbook shares: the settings read once, the registry and its login, the hosts and their engines, progress and results.
 
-Each runbook raises DeliveryError for anything a user can fix; tasks.py turns
-that into one line and a non-zero exit. Progress goes to stderr, results to
-stdout (as JSON with --json), so scripts can read them.
+Each runbook raises DeliveryError for anything a user can fix; the tasks (tasks/) turn
+that into one line and a non-zero exit. Progress goes to a Reporter (delivery/ui/progress.py:
+stderr), results are returned as typed reports that the tasks print (delivery/ui/).
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from delivery.config.project import Project, load_project
 from delivery.config.settings import DeployConfig, Host, load_config, parse_host
-from delivery.deploy.compose.handover import DeployReport, Target
+from delivery.deploy import fleet
+from delivery.deploy.compose.handover import Target
+from delivery.deploy.deployer import Deployer, deployer_for
 from delivery.docker.engine import private_config, private_docker_config
 from delivery.errors import DeliveryError
 from delivery.images import build
 from delivery.images.source import read_source_state
 from delivery.registry import auth
 from delivery.registry.client import Registry, RegistryUnreachable, is_loopback, start_local_registry
+from delivery.reporting import Reporter
+from delivery.ui.progress import STDERR
 
 ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def emit(result: Any, as_json: bool, human: str) -> None:
-    print(json.dumps(result, indent=2, sort_keys=True) if as_json else human, flush=True)
+# The build runbooks (delivery/usecases/building.py) still announce their steps with a `say` callable.
+say = STDERR.step
 
 
 def settings(section: Mapping[str, Any]) -> tuple[DeployConfig, Project]:
@@ -47,7 +47,7 @@ def registry_for(config: DeployConfig) -> Registry:
     return Registry(config.registry, auth.resolve(config.registry, config.registry_user, config.registry_password_env))
 
 
-def ensure_registry(config: DeployConfig) -> Registry:
+def ensure_registry(config: DeployConfig, reporter: Reporter = STDERR) -> Registry:
     """The configured registry, started on demand when it is the default local one."""
     registry = registry_for(config)
     if not is_loopback(config.registry):
@@ -55,8 +55,8 @@ def ensure_registry(config: DeployConfig) -> Registry:
     try:
         registry.ping()
     except RegistryUnreachable:
-        say(f"registry {config.registry} is not running: starting a local one")
-        say(f"started {start_local_registry(config.registry)}")
+        reporter.step(f"registry {config.registry} is not running: starting a local one")
+        reporter.step(f"started {start_local_registry(config.registry)}")
     return registry
 
 
@@ -79,7 +79,7 @@ def login_scope(config: DeployConfig) -> Iterator[None]:
         yield
 
 
-def login(config: DeployConfig, docker) -> None:
+def login(config: DeployConfig, docker: DockerClient) -> None:
     """Log the docker CLI in with the configured credentials, unless it has its own for the registry.
 
     The engines pull (and BuildKit reads the deps image) with the CLI's credentials. The
@@ -112,46 +112,11 @@ def current_version(project: Project) -> str:
     return build.app_tag_for(project, read_source_state(ROOT))
 
 
-@contextlib.contextmanager
-def opened(host: Host, config: DeployConfig) -> Iterator[Target]:
-    target = Target(host, config, ROOT / "docker-compose.yml")
-    try:
-        yield target
-    finally:
-        target.close()
+def opened(host: Host, config: DeployConfig) -> contextlib.AbstractContextManager[Target]:
+    """One host of this checkout's compose project, closed at the end (delivery/deploy/fleet.py)."""
+    return fleet.opened(host, config, COMPOSE_FILE)
 
 
-def each_host(config: DeployConfig, hosts: list[Host], action: Callable[[Target], Any], what: str) -> list[dict[str, Any]]:
-    """Run `action` on each host in turn; stop at the first failure, keeping the reports of the hosts before it."""
-    results: list[dict[str, Any]] = []
-    for host in hosts:
-        try:
-            with opened(host, config) as target:
-                result = action(target)
-        except DeliveryError as exc:
-            if not results:
-                raise
-            results.append({"host": host.label, "error": str(exc)})
-            raise DeployFailed(f"{what} on {host.label} failed: {exc} (hosts before it: {_outcomes(results[:-1])})", results) from exc
-        if isinstance(result, DeployReport):
-            results.append(result.as_dict())
-            if not result.healthy:
-                message = result.error or f"{what} failed"
-                if len(results) > 1:
-                    message += f" (hosts before it: {_outcomes(results[:-1])})"
-                raise DeployFailed(message, results)
-        else:
-            results.append(result)
-    return results
-
-
-def _outcomes(results: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{r['host']} {'runs ' + r['version'] if r.get('version') else 'done'}" for r in results)
-
-
-class DeployFailed(DeliveryError):
-    """A deploy that failed after doing something: carries the reports so far (for --json)."""
-
-    def __init__(self, message: str, reports: list[dict[str, Any]]):
-        super().__init__(message)
-        self.reports = reports
+def deployer(config: DeployConfig, hosts: list[Host], reporter: Reporter = STDERR) -> Deployer:
+    """The deploy strategy of deploy.mode over `hosts`, logging each engine in with this run's credentials."""
+    return deployer_for(config, hosts, ROOT, lambda: registry_for(config), lambda docker: login(config, docker), reporter)

@@ -9,7 +9,9 @@ from delivery.config.settings import load_config
 from delivery.hosts.services import compose_services
 from delivery.ops import jobs
 from delivery.ops import logs as container_logs
-from delivery.usecases.context import ROOT, hosts_from, opened, say
+from delivery.reporting import Reporter
+from delivery.ui.progress import STDERR
+from delivery.usecases.context import ROOT, hosts_from, opened
 
 
 def logs(section: Mapping[str, Any], hosts: Iterable[str] = (), service: str | None = None, since: str | None = None,
@@ -27,14 +29,14 @@ def logs(section: Mapping[str, Any], hosts: Iterable[str] = (), service: str | N
         container_logs.show_logs(commands, prefix=len(commands) > 1)
 
 
-def run_job(section: Mapping[str, Any], hosts: Iterable[str] = (), name: str = "") -> int:
+def run_job(section: Mapping[str, Any], hosts: Iterable[str] = (), name: str = "", reporter: Reporter = STDERR) -> int:
     """Run cron job `name` now on each host in turn; the first non-zero exit code stops (and is returned)."""
     config = load_config(section)
     for host in hosts_from(config, hosts):
         with opened(host, config) as target:
-            code = jobs.run_job(target, name, say)
+            code = jobs.run_job(target, name, reporter.step)
         if code != 0:
-            say(f"{host.label}: job {name} exited with code {code}")
+            reporter.step(f"{host.label}: job {name} exited with code {code}")
             return code
     return 0
 

@@ -1,7 +1,7 @@
 """Driving the invoke tasks as a user does: in a git clone of the repository, through the `invoke` CLI.
 
 The clone holds the work tree as it is (uncommitted changes included), committed, so the
-tasks see a clean tree; its tasks.py and delivery package are what run. The server engine,
+tasks see a clean tree; its tasks/ and delivery packages are what run. The server engine,
 the registry's access log and the compose project a test module deploys are looked at here.
 """
 

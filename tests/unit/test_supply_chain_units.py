@@ -221,8 +221,8 @@ def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     from types import SimpleNamespace
 
     from delivery.registry.client import RegistryUnreachable
-    from delivery.supply.refresh import format_freshness
-    from delivery.usecases.releasing import with_freshness
+    from delivery.deploy.compose.deployer import with_freshness
+    from delivery.ui.text import format_freshness
 
     class Registry:
         def tags(self, repository: str) -> list[str]:

@@ -298,9 +298,9 @@ def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(previous
 
 
 def test_the_report_says_what_happened_to_the_proxy() -> None:
-    from delivery.deploy.swarm.rollout import format_report
+    from delivery.ui.text import format_report
 
     done = report(update_state="completed", cron_state="completed", proxy_state="completed", proxy_change="port 8000 -> 8080")
-    assert "proxy           completed (replaced: port 8000 -> 8080)" in format_report(done.as_dict()).splitlines()
+    assert "proxy           completed (replaced: port 8000 -> 8080)" in format_report(done).splitlines()
     dry = report(update_state="dry run")
-    assert "proxy           left as it is (predicted)" in format_report(dry.as_dict()).splitlines()
+    assert "proxy           left as it is (predicted)" in format_report(dry).splitlines()

@@ -2,7 +2,7 @@
 
 Checks that flags reach the commands, that configuration comes from invoke.yaml and
 INVOKE_DEPLOY_* in that order, that a DeliveryError is one line and exit code 1,
-and the text the tasks print (format_report, format_status).
+and the text the tasks print (delivery/ui/text.py: format_report, format_status, ...).
 """
 
 import inspect
@@ -18,30 +18,24 @@ import pytest
 import yaml
 from invoke import Program
 
+from delivery.config.settings import DEFAULTS, load_config
+from delivery.deploy.compose.handover import DeployReport
+from delivery.deploy.fleet import DeployFailed
+from delivery.deploy.reports import HostStatus, PullPrediction
+from delivery.errors import DeliveryError
+from delivery.hosts.retention import PruneReport
+from delivery.release.pullreport import PullPlan
+from delivery.ui import text
+from delivery.ui.progress import STDERR
 from delivery.usecases import building, diagnosing, operating, releasing
-from delivery.usecases.context import DeployFailed
 
 RUNBOOKS = (building, diagnosing, operating, releasing)
-from delivery.config.settings import DEFAULTS, load_config
-from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TAG = "1.0.0-abcdef123456"
 
 # What tasks receive as c.config.deploy: the repository's invoke.yaml over the collection defaults.
 REPO_SECTION = {**DEFAULTS, **yaml.safe_load((REPO_ROOT / "invoke.yaml").read_text())["deploy"]}
-DRY_REPORT = {
-    "host": "a",
-    "image": f"localhost:5000/production-control:{TAG}",
-    "digest": "sha256:abc",
-    "store": "overlay2",
-    "total_layers": 9,
-    "predicted_layers": 2,
-    "total_bytes": 60_000_000,
-    "predicted_bytes": 1_234_567,
-    "pulled_digests": ["sha256:l8", "sha256:l9"],
-    "dry_run": True,
-}
 FULL_REPORT = {
     "host": "local",
     "image": f"localhost:5000/production-control:{TAG}",
@@ -74,6 +68,24 @@ PRUNE_REPORT = {
     "predicted_freed_bytes": 2_100_000, "freed_bytes": 2_000_000, "disk_before": 9_000_000, "disk_after": 7_000_000,
     "dry_run": False, "errors": [],
 }  # fmt: skip
+DRY = PullPrediction("a", "", PullPlan(f"localhost:5000/production-control:{TAG}", "sha256:abc", "overlay2", total_layers=9,
+                                       pulled_layers=2, total_bytes=60_000_000, pulled_bytes=1_234_567,
+                                       pulled_digests=("sha256:l8", "sha256:l9")))
+
+
+def deployed(**fields: Any) -> DeployReport:
+    """FULL_REPORT, with `fields` changed, as the typed report the runbooks return."""
+    return DeployReport(**{**FULL_REPORT, **fields})
+
+
+def rolled_back(host: str) -> DeployReport:
+    return DeployReport(host=host, image=f"r/production-control:{TAG}", version=TAG, digest="sha256:abc")
+
+
+def pruned(**fields: Any) -> PruneReport:
+    return PruneReport(**{**PRUNE_REPORT, **fields})
+
+
 CI_RESULT = {
     "deps": {"image": "localhost:5000/production-control-deps:deps-1.0.0-abcdef123456", "digest": "sha256:deps", "built": False},
     "app": {"image": f"localhost:5000/production-control:{TAG}", "digest": "sha256:app"},
@@ -95,6 +107,8 @@ class Recorder:
             bound = inspect.signature(real).bind(*args, **kwargs)  # a call the real function would refuse fails here
             bound.apply_defaults()
             arguments = dict(bound.arguments)
+            if arguments.get("reporter") is STDERR:  # the tasks' progress goes to stderr: the runbooks' default
+                del arguments["reporter"]
             if "section" in arguments:
                 arguments["section"] = dict(arguments["section"])
             self.calls.append((name, arguments))
@@ -117,13 +131,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("INVOKE_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    # invoke's loader imports tasks.py as `tasks` and may put its folder on sys.path: undo both.
+    # invoke's loader imports the tasks/ package as `tasks` and puts its folder on sys.path: undo both.
     monkeypatch.setattr(sys, "path", list(sys.path))
-    if "tasks" in sys.modules:
-        monkeypatch.setitem(sys.modules, "tasks", sys.modules["tasks"])
-    else:
-        monkeypatch.setitem(sys.modules, "tasks", None)
-        monkeypatch.delitem(sys.modules, "tasks")
+    for name in ["tasks", *(m for m in list(sys.modules) if m.startswith("tasks."))]:
+        if name in sys.modules:
+            monkeypatch.setitem(sys.modules, name, sys.modules[name])
+        else:
+            monkeypatch.setitem(sys.modules, name, None)
+            monkeypatch.delitem(sys.modules, name)
 
 
 Run = Callable[..., tuple[int, str, str]]
@@ -131,7 +146,7 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def invoke(clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run `invoke ARGS` as the CLI does: find tasks.py from the working directory, load its invoke.yaml."""
+    """Run `invoke ARGS` as the CLI does: find the tasks package from the working directory, load its invoke.yaml."""
 
     def run(*argv: str, cwd: Path = REPO_ROOT) -> tuple[int, str, str]:
         monkeypatch.chdir(cwd)
@@ -149,7 +164,7 @@ def invoke(clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 
 # -- flags reach the commands ------------------------------------------------------------------------------
 def test_deploy_passes_hosts_version_and_dry_run(invoke: Run, recorder: Recorder) -> None:
-    recorder.fake("deploy", [DRY_REPORT, {**DRY_REPORT, "host": "b"}])
+    recorder.fake("deploy", [DRY, PullPrediction("b", DRY.platform, DRY.plan)])
     code, out, err = invoke("deploy", "--host", "a", "--host", "b", "--version", TAG, "--dry-run")
     assert (code, err) == (0, "")
     assert recorder.calls == [
@@ -160,11 +175,12 @@ def test_deploy_passes_hosts_version_and_dry_run(invoke: Run, recorder: Recorder
 
 
 def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
-    recorder.fake("deploy", [FULL_REPORT])
+    recorder.fake("deploy", [deployed()])
     code, out, _ = invoke("deploy", "--json")
     assert code == 0
     assert recorder.calls == [("deploy", {"section": REPO_SECTION, "hosts": [], "version": None, "dry_run": False, "lock_wait": None})]
-    assert json.loads(out) == FULL_REPORT  # one host: the report itself, not {"hosts": [...]}
+    assert json.loads(out) == deployed().as_dict()  # one host: the report itself, not {"hosts": [...]}
+    assert FULL_REPORT.items() <= json.loads(out).items()
 
 
 @pytest.mark.parametrize(
@@ -180,7 +196,7 @@ def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
                      {"section": REPO_SECTION, "lock": Path("/tmp/fixture.lock")}, id="audit-lock"),
         pytest.param(["build-app", "--no-cache"], "build_app", {"image": "i", "digest": "d"},
                      {"section": REPO_SECTION, "use_cache": False}, id="build-app-no-cache"),
-        pytest.param(["rollback", "--host", "ssh://deploy@plant-a", "--to", TAG], "rollback", [{"host": "plant-a", "version": TAG}],
+        pytest.param(["rollback", "--host", "ssh://deploy@plant-a", "--to", TAG], "rollback", [rolled_back("plant-a")],
                      {"section": REPO_SECTION, "hosts": ["ssh://deploy@plant-a"], "to": TAG}, id="rollback-to"),
         pytest.param(["unlock", "--host", "tcp://10.0.0.5:2376"], "unlock", ["10.0.0.5:2376: no deploy lock was held"],
                      {"section": REPO_SECTION, "hosts": ["tcp://10.0.0.5:2376"], "force": False}, id="unlock-host"),
@@ -192,11 +208,11 @@ def test_deploy_defaults(invoke: Run, recorder: Recorder) -> None:
         pytest.param(["ci"], "ci", CI_RESULT, {"section": REPO_SECTION, "tests": "unit"}, id="ci-defaults"),
         pytest.param(["ci", "--tests", "none"], "ci", CI_RESULT, {"section": REPO_SECTION, "tests": "none"}, id="ci-no-tests"),
         pytest.param(["registry"], "registry_up", "registry localhost:5000 is running", {"section": REPO_SECTION}, id="registry"),
-        pytest.param(["deploy", "--lock-wait", "60"], "deploy", [DRY_REPORT],
+        pytest.param(["deploy", "--lock-wait", "60"], "deploy", [DRY],
                      {"section": REPO_SECTION, "hosts": [], "version": None, "dry_run": False, "lock_wait": "60"}, id="deploy-lock-wait"),
-        pytest.param(["prune", "--host", "a", "--keep", "2", "--dry-run"], "prune", [PRUNE_REPORT],
+        pytest.param(["prune", "--host", "a", "--keep", "2", "--dry-run"], "prune", [pruned()],
                      {"section": REPO_SECTION, "hosts": ["a"], "keep": "2", "dry_run": True}, id="prune-keep-dry-run"),
-        pytest.param(["prune"], "prune", [PRUNE_REPORT], {"section": REPO_SECTION, "hosts": [], "keep": None, "dry_run": False},
+        pytest.param(["prune"], "prune", [pruned()], {"section": REPO_SECTION, "hosts": [], "keep": None, "dry_run": False},
                      id="prune-defaults"),
         pytest.param(["logs", "--host", "a", "--host", "b", "--service", "cron", "--since", "10m", "--tail", "5", "--follow"], "logs",
                      None, {"section": REPO_SECTION, "hosts": ["a", "b"], "service": "cron", "since": "10m", "tail": "5", "follow": True},
@@ -219,14 +235,14 @@ def test_task_flags_reach_the_command(invoke: Run, recorder: Recorder, argv: lis
     ("argv", "name", "result", "out"),
     [
         pytest.param(["build-deps"], "build_deps", {"image": "r/i:t", "digest": "sha256:d", "built": False}, "r/i:t\nsha256:d\n", id="build-deps"),
-        pytest.param(["rollback"], "rollback", [{"host": "a", "version": TAG}, {"host": "b", "version": TAG}],
+        pytest.param(["rollback"], "rollback", [rolled_back("a"), rolled_back("b")],
                      f"a: now running {TAG}\nb: now running {TAG}\n", id="rollback-two-hosts"),
         pytest.param(["ci", "--tests", "all"], "ci", CI_RESULT,
                      "deps localhost:5000/production-control-deps:deps-1.0.0-abcdef123456 (unchanged)\n"
                      f"app  localhost:5000/production-control:{TAG}\n     sha256:app\n", id="ci"),
         pytest.param(["bump", "major"], "bump", ("1.4.2", "2.0.0"), "app version 1.4.2 -> 2.0.0\n", id="bump"),
         pytest.param(["bump", "patch", "--deps"], "bump", ("1.0.0", "1.0.1"), "deps version 1.0.0 -> 1.0.1\n", id="bump-deps"),
-        pytest.param(["prune", "--keep", "1"], "prune", [PRUNE_REPORT],
+        pytest.param(["prune", "--keep", "1"], "prune", [pruned()],
                      "a: keep 1\n  kept      1.0.1-bbbbbbbbbbbb (running), 1.0.0-aaaaaaaaaaaa (rollback target)\n"
                      "  pruned    0.9.0-cccccccccccc\n  freed     2.0 MB measured (docker system df before/after), 2.1 MB predicted\n",
                      id="prune"),
@@ -252,7 +268,7 @@ def test_the_repository_invoke_yaml_is_the_deploy_section(invoke: Run, recorder:
 def test_an_environment_variable_overrides_invoke_yaml(invoke: Run, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INVOKE_DEPLOY_REGISTRY", "registry.example.com:5000")
     monkeypatch.setenv("INVOKE_DEPLOY_HTTP_PORT", "8080")
-    recorder.fake("deploy", [DRY_REPORT])
+    recorder.fake("deploy", [DRY])
     invoke("deploy", "--dry-run")
     assert recorder.calls[0][1]["section"] == {**REPO_SECTION, "registry": "registry.example.com:5000", "http_port": 8080}
 
@@ -270,7 +286,8 @@ def test_config_precedence(invoke: Run, recorder: Recorder, monkeypatch: pytest.
                            yaml_registry: str | None, env_registry: str | None, expected: str) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    shutil.copy(REPO_ROOT / "tasks.py", project / "tasks.py")
+    shutil.copytree(REPO_ROOT / "tasks", project / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.syspath_prepend(str(REPO_ROOT))  # the delivery package, as for a project that installs it
     if yaml_registry:
         (project / "invoke.yaml").write_text(f"deploy:\n  registry: {yaml_registry}\n")
     if env_registry:
@@ -348,13 +365,13 @@ def test_list_shows_every_task_with_its_first_docstring_line(invoke: Run) -> Non
 
 # -- what the tasks print ---------------------------------------------------------------------------------------------
 def test_format_report_dry_run() -> None:
-    assert releasing.format_report(DRY_REPORT) == (
+    assert text.format_report(DRY) == (
         f"a: localhost:5000/production-control:{TAG} would pull 2/9 layers, 1.2 MB of 60.0 MB (overlay2 store)"
     )
 
 
 def test_format_report_healthy() -> None:
-    assert releasing.format_report(FULL_REPORT) == "\n".join([
+    assert text.format_report(deployed()) == "\n".join([
         "host            local (containerd image store)",
         f"image           localhost:5000/production-control:{TAG}",
         "digest          sha256:abc",
@@ -371,25 +388,25 @@ def test_format_report_healthy() -> None:
 
 
 def test_format_report_failed_with_the_previous_release_still_serving() -> None:
-    report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "its healthcheck failed",
-              "switch_seconds": None, "drain_seconds": None, "monitor": None, "seconds": 30.0}
-    lines = releasing.format_report(report).splitlines()
+    report = deployed(healthy=False, rolled_back=True, error="its healthcheck failed",
+                      switch_seconds=None, drain_seconds=None, monitor=None, seconds=30.0)
+    lines = text.format_report(report).splitlines()
     assert lines[-3:] == ["healthy         no (its healthcheck failed)", "still serving   1.0.0-0123456789ab", "deploy time     30.0s"]
 
 
 def test_format_report_switched_back_by_the_watch_window() -> None:
-    report = {**FULL_REPORT, "healthy": False, "rolled_back": True, "error": "80 of 480 requests failed",
-              "monitor": {"seconds": 10.0, "requests": 480, "errors": 80, "error_rate": 0.17, "switched_back": True}}
-    assert "watch window    10s: 480 requests, 80 failed (switched back)" in releasing.format_report(report).splitlines()
+    report = deployed(healthy=False, rolled_back=True, error="80 of 480 requests failed",
+                      monitor={"seconds": 10.0, "requests": 480, "errors": 80, "error_rate": 0.17, "switched_back": True})
+    assert "watch window    10s: 480 requests, 80 failed (switched back)" in text.format_report(report).splitlines()
 
 
 def test_format_report_puts_the_cron_outcome_on_its_own_line_after_a_final_web_switch() -> None:
     failed = "failed: cron of 1.0.1-0123456789ab failed on local: its healthcheck failed; the web app runs 1.0.1-0123456789ab"
-    report = {**FULL_REPORT, "healthy": False, "web_live": True, "error": failed.removeprefix("failed: "), "cron": failed}
-    lines = releasing.format_report(report).splitlines()
+    report = deployed(healthy=False, web_live=True, error=failed.removeprefix("failed: "), cron=failed)
+    lines = text.format_report(report).splitlines()
     assert "healthy after   3.25s (slot green)" in lines and f"cron            {failed}" in lines
     assert not any(line.startswith("still serving") for line in lines)
-    assert "cron            runs 1.0.1" in releasing.format_report({**FULL_REPORT, "cron": "runs 1.0.1"})
+    assert "cron            runs 1.0.1" in text.format_report(deployed(cron="runs 1.0.1"))
 
 
 def test_format_status_running_with_history_and_lock() -> None:
@@ -405,7 +422,7 @@ def test_format_status_running_with_history_and_lock() -> None:
             {"time": "20261126T090000000000Z", "kind": "rollback", "tag": "1.0.0-0123456789ab"},
         ],
     }
-    assert releasing.format_status(entry) == "\n".join([
+    assert text.format_status(HostStatus(entry)) == "\n".join([
         "plant-a  engine 26.1.5, overlay2 image store",
         f"  live      {TAG}  running/healthy  single container, since 2026-11-27T17:58:38+00:00",
         "  digest    sha256:abc",
@@ -420,7 +437,7 @@ def test_format_status_running_with_history_and_lock() -> None:
 
 def test_format_status_of_a_fresh_host() -> None:
     entry = {"host": "local", "engine": "28.0.1", "image_store": "containerd", "running": None, "lock": None, "history": []}
-    assert releasing.format_status(entry) == "\n".join([
+    assert text.format_status(HostStatus(entry)) == "\n".join([
         "local  engine 28.0.1, containerd image store",
         "  live      nothing (first deploy: `invoke deploy`)",
         "  cron      not running",
@@ -433,22 +450,22 @@ def test_format_status_of_a_fresh_host() -> None:
 def test_format_status_shows_at_most_ten_history_entries() -> None:
     history = [{"time": f"2026112{i}T000000000000Z", "kind": "deploy", "tag": TAG} for i in range(12)]
     entry = {"host": "local", "engine": "28", "image_store": "overlay2", "running": None, "lock": None, "history": history}
-    assert len(releasing.format_status(entry).splitlines()) == 5 + 10
+    assert len(text.format_status(HostStatus(entry)).splitlines()) == 5 + 10
 
 
 def test_format_status_shows_the_releases_the_host_keeps() -> None:
     entry = {"host": "plant-a", "engine": "26.1.5", "image_store": "overlay2", "running": None, "lock": None,
              "history": [], "releases": {"count": 3, "keep_releases": 5, "bytes": 254_800_000}}
-    assert "  releases  3 on the host (keep_releases 5), 254.8 MB of images" in releasing.format_status(entry).splitlines()
+    assert "  releases  3 on the host (keep_releases 5), 254.8 MB of images" in text.format_status(HostStatus(entry)).splitlines()
 
 
 def test_format_prune_dry_run_and_nothing_to_do() -> None:
-    dry = {**PRUNE_REPORT, "dry_run": True, "freed_bytes": None, "errors": []}
-    assert releasing.format_prune(dry).splitlines()[-1] == "  would free 2.1 MB predicted (dry run: nothing removed)"
-    idle = {**PRUNE_REPORT, "pruned": [], "freed_bytes": None, "predicted_freed_bytes": 0}
-    assert releasing.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
-    failed = {**PRUNE_REPORT, "errors": ["r:1: image is being used by a container"]}
-    assert releasing.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
+    dry = pruned(dry_run=True, freed_bytes=None, errors=[])
+    assert text.format_prune(dry).splitlines()[-1] == "  would free 2.1 MB predicted (dry run: nothing removed)"
+    idle = pruned(pruned=[], freed_bytes=None, predicted_freed_bytes=0)
+    assert text.format_prune(idle).splitlines()[-2:] == ["  pruned    nothing", "  freed     0 B (nothing to remove)"]
+    failed = pruned(errors=["r:1: image is being used by a container"])
+    assert text.format_prune(failed).splitlines()[-1] == "  not removed: r:1: image is being used by a container"
 
 
 # -- doctor ----------------------------------------------------------------------------------------------------
@@ -469,7 +486,7 @@ def test_doctor_json_is_the_command_result(invoke: Run, recorder: Recorder) -> N
 
 
 def test_format_doctor_engine_path_names_the_loss_and_the_fix() -> None:
-    assert diagnosing.format_doctor({"builder": ENGINE_BUILDER, "registry": "localhost:5000"}) == "\n".join([
+    assert text.format_doctor({"builder": ENGINE_BUILDER, "registry": "localhost:5000"}) == "\n".join([
         "builder       default (docker driver, running)",
         "BuildKit      bundled with Engine 26.1.5",
         "engine        Docker Engine 26.1.5, overlay2 image store",
@@ -483,13 +500,12 @@ def test_format_doctor_engine_path_names_the_loss_and_the_fix() -> None:
 def test_format_doctor_layout_path() -> None:
     builder = {**ENGINE_BUILDER, "driver": "docker-container", "name": "ci", "path": "layout", "reproducible": True,
                "loses": None, "to_reproducible": None, "buildkit": "v0.18.2"}
-    text = diagnosing.format_doctor({"builder": builder, "registry": "r:5000"})
-    assert "build path    layout: reproducible OCI layout" in text
-    assert "loses" not in text and "reproducible  " not in text
+    shown = text.format_doctor({"builder": builder, "registry": "r:5000"})
+    assert "build path    layout: reproducible OCI layout" in shown
+    assert "loses" not in shown and "reproducible  " not in shown
 
 
 def test_format_report_says_a_quiet_watch_window_passed_on_health_checks_only() -> None:
     note = "no traffic in the watch window: passed on the proxy's health checks only"
-    report = {**FULL_REPORT, "monitor": {"seconds": 10.0, "requests": 0, "errors": 0, "error_rate": 0.0,
-                                         "switched_back": False, "note": note}}
-    assert f"watch window    10s: 0 requests, 0 failed ({note})" in releasing.format_report(report).splitlines()
+    report = deployed(monitor={"seconds": 10.0, "requests": 0, "errors": 0, "error_rate": 0.0, "switched_back": False, "note": note})
+    assert f"watch window    10s: 0 requests, 0 failed ({note})" in text.format_report(report).splitlines()

@@ -25,7 +25,7 @@ from typing import Any
 from python_on_whales import DockerClient
 
 from delivery.config.settings import DeployConfig, Host
-from delivery.deploy.swarm.measure import SwarmReport as SwarmReport  # re-exported: the runbooks read the report type from here
+from delivery.deploy.swarm.measure import SwarmReport
 from delivery.deploy.swarm.outcome import conclude
 from delivery.deploy.swarm.plan import old_cron, predict, survey, wanted_stack
 from delivery.deploy.swarm.port import CRON, SYSTEM_CLOCK, WEB, Clock, SwarmPort, SwarmRelease, tag_of
@@ -34,7 +34,6 @@ from delivery.deploy.swarm.update import DONE_STATES, move_cron, node_watch, sta
 from delivery.docker.swarm import Node, Service, Task, open_manager
 from delivery.errors import DeliveryError
 from delivery.hosts.lock import deploy_lock
-from delivery.release.pullreport import human_bytes
 from delivery.reporting import Reporter
 
 # The stack document and its config files for a cron tag (web's is the release's).
@@ -173,44 +172,3 @@ def task_health(port: SwarmPort, task: Task) -> str | None:
             return health
     # Swarm holds a task in `starting` until its healthcheck passes: running means it passed.
     return "healthy" if task.state == "running" else task.state
-
-
-def format_report(report: dict[str, Any]) -> str:
-    def size(n: int | None) -> str:
-        return "-" if n is None else human_bytes(n)
-
-    lines = [f"swarm           {report['manager']} (stack {report['stack']})",
-             f"image           {report['image']}", f"previous        {report['previous'] or 'none'}"]
-    if report["update_state"] == "dry run":
-        lines.append(f"proxy           {'would be replaced: ' + report['proxy_change'] if report['proxy_change'] else 'left as it is'} (predicted)")
-        lines.append("predicted downloads per node (nothing changed):")
-    lines.append(f"  {'node':<14} {'state':<7} {'predicted':>12} {'measured':>12} {'pull s':>7} tasks")
-    for node in report["nodes"]:
-        lines.append(f"  {node['node']:<14} {node['state']:<7} {size(node['predicted_bytes']):>12} {size(node['measured_bytes']):>12} "
-                     f"{'-' if node['pull_seconds'] is None else format(node['pull_seconds'], '.2f'):>7} {node['tasks']}"
-                     + (f"  ({node['note']})" if node["note"] else ""))
-    if report["update_state"] != "dry run":
-        lines.append(f"update          {report['update_state']} in {report['update_seconds']:.1f}s" + (f" ({report['update_message']})" if report["update_message"] else ""))
-        lines.append(f"cron            {report['cron_state']}")
-        lines.append(f"proxy           {report['proxy_state'] or 'left as it is'}" + (f" (replaced: {report['proxy_change']})" if report["proxy_change"] else ""))
-        if report["pre_pull"]:
-            lines.append(f"pre-pull        {report['pre_pull_seconds']:.1f}s before the update")
-        for task in report["failed_tasks"]:
-            lines.append(f"failed task     {task['service']} on {task['node']}: {task['state']} ({task['error']})")
-        if report["nodes_down"]:
-            lines.append(f"nodes down      {', '.join(report['nodes_down'])}")
-    return "\n".join(lines)
-
-
-def format_status(entry: dict[str, Any]) -> str:
-    lines = [f"swarm {entry['host']}  stack {entry['stack']}  nodes: " + ", ".join(f"{n} {v['state']}" for n, v in entry["nodes"].items())]
-    for name, svc in entry["services"].items():
-        lines.append(f"  {name:<6} {svc['tag']}  replicas {svc['replicas']}  update {svc['update_state']}")
-        for node, counts in sorted(svc["per_node"].items()):
-            digests = sorted({t["digest"] or "?" for t in svc["tasks"] if t["node"] == node})
-            checked = any(t["health"] != "no healthcheck" for t in svc["tasks"] if t["node"] == node)
-            health = f"{counts['healthy']} healthy" if checked else "no healthcheck"
-            lines.append(f"    {node:<14} {counts['running']} running, {health}  {', '.join(d[:19] for d in digests)}")
-    if not entry["services"]:
-        lines.append("  nothing deployed (first deploy: `invoke deploy`)")
-    return "\n".join(lines)
