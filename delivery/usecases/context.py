@@ -19,9 +19,10 @@ from python_on_whales.utils import run
 
 from delivery.config.project import Project, load_project
 from delivery.config.settings import DeployConfig, Host, load_config, parse_host
-from delivery.deploy.compose.handover import DeployReport, Target
+from delivery.deploy.compose.handover import DeployReport
 from delivery.docker.engine import private_config, private_docker_config
 from delivery.errors import DeliveryError
+from delivery.hosts.target import Target
 from delivery.images import build
 from delivery.images.source import read_source_state
 from delivery.registry import auth
@@ -32,6 +33,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+class _Said:
+    """The Reporter over `say` (one line per step on stderr) the runbooks hand down."""
+
+    def step(self, message: str) -> None:
+        say(message)
+
+
+reporter = _Said()
 
 
 def emit(result: Any, as_json: bool, human: str) -> None:

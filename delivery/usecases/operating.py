@@ -9,7 +9,7 @@ from delivery.config.settings import load_config
 from delivery.hosts.services import compose_services
 from delivery.ops import jobs
 from delivery.ops import logs as container_logs
-from delivery.usecases.context import ROOT, hosts_from, opened, say
+from delivery.usecases.context import ROOT, hosts_from, opened, reporter, say
 
 
 def logs(section: Mapping[str, Any], hosts: Iterable[str] = (), service: str | None = None, since: str | None = None,
@@ -32,7 +32,7 @@ def run_job(section: Mapping[str, Any], hosts: Iterable[str] = (), name: str = "
     config = load_config(section)
     for host in hosts_from(config, hosts):
         with opened(host, config) as target:
-            code = jobs.run_job(target, name, say)
+            code = jobs.run_job(target, name, reporter)
         if code != 0:
             say(f"{host.label}: job {name} exited with code {code}")
             return code

@@ -9,16 +9,30 @@ from python_on_whales.exceptions import DockerException
 
 from delivery.config.settings import DeployConfig, Host, keep_count, load_config, wait_seconds
 from delivery.deploy.compose import handover as deploying
-from delivery.deploy.compose.handover import DeployReport, Target, predict_pull, resolve_release
+from delivery.deploy.compose.handover import DeployReport
 from delivery.deploy.swarm import rollout as swarming
 from delivery.docker.engine import check_engine, connect, require_cli
 from delivery.errors import DeliveryError
 from delivery.hosts import retention
 from delivery.hosts.lock import unlock as unlock_lock
+from delivery.hosts.target import Target
 from delivery.registry.client import Registry
 from delivery.release.pullreport import human_bytes
+from delivery.release.release import predict_pull, resolve_release
 from delivery.supply import refresh as refreshing
-from delivery.usecases.context import ROOT, DeployFailed, current_version, each_host, hosts_from, login, login_scope, registry_for, say, settings
+from delivery.usecases.context import (
+    ROOT,
+    DeployFailed,
+    current_version,
+    each_host,
+    hosts_from,
+    login,
+    login_scope,
+    registry_for,
+    reporter,
+    say,
+    settings,
+)
 
 
 def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str | None = None, dry_run: bool = False,
@@ -39,7 +53,7 @@ def deploy(section: Mapping[str, Any], hosts: Iterable[str] = (), version: str |
     def deploy_one(target: Target) -> DeployReport:
         release.variant(target.info.platform, target.host.label)  # a release without the host's platform: nothing changes
         login(config, target.docker)  # the host pulls with the credentials of this machine's docker CLI
-        return deploying.deploy(target, release, say)
+        return deploying.deploy(target, release, reporter)
 
     with login_scope(config):
         if config.mode == "swarm":
@@ -93,7 +107,7 @@ def rollback(section: Mapping[str, Any], hosts: Iterable[str] = (), to: str | No
 
     def rollback_one(target: Target) -> DeployReport:
         login(config, target.docker)  # a release whose image the host lost is pulled again
-        return deploying.rollback(target, say, to)
+        return deploying.rollback(target, reporter, to)
 
     with login_scope(config):
         if config.mode == "swarm":
@@ -193,7 +207,7 @@ def prune(section: Mapping[str, Any], hosts: Iterable[str] = (), keep: str | int
     config = load_config(section)
     count = config.keep_releases if keep is None else keep_count("--keep", keep)
     targets = hosts_from(config, hosts)
-    return each_host(config, targets, lambda target: retention.prune(target, count, say, dry_run).as_dict(), "prune")
+    return each_host(config, targets, lambda target: retention.prune(target, count, reporter, dry_run).as_dict(), "prune")
 
 
 def format_prune(report: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from delivery.config.platforms import (
     platform_of,
 )
 from delivery.config.settings import load_config
-from delivery.deploy.compose.handover import Release, Variant, resolve_release
+from delivery.release.release import Release, Variant, resolve_release
 from delivery.errors import DeliveryError
 from delivery.images.builder import BuilderInfo, check_platforms
 from delivery.registry.client import Blob, Manifest, layout_manifests
