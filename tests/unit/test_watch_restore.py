@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from delivery.deploy.compose import watch as deploy
+from delivery.deploy.compose import watch as watching
 from delivery.deploy.compose.health import ContainerState, container_problem
 from delivery.deploy.compose.proxy import ServerStats, window_failure
 from delivery.deploy.compose.watch import restore_outcome, watch
@@ -104,8 +104,8 @@ def test_a_quiet_window_passes_on_health_checks_and_says_so() -> None:
     said = Recorded()
     proxy = FakeProxy([_stats(7)])
     observed = _watch(proxy, said=said)
-    assert (observed.requests, observed.problem, observed.note, proxy.waited) == (0, None, deploy.NO_TRAFFIC, 1)
-    assert window_failure(observed, 0.02) is None and said.lines[-1].endswith(deploy.NO_TRAFFIC)
+    assert (observed.requests, observed.problem, observed.note, proxy.waited) == (0, None, watching.NO_TRAFFIC, 1)
+    assert window_failure(observed, 0.02) is None and said.lines[-1].endswith(watching.NO_TRAFFIC)
 
 
 def test_a_quiet_window_whose_health_check_fails_fails() -> None:
