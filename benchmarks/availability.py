@@ -35,7 +35,8 @@ from python_on_whales.exceptions import DockerException
 
 from benchmarks import designs, scenarios, servers
 from benchmarks.workspace import BenchmarkError, Clone, git
-from delivery.deploy.compose.handover import wait_healthy
+from delivery.deploy.compose.health import wait_healthy
+from delivery.reporting import Silent
 
 ROOT = Path(__file__).resolve().parent.parent
 # The load generator and the release recipes are the tests' own (tests/docker is not a package).
@@ -290,7 +291,7 @@ class Recreate:
         containers = compose.compose.ps(services=["app"], all=True)
         if not containers:
             return False, "compose started no container"
-        return wait_healthy(self.server.docker, containers[0].id, HEALTH_TIMEOUT, lambda _: None)
+        return wait_healthy(self.server.docker, containers[0].id, HEALTH_TIMEOUT, Silent())
 
     def release(self, built: Built, kind: str = "") -> dict[str, Any]:
         tag = built.tag

@@ -6,3 +6,11 @@ class DeliveryError(Exception):
 
     Example: "requirements.lock is missing: run `invoke lock`".
     """
+
+
+class HandoverFailed(DeliveryError):
+    """The new release did not take over on a compose host; what was serving still is."""
+
+
+class CronFailed(DeliveryError):
+    """The web app switched to the new release, but its cron did not start (the old cron was put back)."""

@@ -14,12 +14,13 @@ from python_on_whales import DockerClient
 
 from delivery.config.settings import DeployConfig, Host
 from delivery.deploy.compose.deployer import ComposeDeployer
-from delivery.deploy.compose.handover import DeployReport, Release
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import opener
 from delivery.deploy.reports import HostStatus, PullPrediction, SwarmStatus
 from delivery.deploy.swarm.deployer import SwarmDeployer
 from delivery.deploy.swarm.measure import SwarmReport
 from delivery.registry.client import Registry
+from delivery.release.release import Release
 from delivery.reporting import Reporter
 
 Outcome = DeployReport | SwarmReport

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from delivery.config.settings import DeployConfig, Host
-from delivery.deploy.compose.handover import DeployReport, Target
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.reports import Reportable
 from delivery.errors import DeliveryError
+from delivery.hosts.target import Target
 
 
 class DeployFailed(DeliveryError):

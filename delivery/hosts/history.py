@@ -107,7 +107,7 @@ def forget(docker: DockerClient, project: str, entries: Iterable[HistoryEntry]) 
 
 def stored_entries(docker: DockerClient, project: str) -> list[HistoryEntry]:
     """The entries kept in volumes."""
-    names = run([*docker.docker_cmd, "volume", "ls", "--quiet", "--filter", f"label={HISTORY_LABEL}={project}"]).split()
+    names = str(run([*docker.docker_cmd, "volume", "ls", "--quiet", "--filter", f"label={HISTORY_LABEL}={project}"])).split()
     if not names:
         return []
     entries = (HistoryEntry.from_labels(labels) for labels in volume_labels(docker, *names))
@@ -142,7 +142,7 @@ def rollback_target(entries: list[HistoryEntry], current: str | None, to: str | 
     (C -> B -> A) instead of flipping between the last two, and a release that was
     rolled back away from is never a rollback target again.
     """
-    newest = {}
+    newest: dict[str, HistoryEntry] = {}
     for entry in entries:
         newest.setdefault(entry.tag, entry)
     if to is not None:

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -26,13 +26,11 @@ from delivery.docker.engine import disk_usage, docker_errors, last_line
 from delivery.errors import DeliveryError
 from delivery.hosts.history import HistoryEntry, forget, history, history_repository, rollback_target
 from delivery.hosts.lock import deploy_lock
+from delivery.hosts.target import Target
 from delivery.images import tags
 from delivery.release.pullreport import chain_ids
+from delivery.reporting import Reporter
 
-if TYPE_CHECKING:
-    from delivery.deploy.compose.handover import Target
-
-Say = Callable[[str], None]
 SETTLE_SECONDS = 10.0  # the containerd store deletes content in the background: wait for df to settle
 
 
@@ -143,7 +141,7 @@ def layer_sizes(layers: Sequence[str], history_sizes: Sequence[int]) -> list[tup
     """
     sizes = [size for size in reversed(history_sizes) if size > 0]
     padded = [0] * max(0, len(layers) - len(sizes)) + sizes[-len(layers):] if layers else []
-    return list(zip(layers, padded))
+    return list(zip(layers, padded, strict=False))
 
 
 # -- the host --------------------------------------------------------------------------------------
@@ -211,7 +209,7 @@ class PruneReport:
         return asdict(self)
 
 
-def prune_releases(target: Target, keep: int, say: Say, dry_run: bool = False) -> PruneReport:
+def prune_releases(target: Target, keep: int, reporter: Reporter, dry_run: bool = False) -> PruneReport:
     """Plan, and unless `dry_run` apply, the retention of `keep` releases on one host (the caller holds the lock)."""
     docker, project = target.docker, target.config.compose_project
     state = read_host(docker, project)
@@ -235,28 +233,28 @@ def prune_releases(target: Target, keep: int, say: Say, dry_run: bool = False) -
             report.errors.append(f"{ref}: {last_line(exc)}")
     report.disk_after = settled_disk_usage(docker)
     report.freed_bytes = report.disk_before - report.disk_after
-    say(f"{target.host.label}: pruned {len(plan.pruned)} release(s), kept {len(plan.kept)}: "
+    reporter.step(f"{target.host.label}: pruned {len(plan.pruned)} release(s), kept {len(plan.kept)}: "
         f"freed {report.freed_bytes} bytes (predicted {predicted})")
     return report
 
 
-def prune(target: Target, keep: int, say: Say, dry_run: bool = False) -> PruneReport:
+def prune(target: Target, keep: int, reporter: Reporter, dry_run: bool = False) -> PruneReport:
     """`invoke prune` on one host: under the deploy lock (a dry run takes none)."""
     if dry_run:
-        return prune_releases(target, keep, say, dry_run=True)
+        return prune_releases(target, keep, reporter, dry_run=True)
     with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
-                     target.config.lock_wait, say):
-        return prune_releases(target, keep, say)
+                     target.config.lock_wait, reporter.step):
+        return prune_releases(target, keep, reporter)
 
 
-def prune_after_deploy(target: Target, say: Say) -> dict[str, Any]:
+def prune_after_deploy(target: Target, reporter: Reporter) -> dict[str, Any]:
     """Retention after a healthy deploy (the deploy holds the lock). A failure here is reported, never raised:
     the deploy itself succeeded."""
     try:
-        return prune_releases(target, target.config.keep_releases, say).as_dict()
+        return prune_releases(target, target.config.keep_releases, reporter).as_dict()
     except (DeliveryError, DockerException) as exc:
         reason = str(exc) if isinstance(exc, DeliveryError) else last_line(exc)
-        say(f"{target.host.label}: warning: pruning old releases failed ({reason}); the deploy succeeded, "
+        reporter.step(f"{target.host.label}: warning: pruning old releases failed ({reason}); the deploy succeeded, "
             f"retry with `invoke prune --host {target.host_arg}`")
         return {"host": target.host.label, "errors": [reason]}
 

@@ -1,14 +1,29 @@
 """The services an operator names (web, cron, proxy) and the compose services that play them.
 
 This table is the one place that knows docker-compose.yml's service names: `invoke logs
---service` and `invoke run-job` (which runs jobs in the cron service's container) use it.
+--service` and `invoke run-job` (which runs jobs in the cron service's container) use it, and
+so do the deploy (delivery/deploy/compose) and the site survey (delivery/hosts/site.py).
 """
 from __future__ import annotations
 
-from delivery.deploy.compose.proxy import PROXY_SERVICE, SLOTS, service_of
 from delivery.errors import DeliveryError
 
+SLOTS = ("blue", "green")  # the two web slots: a deploy starts the new release in the one that is not live
+PROXY_SERVICE = "proxy"
 CRON_SERVICE = "cron"
+LEGACY_SERVICE = "app"  # the single-container layout of earlier releases (web + cron in one)
+
+
+def service_of(slot: str) -> str:
+    """The compose service of a web slot."""
+    return f"web-{slot}"
+
+
+def other(slot: str | None) -> str:
+    """The slot a deploy starts the new release in: the one that is not live (blue when none is)."""
+    return "green" if slot == "blue" else "blue"
+
+
 # operator's name -> services of docker-compose.yml: the web app runs in one of two slots
 # (blue/green, both during a deploy), cron in one container, HAProxy in front.
 COMPOSE_SERVICES: dict[str, tuple[str, ...]] = {

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from python_on_whales import Container
+from python_on_whales.components.container.cli_wrapper import ContainerListFilter
 from python_on_whales.exceptions import DockerException
 
 from delivery.docker.engine import docker_errors, last_line
 from delivery.errors import DeliveryError
 from delivery.hosts.services import compose_services
-
-if TYPE_CHECKING:
-    from delivery.deploy.compose.handover import Target
+from delivery.hosts.target import Target
+from delivery.reporting import Reporter
 
 INSTALLED_CRONTAB = "/etc/cron.d/production-control"  # what cron runs (CRON_SCHEDULE applied)
 ENTRYPOINT = "/usr/local/bin/docker-entrypoint.sh"
@@ -53,20 +53,20 @@ def job_argv(docker_cmd: Sequence[str], container: str, name: str) -> list[str]:
     return [*docker_cmd, "exec", "--env", "JOB_BY_HAND=1", container, ENTRYPOINT, "job", name]
 
 
-def cron_container(target: Target):
+def cron_container(target: Target) -> Container:
     """The running container of the project's cron service on this host."""
     services = compose_services("cron")
-    filters = [("label", f"com.docker.compose.project={target.config.compose_project}"), ("status", "running")]
+    filters: list[ContainerListFilter] = [("label", f"com.docker.compose.project={target.config.compose_project}"), ("status", "running")]
     with docker_errors(f"listing the containers of {target.config.compose_project} on {target.host.label}"):
         containers = [c for c in target.docker.container.list(filters=filters)
-                      if c.config.labels.get("com.docker.compose.service") in services]
+                      if (c.config.labels or {}).get("com.docker.compose.service") in services]
     if not containers:
         raise DeliveryError(f"no running cron container of {target.config.compose_project} on {target.host.label}: "
                             f"deploy first (`invoke deploy --host {target.host_arg}`), see `invoke status`")
     return containers[0]
 
 
-def host_jobs(target: Target) -> tuple[object, list[CronJob]]:
+def host_jobs(target: Target) -> tuple[Container, list[CronJob]]:
     """The running cron container and the jobs its installed crontab runs."""
     container = cron_container(target)
     try:
@@ -76,13 +76,13 @@ def host_jobs(target: Target) -> tuple[object, list[CronJob]]:
     return container, crontab_jobs(str(text))
 
 
-def run_job(target: Target, name: str, say: Callable[[str], None]) -> int:
+def run_job(target: Target, name: str, reporter: Reporter) -> int:
     """Run job `name` now in the cron container, its output on stdout; its exit code."""
     container, jobs = host_jobs(target)
     names = [job.name for job in jobs]
     if name not in names:
         raise DeliveryError(f"unknown job {name!r} on {target.host.label}: its crontab runs {', '.join(names) or 'no job'}")
-    say(f"{target.host.label}: running job {name} in {container.name}")
+    reporter.step(f"{target.host.label}: running job {name} in {container.name}")
     argv = job_argv([str(part) for part in target.docker.client_config.docker_cmd], container.id, name)
     code = subprocess.run(argv, stdin=subprocess.DEVNULL).returncode
     if code == ALREADY_RUNNING:

@@ -81,7 +81,7 @@ def plan_pull(image: str, manifest: Manifest, diff_ids: Sequence[str], host: Hos
     pulled: list[tuple[str, int]] = []
     if not present:
         chains = chain_ids(diff_ids)
-        for blob, diff_id, chain in zip(manifest.layers, diff_ids, chains):
+        for blob, diff_id, chain in zip(manifest.layers, diff_ids, chains, strict=False):
             skipped = chain in host.chain_ids if host.store == "overlay2" else (diff_id in host.diff_ids or chain in host.chain_ids)
             if not skipped:
                 pulled.append((blob.digest, blob.size))

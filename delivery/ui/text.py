@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from delivery.deploy.compose.handover import DeployReport
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.reports import Freshness, HostStatus, HostStatusEntry, PullPrediction, SwarmStatus, SwarmStatusEntry
 from delivery.deploy.swarm.measure import SwarmReport
 from delivery.hosts.retention import PruneReport

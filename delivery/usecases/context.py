@@ -19,10 +19,10 @@ from python_on_whales.utils import run
 from delivery.config.project import Project, load_project
 from delivery.config.settings import DeployConfig, Host, load_config, parse_host
 from delivery.deploy import fleet
-from delivery.deploy.compose.handover import Target
 from delivery.deploy.deployer import Deployer, deployer_for
 from delivery.docker.engine import private_config, private_docker_config
 from delivery.errors import DeliveryError
+from delivery.hosts.target import Target
 from delivery.images import build
 from delivery.images.source import read_source_state
 from delivery.registry import auth

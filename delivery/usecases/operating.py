@@ -34,7 +34,7 @@ def run_job(section: Mapping[str, Any], hosts: Iterable[str] = (), name: str = "
     config = load_config(section)
     for host in hosts_from(config, hosts):
         with opened(host, config) as target:
-            code = jobs.run_job(target, name, reporter.step)
+            code = jobs.run_job(target, name, reporter)
         if code != 0:
             reporter.step(f"{host.label}: job {name} exited with code {code}")
             return code

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from delivery.config.settings import keep_count, load_config, wait_seconds
-from delivery.deploy.compose.handover import resolve_release
 from delivery.deploy.deployer import Outcome, Prediction, Status
 from delivery.deploy.fleet import each_host, opener
 from delivery.docker.engine import check_engine, connect, require_cli
@@ -18,6 +17,7 @@ from delivery.errors import DeliveryError
 from delivery.hosts import retention
 from delivery.hosts.lock import unlock as unlock_lock
 from delivery.hosts.retention import PruneReport
+from delivery.release.release import resolve_release
 from delivery.reporting import Reporter
 from delivery.ui.progress import STDERR
 from delivery.usecases.context import COMPOSE_FILE, current_version, deployer, hosts_from, login_scope, registry_for, settings
@@ -73,5 +73,5 @@ def prune(section: Mapping[str, Any], hosts: Iterable[str] = (), keep: str | int
     config = load_config(section)
     count = config.keep_releases if keep is None else keep_count("--keep", keep)
     targets = hosts_from(config, hosts)
-    return each_host(targets, lambda target: retention.prune(target, count, reporter.step, dry_run), "prune",
+    return each_host(targets, lambda target: retention.prune(target, count, reporter, dry_run), "prune",
                      opener(config, COMPOSE_FILE))

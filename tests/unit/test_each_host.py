@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from delivery.config.settings import parse_host
-from delivery.deploy.compose.handover import DeployReport
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import DeployFailed, each_host
 from delivery.errors import DeliveryError
 

@@ -17,11 +17,11 @@ from delivery.config.platforms import (
     platform_of,
 )
 from delivery.config.settings import load_config
-from delivery.deploy.compose.handover import Release, Variant, resolve_release
 from delivery.errors import DeliveryError
 from delivery.images.builder import BuilderInfo, check_platforms
 from delivery.registry.client import Blob, Manifest, layout_manifests
 from delivery.release.pullreport import host_layers, plan_pull
+from delivery.release.release import Release, Variant, resolve_release
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -12,15 +12,14 @@ from delivery.deploy.compose.proxy import (
     check_answer,
     drain_command,
     hold_command,
-    other,
     parse_stats,
-    service_of,
     switch_command,
     too_many_errors,
     window,
     window_failure,
 )
 from delivery.errors import DeliveryError
+from delivery.hosts.services import other, service_of
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,17 @@ from typing import Any
 
 import pytest
 
+from delivery.config.settings import load_config
 from delivery.deploy.compose import handover as deploy
-from delivery.deploy.compose.handover import CronFailed, image_mismatch, replace_cron
-from delivery.errors import DeliveryError
+from delivery.deploy.compose import pulling
+from delivery.deploy.compose.cron import replace_cron
+from delivery.deploy.compose.health import image_mismatch
+from delivery.deploy.compose.report import DeployReport
+from delivery.deploy.compose.state import Handover
+from delivery.errors import CronFailed, DeliveryError, HandoverFailed
+from delivery.hosts import site as sites
+from delivery.hosts.target import compose_env
+from delivery.reporting import Recorded
 
 RELEASE = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -37,41 +45,45 @@ def test_image_mismatch_names_the_image_id_when_it_has_no_repo_digest() -> None:
     assert image_mismatch(frozenset({IMAGE_ID}), OTHER, []) == f"it runs image {OTHER}, not {IMAGE_ID}"
 
 
-class FakeTarget:
-    """Just enough of a Target for replace_cron: cron starts from `runs`, which is healthy."""
+class CronPort:
+    """Just enough of a docker port for replace_cron: cron starts from `runs`, which is healthy."""
 
     def __init__(self, runs: str) -> None:
-        self.host = SimpleNamespace(label="h1")
-        self.config = SimpleNamespace(health_timeout=1)
-        self.docker = None
         self.runs = runs
         self.started: list[str | None] = []
 
+    def up(self, service: str, tags_: dict[str, str | None]) -> Any:
+        self.started.append(tags_["cron"])
+        return SimpleNamespace(id="c1", image=self.runs)
 
-def fake_cron(monkeypatch: pytest.MonkeyPatch, target: FakeTarget) -> None:
-    def up(target_: Any, service: str, tags_: dict[str, str | None], say: Any) -> Any:
-        target_.started.append(tags_["cron"])
-        return SimpleNamespace(id="c1", image=target_.runs)
+    def wait_healthy(self, container_id: str, timeout: float, reporter: Any) -> tuple[bool, str]:
+        return True, "healthy"
 
-    monkeypatch.setattr(deploy, "_up", up)
-    monkeypatch.setattr(deploy, "wait_healthy", lambda *args: (True, "healthy"))
-    monkeypatch.setattr(deploy, "image_digests", lambda docker, image: {RELEASE: [RELEASE]}.get(image, []))
+    def running_image(self, image_id: str) -> tuple[list[str], str]:
+        return {RELEASE: [RELEASE]}.get(image_id, []), "linux/amd64"
 
 
-def test_cron_of_another_image_is_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    target = FakeTarget(runs=OTHER)
-    fake_cron(monkeypatch, target)
+def _cron_handover(runs: str, previous: str | None, tag: str, pin: str | None = None) -> tuple[Handover, CronPort, Recorded]:
+    """A handover of `tag` whose cron ran `previous` (a ref), about to replace cron."""
+    port, said = CronPort(runs), Recorded()
+    cron = None if previous is None else SimpleNamespace(config=SimpleNamespace(image=f"localhost:5000/production-control:{previous}"))
+    site = sites.Site(web={}, cron=cron, proxy=None, legacy=None)  # type: ignore[arg-type]
+    report = DeployReport(host="h1", image="i", version=tag, digest=RELEASE)
+    h = Handover(port, said, "h1", load_config({}), site, tag, report, digests=frozenset({RELEASE}), pin=pin)  # type: ignore[arg-type]
+    return h, port, said
+
+
+def test_cron_of_another_image_is_put_back() -> None:
+    h, port, _ = _cron_handover(OTHER, "1.0.0-abcdef123456", "2.0.0-abcdef123456")
     with pytest.raises(CronFailed, match=f"cron of 2.0.0-abcdef123456 failed on h1: it runs image {OTHER}, not {RELEASE}; .*put back on 1.0.0"):
-        replace_cron(target, {"cron": "1.0.0-abcdef123456"}, "2.0.0-abcdef123456", "1.0.0-abcdef123456", lambda _: None,
-                     digests=frozenset({RELEASE}))
-    assert target.started == ["2.0.0-abcdef123456", "1.0.0-abcdef123456"]
+        replace_cron(h)
+    assert port.started == ["2.0.0-abcdef123456", "1.0.0-abcdef123456"]
 
 
-def test_cron_of_the_release_passes(monkeypatch: pytest.MonkeyPatch) -> None:
-    target = FakeTarget(runs=RELEASE)
-    fake_cron(monkeypatch, target)
-    replace_cron(target, {"cron": None}, "2.0.0-abcdef123456", None, lambda _: None, digests=frozenset({RELEASE}))
-    assert target.started == ["2.0.0-abcdef123456"]
+def test_cron_of_the_release_passes() -> None:
+    h, port, _ = _cron_handover(RELEASE, None, "2.0.0-abcdef123456")
+    replace_cron(h)
+    assert port.started == ["2.0.0-abcdef123456"]
 
 
 def test_rollback_starts_only_the_recorded_image(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,14 +94,14 @@ def test_rollback_starts_only_the_recorded_image(monkeypatch: pytest.MonkeyPatch
     entry = HistoryEntry("20260101T000000000000Z", "deploy", "1.0.0-abcdef123456", IMAGE_ID)
     seen: dict[str, Any] = {}
     monkeypatch.setattr(deploy, "deploy_lock", lambda *args: contextlib.nullcontext())
-    monkeypatch.setattr(deploy, "survey", lambda target: SimpleNamespace(live_tag="2.0.0-abcdef123456"))
+    monkeypatch.setattr(deploy, "site_of", lambda target: SimpleNamespace(live_tag="2.0.0-abcdef123456"))
     monkeypatch.setattr(deploy, "history", lambda docker, project: [entry])
     monkeypatch.setattr(deploy, "rollback_target", lambda entries, current, to: entry)
 
-    def handover(target: Any, site: Any, tag: str, report: Any, say: Any, digests: frozenset[str] = frozenset(),
+    def handover(target: Any, site: Any, tag: str, report: Any, reporter: Any, digests: frozenset[str] = frozenset(),
                  pin: str | None = None, **_: Any) -> Any:
         seen["digests"], seen["pin"] = digests, pin
-        raise deploy.HandoverFailed(f"{tag} failed on h1: {image_mismatch(digests, OTHER, [])}")
+        raise HandoverFailed(f"{tag} failed on h1: {image_mismatch(digests, OTHER, [])}")
 
     monkeypatch.setattr(deploy, "handover", handover)
     recorded = SimpleNamespace(repo_digests=[f"elsewhere:5000/production-control@{OTHER}", f"localhost:5000/production-control@{RELEASE}"])
@@ -97,7 +109,7 @@ def test_rollback_starts_only_the_recorded_image(monkeypatch: pytest.MonkeyPatch
                                                    inspect=lambda ref: recorded if ref == IMAGE_ID else None))
     target = SimpleNamespace(docker=docker, host=SimpleNamespace(label="h1"), host_arg="local",
                              config=SimpleNamespace(compose_project="p", lock_wait=0, registry="localhost:5000"))
-    report = deploy.rollback(target, lambda _: None)
+    report = deploy.rollback(target, Recorded())
     assert seen["digests"] == frozenset({IMAGE_ID})
     assert seen["pin"] == f"1.0.0-abcdef123456@{RELEASE}", "the rollback does not start the recorded image by its digest"
     assert report.error == (f"rollback to 1.0.0-abcdef123456 on h1 failed: 1.0.0-abcdef123456 failed on h1: it runs image {OTHER}, "
@@ -110,9 +122,7 @@ PINNED = f"{TAG}@{RELEASE}"
 
 
 def test_the_env_file_names_each_release_by_tag_and_digest() -> None:
-    from delivery.config.settings import load_config
-
-    lines = deploy.compose_env(load_config({"registry": "localhost:5000"}), PINNED, "1.0.0-abcdef123456", PINNED)
+    lines = compose_env(load_config({"registry": "localhost:5000"}), PINNED, "1.0.0-abcdef123456", PINNED)
     assert [line for line in lines if "_TAG=" in line] == [f"APP_TAG={PINNED}", f"BLUE_TAG={PINNED}", "GREEN_TAG=1.0.0-abcdef123456"]
 
 
@@ -130,8 +140,8 @@ def _container(image: str) -> Any:
 )
 def test_what_runs_reads_back_as_its_tag_and_starts_again_by_its_ref(image: str, tag: str, ref: str) -> None:
     container = _container(image)
-    assert (deploy.running_tag(container), deploy.running_ref(container)) == (tag, ref)
-    site = deploy.Site(web={"blue": container}, cron=container, proxy=None, legacy=None, live="blue")
+    assert (sites.running_tag(container), sites.running_ref(container)) == (tag, ref)
+    site = sites.Site(web={"blue": container}, cron=container, proxy=None, legacy=None, live="blue")
     assert (site.tag("blue"), site.live_tag, site.ref("blue"), site.live_ref) == (tag, tag, ref, ref)
 
 
@@ -152,7 +162,7 @@ def test_status_shows_the_tag_and_the_digest_apart(monkeypatch: pytest.MonkeyPat
 def test_the_pin_is_a_digest_of_the_release_the_engine_recorded(accepted: tuple, recorded: list[str], digest: str | None) -> None:
     image = f"localhost:5000/production-control:{TAG}"
     repo_digests = [f"localhost:5000/production-control@{d}" for d in recorded]
-    assert deploy.pin_digest(image, accepted, repo_digests) == digest
+    assert pulling.pin_digest(image, accepted, repo_digests) == digest
 
 
 def _pull_target(repo_digests: list[str]) -> Any:
@@ -167,24 +177,22 @@ def _release() -> tuple[Any, Any]:
 
 def test_a_pulled_release_is_pinned_to_its_digest() -> None:
     release, variant = _release()
-    assert deploy.pulled_pin(_pull_target([f"localhost:5000/production-control@{RELEASE}"]), release, variant) == PINNED
+    assert pulling.pulled_pin(_pull_target([f"localhost:5000/production-control@{RELEASE}"]), release, variant) == PINNED
 
 
 def test_a_tag_pushed_again_since_the_registry_was_read_stops_before_anything_changed() -> None:
     release, variant = _release()
     with pytest.raises(DeliveryError) as raised:
-        deploy.pulled_pin(_pull_target([f"localhost:5000/production-control@{OTHER}"]), release, variant)
+        pulling.pulled_pin(_pull_target([f"localhost:5000/production-control@{OTHER}"]), release, variant)
     assert str(raised.value) == (f"localhost:5000/production-control:{TAG} on h1 is not the release the registry named: the engine "
                                  f"has {OTHER} for it, not {RELEASE} (the tag was pushed again meanwhile?); nothing was changed: "
                                  "deploy again")
 
 
-def test_cron_starts_by_the_pin_and_goes_back_to_the_old_crons_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    target = FakeTarget(runs=OTHER)
-    fake_cron(monkeypatch, target)
-    said: list[str] = []
+def test_cron_starts_by_the_pin_and_goes_back_to_the_old_crons_own() -> None:
     previous = f"1.0.0-abcdef123456@{OTHER}"
+    h, port, said = _cron_handover(OTHER, previous, TAG, pin=PINNED)
     with pytest.raises(CronFailed, match=r"put back on 1\.0\.0-abcdef123456$"):
-        replace_cron(target, {"cron": previous}, TAG, previous, said.append, digests=frozenset({RELEASE}), ref=PINNED)
-    assert target.started == [PINNED, previous]
-    assert said == [f"h1: replacing cron (1.0.0-abcdef123456 -> {TAG})"]
+        replace_cron(h)
+    assert port.started == [PINNED, previous]
+    assert said.lines == [f"h1: replacing cron (1.0.0-abcdef123456 -> {TAG})"]

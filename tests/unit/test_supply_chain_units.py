@@ -220,8 +220,8 @@ def test_freshness_tells_base_age_and_a_newer_refresh() -> None:
 def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     from types import SimpleNamespace
 
-    from delivery.registry.client import RegistryUnreachable
     from delivery.deploy.compose.deployer import with_freshness
+    from delivery.registry.client import RegistryUnreachable
     from delivery.ui.text import format_freshness
 
     class Registry:

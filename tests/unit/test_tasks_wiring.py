@@ -19,7 +19,7 @@ import yaml
 from invoke import Program
 
 from delivery.config.settings import DEFAULTS, load_config
-from delivery.deploy.compose.handover import DeployReport
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import HostStatus, PullPrediction
 from delivery.errors import DeliveryError

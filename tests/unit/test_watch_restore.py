@@ -1,14 +1,15 @@
 """The watch window fails closed, and restore keeps the only serving slot (issue items 2 and 5), with fakes."""
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from delivery.deploy.compose import handover as deploy
-from delivery.deploy.compose.handover import ContainerState, container_problem, restore_outcome, watch
+from delivery.deploy.compose import watch as watching
+from delivery.deploy.compose.health import ContainerState, container_problem
 from delivery.deploy.compose.proxy import ServerStats, window_failure
+from delivery.deploy.compose.watch import restore_outcome, watch
 from delivery.errors import DeliveryError
+from delivery.reporting import Recorded
 
 RUNNING = ContainerState("running", 0)
 
@@ -45,11 +46,11 @@ class Clock:
         self.now += seconds
 
 
-def _watch(proxy: FakeProxy, states: list[ContainerState] | None = None, min_requests: int = 0, said: list | None = None):
+def _watch(proxy: FakeProxy, states: list[ContainerState] | None = None, min_requests: int = 0, said: Recorded | None = None):
     clock = Clock()
     queue = list(states or [RUNNING])
     state = lambda: queue.pop(0) if len(queue) > 1 else queue[0]  # noqa: E731
-    return watch(proxy, "green", 3.0, (said if said is not None else []).append, "h", state=state,
+    return watch(proxy, "green", 3.0, said if said is not None else Recorded(), "h", state=state,
                  min_requests=min_requests, sleep=clock.sleep, clock=clock)
 
 
@@ -82,10 +83,10 @@ def test_a_failed_last_read_fails_the_window_but_a_failed_middle_one_is_only_cou
     ],
 )
 def test_a_new_container_that_exits_or_restarts_fails_the_window(now: ContainerState, why: str) -> None:
-    said: list[str] = []
+    said = Recorded()
     observed = _watch(FakeProxy([_stats(0), _stats(40)]), states=[RUNNING, RUNNING, now], said=said)
     assert observed.problem == why and container_problem(RUNNING, now) == why
-    assert said[-1].endswith(why)
+    assert said.lines[-1].endswith(why)
 
 
 def test_a_container_that_cannot_be_inspected_fails_the_window() -> None:
@@ -95,16 +96,16 @@ def test_a_container_that_cannot_be_inspected_fails_the_window() -> None:
         return RUNNING
 
     clock = Clock()
-    observed = watch(FakeProxy([_stats(0)]), "green", 2.0, [].append, "h", state=state, sleep=clock.sleep, clock=clock)
+    observed = watch(FakeProxy([_stats(0)]), "green", 2.0, Recorded(), "h", state=state, sleep=clock.sleep, clock=clock)
     assert observed.problem == "the new container cannot be inspected (the engine stopped answering)"
 
 
 def test_a_quiet_window_passes_on_health_checks_and_says_so() -> None:
-    said: list[str] = []
+    said = Recorded()
     proxy = FakeProxy([_stats(7)])
     observed = _watch(proxy, said=said)
-    assert (observed.requests, observed.problem, observed.note, proxy.waited) == (0, None, deploy.NO_TRAFFIC, 1)
-    assert window_failure(observed, 0.02) is None and said[-1].endswith(deploy.NO_TRAFFIC)
+    assert (observed.requests, observed.problem, observed.note, proxy.waited) == (0, None, watching.NO_TRAFFIC, 1)
+    assert window_failure(observed, 0.02) is None and said.lines[-1].endswith(watching.NO_TRAFFIC)
 
 
 def test_a_quiet_window_whose_health_check_fails_fails() -> None:
@@ -135,54 +136,4 @@ def test_restore_reports_what_it_reads_back(servers: dict | None, removed: bool,
     assert restore_outcome(servers, "blue", "green", removed) == line
 
 
-class RestoreProxy:
-    def __init__(self, healthy: bool):
-        self.healthy, self.waited_for, self.sent = healthy, None, []
-
-    def wait(self, timeout: float, ready: Any) -> bool:
-        self.waited_for = timeout
-        return self.healthy
-
-    def server(self, slot: str) -> ServerStats:
-        return _stats(0)
-
-    def set(self, command: str) -> None:
-        self.sent.append(command)
-
-    def drain(self, slot: str, timeout: float) -> tuple[float, int]:
-        self.sent.append(f"drain {slot}")
-        return 0.0, 0
-
-    def stats(self) -> dict[str, ServerStats]:
-        if self.healthy:
-            return {"blue": _stats(0)}
-        return {"blue": _stats(0, check="L4CON"), "green": _stats(0, check="L4CON")}
-
-
-def _restore(monkeypatch: pytest.MonkeyPatch, healthy: bool) -> tuple[RestoreProxy, list[str], list[str]]:
-    removed: list[str] = []
-    said: list[str] = []
-    monkeypatch.setattr(deploy, "wait_for_engine", lambda target: None)
-    monkeypatch.setattr(deploy, "_remove", lambda target, service, tags_: removed.append(service))
-    running = SimpleNamespace(state=SimpleNamespace(status="running"))
-    docker = SimpleNamespace(container=SimpleNamespace(inspect=lambda cid: running, start=lambda cid: None))
-    target = SimpleNamespace(docker=docker, host=SimpleNamespace(label="h"),
-                             config=SimpleNamespace(health_timeout=75.0, drain_timeout=5.0))
-    site = SimpleNamespace(legacy=None, web={"blue": SimpleNamespace(id="old-id")})
-    proxy = RestoreProxy(healthy)
-    deploy.restore(target, site, proxy, "blue", "green", {}, True, said.append)
-    return proxy, removed, said
-
-
-def test_restore_waits_health_timeout_and_removes_the_new_slot_once_the_old_is_healthy(monkeypatch: pytest.MonkeyPatch) -> None:
-    proxy, removed, said = _restore(monkeypatch, healthy=True)
-    assert proxy.waited_for == 75.0
-    assert removed == ["web-green"] and "drain green" in proxy.sent
-    assert said == ["h: restored: blue is serving"]
-
-
-def test_restore_keeps_the_new_slot_when_the_old_never_gets_healthy(monkeypatch: pytest.MonkeyPatch) -> None:
-    proxy, removed, said = _restore(monkeypatch, healthy=False)
-    assert removed == [] and proxy.sent == []
-    assert said == ["h: blue did not pass the proxy's check within deploy.health_timeout (75s); keeping green",
-                    "h: restore incomplete: neither slot is healthy; green stays in rotation"]
+# The restore itself (health_timeout, the new slot kept or removed): tests/unit/deploy/compose/test_handover_steps.py.

@@ -14,12 +14,14 @@ from python_on_whales.exceptions import DockerException
 
 from delivery.config.settings import DeployConfig, Host
 from delivery.deploy.compose import handover
-from delivery.deploy.compose.handover import DeployReport, Release, Target
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import Opener, each_host
 from delivery.deploy.reports import Freshness, HostStatus, HostStatusEntry, PullPrediction
 from delivery.errors import DeliveryError
 from delivery.hosts import retention
+from delivery.hosts.target import Target
 from delivery.registry.client import Registry
+from delivery.release.release import Release, predict_pull
 from delivery.reporting import Reporter
 from delivery.supply import refresh
 
@@ -38,7 +40,7 @@ class ComposeDeployer:
     def predict(self, release: Release) -> list[PullPrediction]:
         def one(target: Target) -> PullPrediction:
             variant = release.variant(target.info.platform, target.host.label)
-            return PullPrediction(target.host.label, variant.platform, handover.predict_pull(target, variant, release.image))
+            return PullPrediction(target.host.label, variant.platform, predict_pull(target, variant, release.image))
 
         return each_host(self.hosts, one, "deploy", self.open_target)
 
@@ -46,14 +48,14 @@ class ComposeDeployer:
         def one(target: Target) -> DeployReport:
             release.variant(target.info.platform, target.host.label)  # a release without the host's platform: nothing changes
             self.login(target.docker)  # the host pulls with the credentials of this machine's docker CLI
-            return handover.deploy(target, release, self.reporter.step)
+            return handover.deploy(target, release, self.reporter)
 
         return each_host(self.hosts, one, "deploy", self.open_target)
 
     def rollback(self, to: str | None) -> list[DeployReport]:
         def one(target: Target) -> DeployReport:
             self.login(target.docker)  # a release whose image the host lost is pulled again
-            return handover.rollback(target, self.reporter.step, to)
+            return handover.rollback(target, self.reporter, to)
 
         return each_host(self.hosts, one, "rollback", self.open_target)
 

@@ -32,9 +32,7 @@ from python_on_whales.exceptions import DockerException
 from delivery.docker.engine import last_line
 from delivery.errors import DeliveryError
 
-SLOTS = ("blue", "green")
 BACKEND = "web"
-PROXY_SERVICE = "proxy"
 RUNTIME_API = ("127.0.0.1", 9999)  # inside the proxy's network namespace only
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 CANDIDATE_PATH = "/tmp/haproxy.cfg.next"  # a new configuration, checked before it goes in place
@@ -58,16 +56,6 @@ def client_argv(command: str, into: str = "") -> list[str]:
     """Pure: the `docker exec` argv (in the proxy) that sends one runtime API command."""
     host, port = RUNTIME_API
     return ["bash", "-c", _CLIENT, "runtime-api", host, str(port), command, into]
-
-
-def service_of(slot: str) -> str:
-    """The compose service of a web slot."""
-    return f"web-{slot}"
-
-
-def other(slot: str | None) -> str:
-    """The slot a deploy starts the new release in: the one that is not live (blue when none is)."""
-    return "green" if slot == "blue" else "blue"
 
 
 @dataclass(frozen=True)
@@ -228,19 +216,24 @@ class Proxy:
         self.container = container
         self._started_at = self._container_started_at()
 
+    @property
+    def _id(self) -> str:
+        if self.container is None:
+            raise DeliveryError("no proxy container to reach the proxy's runtime API in")
+        return self.container
+
     def _container_started_at(self) -> object:
         try:
-            return self.docker.container.inspect(self.container).state.started_at
+            return self.docker.container.inspect(self._id).state.started_at
         except DockerException:
             return None
 
     def _exec(self, command: str, into: str = "") -> str:
-        if self.container is None:
-            raise DeliveryError("no proxy container to reach the proxy's runtime API in")
+        container = self._id
         deadline = time.monotonic() + self.patience
         while True:
             try:
-                return str(self.docker.container.execute(self.container, client_argv(command, into)) or "")
+                return str(self.docker.container.execute(container, client_argv(command, into)) or "")
             except DockerException as exc:  # the proxy restarting (refused, no DNS name yet), or the engine
                 if time.monotonic() >= deadline:
                     raise DeliveryError(f"the proxy's runtime API did not answer `{command}`: {last_line(exc)}") from exc
@@ -321,7 +314,7 @@ class Proxy:
     def running_config(self) -> str:
         """The configuration file the proxy container holds now."""
         try:
-            return str(self.docker.container.execute(self.container, ["cat", CONFIG_PATH]) or "")
+            return str(self.docker.container.execute(self._id, ["cat", CONFIG_PATH]) or "")
         except DockerException as exc:
             raise DeliveryError(f"reading the proxy's configuration failed: {last_line(exc)}") from exc
 
@@ -339,15 +332,15 @@ class Proxy:
             local.write_text(config)
             local.chmod(0o644)
             try:
-                self.docker.container.copy(local, (self.container, CANDIDATE_PATH))
-                self.docker.container.execute(self.container, ["haproxy", "-c", "-q", "-f", CANDIDATE_PATH])
+                self.docker.container.copy(local, (self._id, CANDIDATE_PATH))
+                self.docker.container.execute(self._id, ["haproxy", "-c", "-q", "-f", CANDIDATE_PATH])
             except DockerException as exc:
                 raise DeliveryError(f"the new proxy configuration was not applied: HAProxy rejects it ({last_line(exc)})") from exc
             before = self.worker_pid()
             self.save_state()
             try:
-                self.docker.container.copy(local, (self.container, CONFIG_PATH))
-                self.docker.container.kill(self.container, signal="SIGUSR2")
+                self.docker.container.copy(local, (self._id, CONFIG_PATH))
+                self.docker.container.kill(self._id, signal="SIGUSR2")
             except DockerException as exc:
                 raise DeliveryError(f"reloading the proxy failed: {last_line(exc)}") from exc
         if not self.wait(timeout, lambda: self.worker_pid() != before):

@@ -13,7 +13,6 @@ from typing import TypeVar, cast
 from python_on_whales import DockerClient
 
 from delivery.config.settings import DeployConfig, Host
-from delivery.deploy.compose.handover import Release, resolve_release
 from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import SwarmStatus, SwarmStatusEntry
 from delivery.deploy.swarm import rollout
@@ -21,6 +20,7 @@ from delivery.deploy.swarm.measure import SwarmReport
 from delivery.docker.engine import require_cli
 from delivery.errors import DeliveryError
 from delivery.registry.client import Registry
+from delivery.release.release import Release, resolve_release
 from delivery.reporting import Reporter
 
 T = TypeVar("T")

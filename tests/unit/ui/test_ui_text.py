@@ -1,6 +1,6 @@
 """The text of the reports that test_tasks_wiring.py does not print: the swarm's, rollback's, the deps freshness."""
 
-from delivery.deploy.compose.handover import DeployReport
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.reports import HostStatus, SwarmStatus
 from delivery.deploy.swarm.measure import NodeReport, SwarmReport
 from delivery.ui import text

@@ -19,7 +19,7 @@ def test_the_first_failing_host_stops_run_job(monkeypatch: pytest.MonkeyPatch) -
 
     def run_job(target: Any, name: str, say: Any) -> int:
         ran.append(target.host.label)
-        say(f"{target.host.label}: running {name}")
+        say.step(f"{target.host.label}: running {name}")
         return 3 if target.host.label == "deploy@b" else 0
 
     monkeypatch.setattr(operating, "opened", opened)

@@ -80,7 +80,7 @@ def test_prune_keeps_the_count_asked_for_on_each_host(monkeypatch: pytest.Monkey
         return [action(SimpleNamespace(host=h)) for h in hosts]
 
     def prune(target: Any, keep: int, say: Any, dry_run: bool) -> str:
-        say(f"{target.host.label}: keep {keep}")
+        say.step(f"{target.host.label}: keep {keep}")
         calls.append((target.host.label, keep, dry_run))
         return "report"
 

@@ -9,7 +9,7 @@ import pytest
 from delivery.config.settings import DeployConfig, parse_host
 from delivery.deploy.compose import deployer as compose_deployer
 from delivery.deploy.compose.deployer import ComposeDeployer
-from delivery.deploy.compose.handover import DeployReport
+from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import HostStatus, PullPrediction
 from delivery.errors import DeliveryError
@@ -56,7 +56,7 @@ def deployer(logins: list[str], reporter: Recorded) -> ComposeDeployer:
 
 
 def healthy(target: Any, say: Any) -> DeployReport:
-    say(f"{target.host.label}: switched")
+    say.step(f"{target.host.label}: switched")
     return DeployReport(host=target.host.label, image=FakeRelease.image, version="1.0.1-aaaaaaaaaaaa", digest="sha256:1", healthy=True)
 
 
@@ -91,7 +91,7 @@ def test_an_unhealthy_second_host_fails_with_both_reports(deployer: ComposeDeplo
 
 
 def test_predict_changes_nothing_and_logs_nothing_in(deployer: ComposeDeployer, logins: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compose_deployer.handover, "predict_pull", lambda target, variant, image: PLAN)
+    monkeypatch.setattr(compose_deployer, "predict_pull", lambda target, variant, image: PLAN)
     monkeypatch.setattr(compose_deployer.handover, "deploy", lambda *args: pytest.fail("a dry run deploys nothing"))
     predictions = deployer.predict(FakeRelease())
     assert predictions == [PullPrediction("deploy@prod-1", "linux/amd64", PLAN), PullPrediction("deploy@prod-2", "linux/amd64", PLAN)]

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from delivery.config.settings import DeployConfig, load_config
-from delivery.deploy.compose.handover import Release, Variant
 from delivery.deploy.swarm import rollout
 from delivery.deploy.swarm.measure import SwarmReport, measure
 from delivery.deploy.swarm.plan import survey
@@ -20,6 +19,7 @@ from delivery.deploy.swarm.update import converged, move_cron, node_watch, stack
 from delivery.docker.swarm import Node, NodeImages, Service, Task, Unanswered
 from delivery.errors import DeliveryError
 from delivery.registry.client import Blob, Manifest
+from delivery.release.release import Release, Variant
 from delivery.reporting import Recorded
 
 T0 = 1000.0  # the fake clock's start: the update starts then
