@@ -8,7 +8,7 @@
     .venv/bin/python -m benchmarks.run --render benchmarks/results/latest.json   redraw a saved run
     .venv/bin/python -m benchmarks.run --render FILE.json --publish   publish a saved run: layer or availability
         results into docs/performance.md; or what an integration test saved (benchmarks/results/tests/KIND.json,
-        tests/docker/results.py): zero-downtime and retention into docs/operations.md, builders into
+        tests/integration/support/results.py): zero-downtime and retention into docs/operations.md, builders into
         docs/performance.md
 
 Besides the layer scenarios, a full run measures availability during releases
@@ -323,7 +323,7 @@ def publish_blocks(doc: str, blocks: dict[str, str]) -> None:
 
 
 def results_outputs(document: dict, json_path: Path, publish: bool) -> int:
-    """Figures an integration test saved (tests/docker/results.py): print its tables; optionally publish them
+    """Figures an integration test saved (tests/integration/support/results.py): print its tables; optionally publish them
     (the JSON to docs/<kind>-results.json, the tables into their doc, report.RESULTS_DOCS)."""
     kind = document["kind"]
     blocks = report.results_blocks(document, published_benchmark())

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
 
 from benchmarks import availability, designs, layer_order, report, scenarios, servers
 from benchmarks.measure import ImageFacts, config_parts, floor_bytes, layers_moved_below, served, served_manifests
 from delivery.registry.client import Blob, Manifest
+from tests.integration.support.loadgen import LoadResult, Outcome
 
 BY_KEY = {s.key: s for s in scenarios.SCENARIOS}
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ build-app (release 1) -> deploy to the overlay2 server -> a code-only release, d
 its pull read from the registry's access log -> the same commit rebuilt without cache, app
 only (a CI rerun) and deps + app (a clean builder): what a server that runs the release
 would pull, measured by pulling it there. The measurements are saved at the end to the
-`builders` results file (tests/docker/results.py), which docs/performance.md publishes.
+`builders` results file (tests/integration/support/results.py), which docs/performance.md publishes.
 """
 
 import uuid
@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from results import KINDS, record
-from tasks_helpers import (
+
+from delivery.release.pullreport import human_bytes, served_blob_bytes
+from tests.integration.support.results import KINDS, record
+from tests.integration.support.tasks_helpers import (
     APP_REPOSITORY,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
@@ -44,9 +46,7 @@ from tasks_helpers import (
     remove_project,
     succeeded,
 )
-from testbed import START_HINT, Testbed
-
-from delivery.release.pullreport import human_bytes, served_blob_bytes
+from tests.integration.support.testbed import START_HINT, Testbed
 
 pytestmark = pytest.mark.docker
 

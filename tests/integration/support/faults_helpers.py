@@ -45,7 +45,10 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 from python_on_whales import Container, DockerClient
-from tasks_helpers import (
+
+from dockerbed import BedError, certificates, registries, scratch
+from dockerbed.engines import Engine
+from tests.integration.support.tasks_helpers import (
     Clone,
     TaskRun,
     app_container,
@@ -56,10 +59,7 @@ from tasks_helpers import (
     task_environment,
     wait_for,
 )
-from testbed import CA_BUNDLE, START_HINT, Testbed
-
-from dockerbed import BedError, certificates, registries, scratch
-from dockerbed.engines import Engine
+from tests.integration.support.testbed import CA_BUNDLE, START_HINT, Testbed
 
 APP_REPOSITORY = "production-control"
 DEPS_REPOSITORY = "production-control-deps"

@@ -15,7 +15,7 @@ from typing import Any
 from python_on_whales import DockerClient, Image
 from python_on_whales.exceptions import DockerException
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 START_HINT = "run `sudo scripts/testbed up`"
 # PyPI goes through a TLS-inspecting proxy here: pip in the build needs this bundle.
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -171,12 +171,12 @@ def build_secrets() -> list[str]:
 
 
 # -- a vulnerability service for the audit ------------------------------------------------------------
-ADVISORIES = Path(__file__).with_name("fixtures") / "advisories"
+ADVISORIES = Path(__file__).resolve().parents[1] / "fixtures" / "advisories"
 
 
 class OsvStandin:
     """An OSV-compatible query API (POST /v1/query) on a loopback port, serving the advisory
-    records in tests/docker/fixtures/advisories (real advisories, OSV format).
+    records in tests/integration/fixtures/advisories (real advisories, OSV format).
 
     The audit's public services (PyPI's per-release JSON API, api.osv.dev) are not reachable
     from the test bed: this serves pip-audit real records through its real OSV client. It

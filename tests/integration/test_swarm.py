@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 
 import pytest
-from loadgen import Load
-from results import record
-from swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
-from tasks_helpers import TaskRun
 
 from delivery.hosts.lock import lock_name
 from delivery.images.tags import APP_REPOSITORY
+from tests.integration.support.loadgen import Load
+from tests.integration.support.results import record
+from tests.integration.support.swarm_helpers import COMPOSE_PORT, PORT, SwarmBed
+from tests.integration.support.tasks_helpers import TaskRun
 
 pytestmark = pytest.mark.docker
 

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faults_helpers import RELEASES, Release, RunningTask, _ballast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import Clone, TaskRun, healthz, wait_for
-from testbed import REPO_ROOT, Testbed, parse_env_script
 
 from delivery.release.pullreport import Access, parse_access_log
 from dockerbed.engines import Engine
+from tests.integration.support.faults_helpers import RELEASES, Release, RunningTask, _ballast
+from tests.integration.support.tasks_helpers import Clone, TaskRun, healthz, wait_for
+from tests.integration.support.testbed import REPO_ROOT, Testbed, parse_env_script
 
 SCRIPT = REPO_ROOT / "scripts" / "testbed"
 # Two releases with a new 24 MB layer each (random bytes): one rolled out plain, one with pre-pull.

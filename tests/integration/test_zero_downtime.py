@@ -18,14 +18,23 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_helpers import CRASH_AFTER, SLOW_SECONDS, FaultBed, Release
-from loadgen import Load, LoadResult, request
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from results import record
-from tasks_helpers import TaskRun, free_port, get_json, one_error_line, project_filter, remove_project, service_containers, wait_for
 
 from delivery.deploy.compose.proxy import client_argv
+from tests.integration.support.faults_helpers import CRASH_AFTER, SLOW_SECONDS, FaultBed, Release
+from tests.integration.support.loadgen import Load, LoadResult, request
+from tests.integration.support.results import record
+from tests.integration.support.tasks_helpers import (
+    TaskRun,
+    free_port,
+    get_json,
+    one_error_line,
+    project_filter,
+    remove_project,
+    service_containers,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 

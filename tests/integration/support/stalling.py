@@ -13,7 +13,7 @@ import http.server
 import threading
 from typing import Any
 
-from tasks_helpers import free_port
+from tests.integration.support.tasks_helpers import free_port
 
 ENGINE_USER_AGENT = "docker/"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}

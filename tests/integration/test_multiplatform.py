@@ -19,10 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from appcontainer import remove_app, start_app, wait_for_healthz
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import (
+
+from delivery.registry.client import Registry
+from delivery.release.pullreport import host_layers, plan_pull, served_blob_bytes
+from tests.integration.support.appcontainer import remove_app, start_app, wait_for_healthz
+from tests.integration.support.tasks_helpers import (
     APP_REPOSITORY,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
@@ -43,10 +46,7 @@ from tasks_helpers import (
     remove_project,
     succeeded,
 )
-from testbed import CA_BUNDLE, REPO_ROOT, START_HINT, Testbed
-
-from delivery.registry.client import Registry
-from delivery.release.pullreport import host_layers, plan_pull, served_blob_bytes
+from tests.integration.support.testbed import CA_BUNDLE, REPO_ROOT, START_HINT, Testbed
 
 pytestmark = pytest.mark.docker
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import httpx
 import pytest
-from faults_helpers import (
+
+from tests.integration.support.faults_helpers import (
     APP_REPOSITORY,
     DEPS_REPOSITORY,
     RELEASES,
@@ -40,7 +41,7 @@ from faults_helpers import (
     TestCA,
     TokenIssuer,
 )
-from tasks_helpers import TaskRun, free_port, one_error_line, wait_for
+from tests.integration.support.tasks_helpers import TaskRun, free_port, one_error_line, wait_for
 
 pytestmark = pytest.mark.docker
 

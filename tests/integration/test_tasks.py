@@ -26,7 +26,10 @@ import httpx
 import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import (
+
+from delivery.registry.client import LOCAL_REGISTRY_STATE
+from delivery.release.pullreport import served_blob_bytes
+from tests.integration.support.tasks_helpers import (
     APP_REPOSITORY,
     DEPS_REPOSITORY,
     ENGINE_USER_AGENT,
@@ -51,10 +54,7 @@ from tasks_helpers import (
     stop_process,
     succeeded,
 )
-from testbed import START_HINT, Testbed
-
-from delivery.registry.client import LOCAL_REGISTRY_STATE
-from delivery.release.pullreport import served_blob_bytes
+from tests.integration.support.testbed import START_HINT, Testbed
 
 pytestmark = pytest.mark.docker
 

@@ -10,11 +10,11 @@ import json
 import subprocess
 
 import pytest
-from tasks_helpers import Clone, TaskRun
-from testbed import Testbed
 
 from delivery.images.tags import APP_REPOSITORY, DEPS_REPOSITORY, split_image_ref
 from delivery.registry.client import Registry
+from tests.integration.support.tasks_helpers import Clone, TaskRun
+from tests.integration.support.testbed import Testbed
 
 pytestmark = pytest.mark.docker
 BUILD_TIMEOUT = 1200

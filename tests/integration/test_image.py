@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from appcontainer import AppContainer, Process, processes, read_file, wait_for_exit, wait_for_healthz, wait_until
-from buildlog import BuildStep, build_steps
 from python_on_whales import DockerClient
-from savedimage import layer_files
-from testbed import REPO_ROOT, BuiltImages, Testbed, build_log, build_target
 
 from dockerbed import worktree
+from tests.integration.support.appcontainer import AppContainer, Process, processes, read_file, wait_for_exit, wait_for_healthz, wait_until
+from tests.integration.support.buildlog import BuildStep, build_steps
+from tests.integration.support.savedimage import layer_files
+from tests.integration.support.testbed import REPO_ROOT, BuiltImages, Testbed, build_log, build_target
 
 pytestmark = pytest.mark.docker
 

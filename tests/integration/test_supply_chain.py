@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from python_on_whales import DockerClient
-from tasks_helpers import (
+
+from delivery.supply.sbom import locked_packages
+from tests.integration.support.tasks_helpers import (
     DEPS_REPOSITORY,
     REGISTRY,
     Clone,
@@ -29,9 +31,7 @@ from tasks_helpers import (
     sbom_of,
     succeeded,
 )
-from testbed import REPO_ROOT, OsvStandin, Testbed
-
-from delivery.supply.sbom import locked_packages
+from tests.integration.support.testbed import REPO_ROOT, OsvStandin, Testbed
 
 pytestmark = pytest.mark.docker
 
@@ -227,7 +227,7 @@ def osv() -> Iterator[OsvStandin]:
     service.close()
 
 
-FIXTURE_LOCK = str(REPO_ROOT / "tests" / "docker" / "fixtures" / "vulnerable.lock")
+FIXTURE_LOCK = str(REPO_ROOT / "tests" / "integration" / "fixtures" / "vulnerable.lock")
 
 
 def test_the_audit_fails_on_a_lock_with_a_known_advisory(clone: Clone, osv: OsvStandin) -> None:

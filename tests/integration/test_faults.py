@@ -18,13 +18,13 @@ from contextlib import suppress
 from datetime import UTC, datetime
 
 import pytest
-from appcontainer import processes
-from faults_helpers import FaultBed, Release
 from python_on_whales.exceptions import DockerException
-from stalling import StallingRegistry
-from tasks_helpers import one_error_line, pinned_tag, wait_for
 
 from delivery.deploy.compose.proxy import client_argv
+from tests.integration.support.appcontainer import processes
+from tests.integration.support.faults_helpers import FaultBed, Release
+from tests.integration.support.stalling import StallingRegistry
+from tests.integration.support.tasks_helpers import one_error_line, pinned_tag, wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -22,13 +22,13 @@ from typing import Any
 import httpx
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from testbed import CA_BUNDLE, REPO_ROOT, Testbed
 
 from delivery.hosts.history import HISTORY_LABEL
 from delivery.hosts.lock import LOCK_LABEL
 from delivery.images.tags import split_image_ref
 from delivery.release.pullreport import Access, parse_access_log
 from dockerbed import worktree
+from tests.integration.support.testbed import CA_BUNDLE, REPO_ROOT, Testbed
 
 # What the tasks call the registry by default (invoke.yaml deploy.registry); the test bed's
 # registry listens on 127.0.0.1:5000, which the engines reach as localhost:5000 too.

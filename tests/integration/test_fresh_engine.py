@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
-from tasks_helpers import REGISTRY, Clone, succeeded
-from testbed import Testbed
 
 from dockerbed import BedError
 from dockerbed.engines import Engine
 from dockerbed.scratch import ScratchEngine
+from tests.integration.support.tasks_helpers import REGISTRY, Clone, succeeded
+from tests.integration.support.testbed import Testbed
 
 pytestmark = pytest.mark.docker
 

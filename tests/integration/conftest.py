@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from appcontainer import AppContainer, remove_app, start_app
-from faults_helpers import FaultBed, FaultBedUnavailable, fault_bed
 from python_on_whales import DockerClient
-from testbed import REPO_ROOT, BuiltImages, Testbed, TestbedUnavailable, build_target, connect_engine, read_testbed
+
+from tests.integration.support.appcontainer import AppContainer, remove_app, start_app
+from tests.integration.support.faults_helpers import FaultBed, FaultBedUnavailable, fault_bed
+from tests.integration.support.testbed import REPO_ROOT, BuiltImages, Testbed, TestbedUnavailable, build_target, connect_engine, read_testbed
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +107,7 @@ def bed(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) 
 @pytest.fixture(scope="session")
 def swarm(request: pytest.FixtureRequest, testbed: Testbed, docker: DockerClient) -> Iterator["SwarmBed"]:
     """The 3-node swarm bed (`scripts/testbed swarm up`), its clone and releases: once per session."""
-    from swarm_helpers import SwarmBed
+    from tests.integration.support.swarm_helpers import SwarmBed
 
     bed = SwarmBed.create(testbed)
     yield bed

@@ -24,8 +24,9 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import APP_REPOSITORY, REGISTRY, Clone, release_blobs, task_environment
-from testbed import OsvStandin, Testbed
+
+from tests.integration.support.tasks_helpers import APP_REPOSITORY, REGISTRY, Clone, release_blobs, task_environment
+from tests.integration.support.testbed import OsvStandin, Testbed
 
 pytestmark = pytest.mark.docker
 

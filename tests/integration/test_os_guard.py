@@ -25,12 +25,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from python_on_whales import DockerClient
-from tasks_helpers import DEPS_REPOSITORY, REGISTRY, Clone, TaskRun, deps_tags, one_error_line, sbom_of, succeeded
-from testbed import Testbed
 
 from delivery.images.base import BaseImage
 from delivery.registry.client import Registry
 from delivery.supply.sbom import DebianPackage, make_sbom, push_sbom
+from tests.integration.support.tasks_helpers import DEPS_REPOSITORY, REGISTRY, Clone, TaskRun, deps_tags, one_error_line, sbom_of, succeeded
+from tests.integration.support.testbed import Testbed
 
 pytestmark = pytest.mark.docker
 

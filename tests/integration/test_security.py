@@ -20,13 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from appcontainer import ComposeHardening, processes
-from faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, RegistryServer, Release
 from python_on_whales.exceptions import DockerException
-from tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, only_an_error_line, wait_for
 
 from delivery.hosts.lock import LOCK_LABEL, lock_name
 from delivery.registry.client import LOCAL_REGISTRY_STATE
+from tests.integration.support.appcontainer import ComposeHardening, processes
+from tests.integration.support.faults_helpers import APP_REPOSITORY, DEPS_REPOSITORY, FaultBed, RegistryServer, Release
+from tests.integration.support.tasks_helpers import MANIFEST_TYPES, TaskRun, free_port, only_an_error_line, wait_for
 
 pytestmark = pytest.mark.docker
 

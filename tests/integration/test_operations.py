@@ -31,10 +31,12 @@ from typing import Any
 
 import httpx
 import pytest
-from faults_helpers import FaultBedUnavailable, RunningTask, ScratchEngine
 from python_on_whales import DockerClient
-from results import record
-from tasks_helpers import (
+
+from delivery.hosts.lock import lock_name, my_labels
+from tests.integration.support.faults_helpers import FaultBedUnavailable, RunningTask, ScratchEngine
+from tests.integration.support.results import record
+from tests.integration.support.tasks_helpers import (
     APP_REPOSITORY,
     REGISTRY,
     Clone,
@@ -50,9 +52,7 @@ from tasks_helpers import (
     succeeded,
     wait_for,
 )
-from testbed import Testbed
-
-from delivery.hosts.lock import lock_name, my_labels
+from tests.integration.support.testbed import Testbed
 
 pytestmark = pytest.mark.docker
 

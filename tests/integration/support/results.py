@@ -18,7 +18,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from testbed import REPO_ROOT
+from tests.integration.support.testbed import REPO_ROOT
 
 # kind -> {key: how the docs name it}, in table order.
 KINDS = {

@@ -14,7 +14,8 @@ import httpx
 import yaml
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
-from testbed import REPO_ROOT
+
+from tests.integration.support.testbed import REPO_ROOT
 
 POLL_INTERVAL = 0.2
 HEALTHZ_TIMEOUT = 30.0
