@@ -1,17 +1,12 @@
-"""The pure parts of deploying: history tags and volumes, the lock and history names, recording a final switch."""
+"""The deploy history (pure): history tags and volumes, their entries, merging, the rollback target, and the lock and history names."""
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delivery.deploy.compose import handover as deploy_module
-from delivery.deploy.compose.handover import DeployReport, record_switch
-from delivery.errors import DeliveryError
 from delivery.hosts.history import HISTORY_LABEL, HistoryEntry, entry_labels, entry_volume, history_repository, history_tag, merged, rollback_target
 from delivery.hosts.lock import lock_name
 from delivery.images import tags
@@ -185,71 +180,3 @@ def test_a_rollback_recorded_despite_its_cron_failing_is_not_undone_by_the_next_
     after_cron_failure = [_entry(4, "rollback", "B"), *DEPLOYED_A_B_C]
     target = rollback_target(after_cron_failure, "B")
     assert target is not None and target.tag == "A"
-
-
-class FakeTarget:
-    def __init__(self):
-        self.docker, self.config, self.host = object(), type("C", (), {"compose_project": "pc"})(), type("H", (), {"label": "h"})()
-
-
-def test_a_final_switch_is_recorded_and_a_failure_to_record_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    recorded, said = [], []
-    monkeypatch.setattr(deploy_module, "record", lambda docker, project, kind, tag, image: recorded.append((project, kind, tag, image)))
-    report = DeployReport(host="h", image="i", version="B", digest="")
-    container = type("Container", (), {"image": IMAGE_ID})()
-    record_switch(FakeTarget(), "rollback", "B", container, report, said.append)
-    assert recorded == [("pc", "rollback", "B", IMAGE_ID)] and report.web_live and said == []
-
-    def failing(*args):
-        raise DeliveryError("recording the deploy history failed: disk full")
-
-    monkeypatch.setattr(deploy_module, "record", failing)
-    report = DeployReport(host="h", image="i", version="B", digest="")
-    record_switch(FakeTarget(), "deploy", "B", container, report, said.append)
-    assert report.web_live and said == ["h: warning: B serves, but recording the deploy history failed: disk full; "
-                                        "`invoke rollback` does not know it serves"]
-
-
-# -- a slot left over by an interrupted deploy -------------------------------------------------
-class OrderProxy:
-    """Records what reaches the proxy, in one list with the removals: the order is the point."""
-
-    def __init__(self, events: list[str], in_flight: list[int]):
-        self.events, self.in_flight, self.container = events, in_flight, "proxy-id"
-
-    def set(self, command: str) -> None:
-        self.events.append(command)
-
-    def server(self, slot: str) -> Any:
-        left = self.in_flight.pop(0) if len(self.in_flight) > 1 else self.in_flight[0]
-        self.events.append(f"in flight on {slot}: {left}")
-        return SimpleNamespace(in_flight=left)
-
-    def wait(self, timeout: float, ready: Any) -> bool:
-        self.events.append(f"wait up to {timeout:g}s")
-        while not ready():
-            pass
-        return True
-
-
-def _take_out(monkeypatch: pytest.MonkeyPatch, web: dict[str, Any], in_flight: list[int]) -> list[str]:
-    events: list[str] = []
-    monkeypatch.setattr(deploy_module, "_remove", lambda target, service, tags_: events.append(f"remove {service}"))
-    target = SimpleNamespace(host=SimpleNamespace(label="h"), config=SimpleNamespace(drain_timeout=30.0))
-    deploy_module.take_out_free_slot(target, SimpleNamespace(web=web), OrderProxy(events, in_flight), "blue", "green", {},
-                                     lambda line: events.append(f"say {line}"))
-    return events
-
-
-def test_a_leftover_slot_is_held_out_of_rotation_before_it_is_removed(monkeypatch: pytest.MonkeyPatch) -> None:
-    events = _take_out(monkeypatch, {"blue": object(), "green": object()}, in_flight=[2, 0])
-    assert events == [
-        "set server web/green state drain",
-        "say h: removing web-green, left by an interrupted deploy (held out of rotation first)",
-        "wait up to 30s", "in flight on green: 2", "in flight on green: 0",
-        "remove web-green",
-    ]
-
-
-def test_a_free_slot_with_nothing_left_in_it_is_only_held(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _take_out(monkeypatch, {"blue": object()}, in_flight=[0]) == ["set server web/green state drain"]

@@ -1,6 +1,5 @@
-"""The pure parts of logs, run-job, the service table and the deploy lock wait."""
+"""The deploy lock: labels naming this process, holders gone or alive, waiting for the lock, releasing and unlocking (a fake lock store)."""
 
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -9,98 +8,6 @@ from python_on_whales.exceptions import DockerException, NoSuchVolume
 from delivery.errors import DeliveryError
 from delivery.hosts import lock as lock_module
 from delivery.hosts.lock import Holder, Machine, acquire, deploy_lock, my_labels, process_start, release, unlock
-from delivery.hosts.services import COMPOSE_SERVICES, compose_services
-from delivery.ops.jobs import CronJob, crontab_jobs, job_argv
-from delivery.ops.logs import LogsRequest, logs_argv, logs_request, show_logs
-
-
-# -- crontab --------------------------------------------------------------------------------------------
-def test_crontab_jobs_reads_the_entrypoint_jobs() -> None:
-    text = """# comment
-SHELL=/bin/bash
-* * * * * app /usr/local/bin/docker-entrypoint.sh job record-run
-*/5  1 * * 1-5 app /usr/local/bin/docker-entrypoint.sh job send-report --verbose
-# 0 0 * * * app /usr/local/bin/docker-entrypoint.sh job disabled
-0 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf
-"""
-    assert crontab_jobs(text) == [CronJob("record-run", "* * * * *", "app"), CronJob("send-report", "*/5 1 * * 1-5", "app")]
-
-
-def test_the_repository_crontab_has_record_run() -> None:
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[2] / "crontab").read_text()
-    assert [job.name for job in crontab_jobs(text)] == ["record-run"]
-
-
-def test_job_argv_runs_the_entrypoint_job_role_by_hand() -> None:
-    assert job_argv(["docker", "--host", "ssh://h"], "c1", "record-run") == [
-        "docker", "--host", "ssh://h", "exec", "--env", "JOB_BY_HAND=1", "c1", "/usr/local/bin/docker-entrypoint.sh", "job", "record-run",
-    ]  # fmt: skip
-
-
-# -- services ------------------------------------------------------------------------------------------
-def test_services_map_to_compose_services() -> None:
-    assert compose_services("web") == COMPOSE_SERVICES["web"]
-    assert compose_services(None) == tuple(dict.fromkeys(s for v in COMPOSE_SERVICES.values() for s in v))
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [("database", "unknown service 'database': use web, cron, proxy"), ("WEB", "unknown service 'WEB'")],
-    ids=["unknown", "case-matters"],
-)
-def test_unknown_services_are_refused(name: str, message: str) -> None:
-    with pytest.raises(DeliveryError, match=message):
-        compose_services(name)
-
-
-def test_a_service_this_deployment_lacks_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(COMPOSE_SERVICES, "proxy", ())
-    with pytest.raises(DeliveryError, match="no proxy service"):
-        compose_services("proxy")
-
-
-# -- logs ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("since", ["10m", "1h30m", "1.5h", "1732860000", "2026-11-29", "2026-11-29T05:00:00Z", "2026-11-29T05:00:00+01:00"])
-def test_since_forms_docker_accepts(since: str) -> None:
-    assert logs_request(("app",), since, None, False).since == since
-
-
-@pytest.mark.parametrize(
-    ("since", "tail", "message"),
-    [("yesterday", None, "invalid --since 'yesterday'"), ("10 m", None, "invalid --since"),
-     (None, "-1", "invalid --tail '-1': use a number of lines"), (None, "all", "invalid --tail 'all'")],
-    ids=["since-word", "since-space", "tail-negative", "tail-word"],
-)  # fmt: skip
-def test_bad_logs_flags_are_refused(since: str | None, tail: str | None, message: str) -> None:
-    with pytest.raises(DeliveryError, match=message):
-        logs_request(("app",), since, tail, False)
-
-
-def test_logs_argv() -> None:
-    request = logs_request(("web-blue", "web-green"), "10m", "50", True)
-    assert request == LogsRequest(("web-blue", "web-green"), "10m", 50, True)
-    assert logs_argv(["docker", "compose", "-p", "pc"], request) == [
-        "docker", "compose", "-p", "pc", "--ansi", "never", "logs", "--no-color", "--follow", "--tail", "50",
-        "--since", "10m", "web-blue", "web-green",
-    ]  # fmt: skip
-    assert logs_argv(["dc"], LogsRequest(("app",))) == ["dc", "--ansi", "never", "logs", "--no-color", "app"]
-
-
-def test_show_logs_prefixes_each_hosts_lines_and_strips_terminal_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    script = "import sys; sys.stdout.write('\\x1b[2Kapp-1  | one\\n\\x1b[2Kapp-1  | two\\n')"
-    show_logs([("h1", [sys.executable, "-c", script]), ("h2", [sys.executable, "-c", script])], prefix=True)
-    lines = capsys.readouterr().out.splitlines()
-    assert sorted(lines) == sorted(["h1 | app-1  | one", "h1 | app-1  | two", "h2 | app-1  | one", "h2 | app-1  | two"])
-    assert [line for line in lines if line.startswith("h1")] == ["h1 | app-1  | one", "h1 | app-1  | two"]
-
-
-def test_show_logs_turns_a_failure_into_one_line() -> None:
-    script = "import sys; print('no such service: proxy', file=sys.stderr); sys.exit(1)"
-    with pytest.raises(DeliveryError, match="reading the logs on h1 failed: no such service: proxy"):
-        show_logs([("h1", [sys.executable, "-c", script])], prefix=False)
-
 
 # -- the deploy lock -----------------------------------------------------------------------------------
 HERE = Machine(machine_id="m-here", boot_id="b-1", pid_ns="pid:[1]")
@@ -320,36 +227,3 @@ def test_unlock_refuses_a_live_or_unverifiable_holder_without_force(held, force,
         result = f"error: {exc}"
     assert result == outcome
     assert (store.held is None) == (not outcome.startswith("error"))
-
-
-# -- the engine API through `docker system dial-stdio` ---------------------------------------------------
-def fake_docker(tmp_path, response: bytes):
-    """A `docker` whose `system dial-stdio` reads one request and answers `response`."""
-    from python_on_whales import DockerClient
-
-    answer = tmp_path / "answer"
-    answer.write_bytes(response)
-    script = tmp_path / "docker"
-    script.write_text(f"#!/bin/sh\nhead -n 1 >{tmp_path}/request\ncat {answer}\n")
-    script.chmod(0o755)
-    return DockerClient(client_call=[str(script)])
-
-
-def test_engine_api_reads_a_chunked_json_answer(tmp_path) -> None:
-    from delivery.docker.engine import disk_usage
-
-    body = b'{"LayersSize": 123456789, "Images": []}'
-    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-    docker = fake_docker(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
-    assert disk_usage(docker) == 123456789
-    assert (tmp_path / "request").read_bytes() == b"GET /system/df?type=image HTTP/1.1\r\n"
-
-
-def test_engine_api_errors_are_one_line(tmp_path) -> None:
-    from delivery.docker.engine import engine_api
-
-    docker = fake_docker(tmp_path, b'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 30\r\n\r\n{"message":"context canceled"}')
-    with pytest.raises(DeliveryError, match=r'^the engine API call /x failed: HTTP 500 \{"message":"context canceled"\}$'):
-        engine_api(docker, "/x")
-    with pytest.raises(DeliveryError, match="^the engine API call /x failed: "):
-        engine_api(fake_docker(tmp_path, b""), "/x")
