@@ -13,7 +13,7 @@ import production_control
 from production_control import db, jobs
 from production_control.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ job=record-run status=ok site=x rows=(\d+)$")
 
 

@@ -22,7 +22,7 @@ from delivery.deploy.compose.proxy import (
 )
 from delivery.errors import DeliveryError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 # A real `show stat web 4 -1` answer of HAProxy 2.6 (columns cut after hrsp_other are kept
 # as HAProxy prints them: the parser must find its columns by name).

@@ -14,7 +14,7 @@ from dockerbed import bridges, packages, worktree
 from dockerbed.engines import Engine
 from dockerbed.registries import Registry, TokenAuth
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_a_server_engine_is_confined_to_its_root_and_bridge() -> None:

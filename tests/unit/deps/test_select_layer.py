@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("select_layer", REPO_ROOT / "deps" / "select_layer.py")
 select_layer = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(select_layer)

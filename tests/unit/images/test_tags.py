@@ -27,7 +27,7 @@ from delivery.images.tags import (
     split_image_ref,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 IMAGE = "python:3.12.12-slim-bookworm"

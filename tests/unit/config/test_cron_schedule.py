@@ -11,7 +11,7 @@ import pytest
 from delivery.config.settings import cron_schedule, load_config
 from delivery.errors import DeliveryError
 
-ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker-entrypoint.sh"
+ENTRYPOINT = Path(__file__).resolve().parents[3] / "docker-entrypoint.sh"
 
 VALID = ["*/5 * * * *", "0 3 * * mon-fri", "0 0 1,15 JAN-mar 0-7", "00 09 * * *", "59 23 31 12 7", "0-30/10 */2 * * sun"]
 INVALID = {

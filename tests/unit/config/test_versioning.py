@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from delivery.config.versioning import bump, bump_pyproject, parse_semver
 from delivery.errors import DeliveryError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 PYPROJECT = """\
 # A header comment that must survive.

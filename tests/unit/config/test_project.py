@@ -8,7 +8,7 @@ import pytest
 from delivery.config.project import Project, load_project
 from delivery.errors import DeliveryError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 PYPROJECT = """\
 [project]

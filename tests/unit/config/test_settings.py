@@ -280,5 +280,5 @@ def test_check_config_file_rejects_broken_files(tmp_path, text: str, message: st
 
 
 def test_check_config_file_accepts_the_repo_file_and_a_missing_one(tmp_path) -> None:
-    check_config_file(Path(__file__).resolve().parents[2] / "invoke.yaml")
+    check_config_file(Path(__file__).resolve().parents[3] / "invoke.yaml")
     check_config_file(tmp_path / "absent.yaml")
