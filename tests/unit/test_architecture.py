@@ -362,3 +362,10 @@ def write_diagram() -> bool:
 
 if __name__ == "__main__":
     print(f"{DOC.relative_to(ROOT)}: {'diagram updated' if write_diagram() else 'diagram already up to date'}")
+
+
+def test_the_readme_layout_names_every_package() -> None:
+    layout = (ROOT / "README.md").read_text().partition("## Layout\n")[2].partition("\n## ")[0]
+    packages = {module.package for module in modules().values() if module.name.startswith("delivery.")}
+    named = set(re.findall(r"^\s+(\w+)/\s", layout, re.MULTILINE)) | set(re.findall(r"(\w+)\.py", layout))
+    assert sorted(packages - named) == [], "README.md's Layout section: add a line for each package (what it holds, what it may import)"
