@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "docs/layer-order-results.json, which the layer-order table reads, not to benchmark-results.json")
     parser.add_argument("--servers", choices=("scratch", "testbed"), default="scratch",
                         help="scratch: throwaway engines per chain (default); testbed: the test bed's servers, emptied first")
-    parser.add_argument("--publish", action="store_true", help="also copy the JSON (and chart) to docs/ and write its tables into the docs, between their markers")
+    parser.add_argument(
+        "--publish", action="store_true", help="also copy the JSON (and chart) to docs/ and write its tables into the docs, between their markers"
+    )
     parser.add_argument("--render", metavar="JSON", type=Path,
                         help="run nothing: print the table and targets of a saved results file and redraw its chart")
     return parser.parse_args(argv)

@@ -179,7 +179,9 @@ def site_of(sites: dict[str, Site], bed: FaultBed, kind: str) -> Site:
 
 
 def healthz_commit(site: Site) -> str:
-    return str(wait_for(f"/healthz on port {site.port}", lambda: httpx.get(f"http://127.0.0.1:{site.port}/healthz", timeout=2).json(), timeout=30)["commit"])
+    return str(
+        wait_for(f"/healthz on port {site.port}", lambda: httpx.get(f"http://127.0.0.1:{site.port}/healthz", timeout=2).json(), timeout=30)["commit"]
+    )
 
 
 def host_state(site: Site) -> tuple[Any, ...]:
@@ -351,7 +353,9 @@ def arm64_only_index(site: Site, env: dict[str, str]) -> str:
         pytest.param("scheme", "invalid deploy.registry 'https://127.0.0.1:", id="registry-with-a-scheme"),
         pytest.param("wrong-password", "refused the credentials from deploy.registry_user and $REGISTRY_PASSWORD", id="wrong-password"),
         pytest.param("expired-token", "refused the credentials from docker login", id="expired-token"),
-        pytest.param("failing-helper", "the docker credential helper docker-credential-pc-test-broken failed for 127.0.0.1:", id="failing-credential-helper"),
+        pytest.param(
+            "failing-helper", "the docker credential helper docker-credential-pc-test-broken failed for 127.0.0.1:", id="failing-credential-helper"
+        ),
         pytest.param("platform-missing", "the image has no linux/amd64 variant", id="a-platform-the-index-lacks"),
     ],
 )

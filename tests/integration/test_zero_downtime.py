@@ -169,7 +169,8 @@ def test_a_release_that_crash_loops_after_the_switch_is_caught_by_the_watch_wind
 
 
 # -- the proxy: its control plane, its configuration, its state ----------------------------------------
-CONNECT = "import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], 9999), timeout=3)\nexcept OSError as e:\n    print('refused', e)\nelse:\n    print('connected')\n"
+CONNECT = ("import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], 9999), timeout=3)\n"
+           "except OSError as e:\n    print('refused', e)\nelse:\n    print('connected')\n")
 
 
 def test_no_app_container_and_not_the_host_can_reach_the_proxys_runtime_api(bed: FaultBed) -> None:

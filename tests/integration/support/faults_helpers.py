@@ -374,7 +374,11 @@ class RedirectingFront:
                 headers.append(("Host", front.address))  # upload locations then point back at the front
                 with httpx.Client(timeout=60, follow_redirects=False) as client:
                     answer = client.request(self.command, f"http://{front.registry.address}{upstream}", headers=headers, content=body)
-                keep = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+                keep = {
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                }
                 if path.endswith("/tags/list") and front.page_size and answer.status_code == 200:
                     return self.page(path, answer.json(), keep)
                 self.reply(answer.status_code, keep, answer.content if self.command != "HEAD" else b"",

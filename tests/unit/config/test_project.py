@@ -62,13 +62,20 @@ def test_a_relative_root_becomes_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     ("pyproject", "message"),
     [
         pytest.param(None, "pyproject.toml is missing in {root}: run invoke from the project root", id="pyproject-missing"),
-        pytest.param('[project]\nversion = "1.0.0\n', "{root}/pyproject.toml is not valid TOML: Illegal character '\\n' (at line 2, column 17): fix the syntax there", id="malformed"),
-        pytest.param('[tool.production-control.deps]\nversion = "1.0.0"\n', '{root}/pyproject.toml has no [project].version: add version = "1.0.0" under [project]', id="no-app-version"),
-        pytest.param('[project]\nversion = "1.0.0"\n', '{root}/pyproject.toml has no [tool.production-control.deps].version: add version = "1.0.0" under [tool.production-control.deps]', id="no-deps-version"),
-        pytest.param('[project]\nversion = "1.0.0"\n[tool]\nproduction-control = 1\n', "{root}/pyproject.toml has no [tool.production-control.deps].version", id="deps-table-not-a-table"),
-        pytest.param(PYPROJECT.replace('"1.2.3"', '"1.2"'), "{root}/pyproject.toml: [project].version '1.2' is not MAJOR.MINOR.PATCH: set it to e.g. \"1.0.0\"", id="invalid-app-version"),
-        pytest.param(PYPROJECT.replace('"0.4.0"', '"v0.4.0"'), "{root}/pyproject.toml: [tool.production-control.deps].version 'v0.4.0' is not MAJOR.MINOR.PATCH", id="invalid-deps-version"),
-        pytest.param(PYPROJECT.replace('"1.2.3"', "1"), "{root}/pyproject.toml: [project].version 1 is not MAJOR.MINOR.PATCH", id="version-not-a-string"),
+        pytest.param('[project]\nversion = "1.0.0\n', "{root}/pyproject.toml is not valid TOML: Illegal character '\\n' (at line 2, column 17): fix "
+                                                      "the syntax there", id="malformed"),
+        pytest.param('[tool.production-control.deps]\nversion = "1.0.0"\n', '{root}/pyproject.toml has no [project].version: add version = "1.0.0" '
+                                                                            'under [project]', id="no-app-version"),
+        pytest.param('[project]\nversion = "1.0.0"\n', '{root}/pyproject.toml has no [tool.production-control.deps].version: add version = "1.0.0" '
+                                                       'under [tool.production-control.deps]', id="no-deps-version"),
+        pytest.param('[project]\nversion = "1.0.0"\n[tool]\nproduction-control = 1\n',
+                     "{root}/pyproject.toml has no [tool.production-control.deps].version", id="deps-table-not-a-table"),
+        pytest.param(PYPROJECT.replace('"1.2.3"', '"1.2"'), "{root}/pyproject.toml: [project].version '1.2' is not MAJOR.MINOR.PATCH: set it to e.g. "
+                                                            "\"1.0.0\"", id="invalid-app-version"),
+        pytest.param(PYPROJECT.replace('"0.4.0"', '"v0.4.0"'), "{root}/pyproject.toml: [tool.production-control.deps].version 'v0.4.0' is not "
+                                                               "MAJOR.MINOR.PATCH", id="invalid-deps-version"),
+        pytest.param(PYPROJECT.replace('"1.2.3"', "1"), "{root}/pyproject.toml: [project].version 1 is not "
+                                                        "MAJOR.MINOR.PATCH", id="version-not-a-string"),
     ],
 )  # fmt: skip
 def test_pyproject_errors(tmp_path: Path, pyproject: str | None, message: str) -> None:

@@ -121,17 +121,25 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        pytest.param({"registry": "http://localhost:5000"}, "invalid deploy.registry 'http://localhost:5000': drop the scheme (http://): use host[:port][/namespace], e.g. localhost:5000, ghcr.io/acme or docker.io/acme", id="registry-scheme"),
-        pytest.param({"registry": "https://ghcr.io/acme"}, "invalid deploy.registry 'https://ghcr.io/acme': drop the scheme (https://)", id="registry-scheme-with-namespace"),
-        pytest.param({"registry": "ghcr.io/Acme"}, "invalid deploy.registry 'ghcr.io/Acme': use host[:port][/namespace]", id="registry-namespace-upper-case"),
+        pytest.param({"registry": "http://localhost:5000"},
+                     "invalid deploy.registry 'http://localhost:5000': drop the scheme (http://): "
+                     "use host[:port][/namespace], e.g. localhost:5000, ghcr.io/acme or docker.io/acme", id="registry-scheme"),
+        pytest.param({"registry": "https://ghcr.io/acme"}, "invalid deploy.registry 'https://ghcr.io/acme': drop the scheme "
+                                                           "(https://)", id="registry-scheme-with-namespace"),
+        pytest.param({"registry": "ghcr.io/Acme"}, "invalid deploy.registry 'ghcr.io/Acme': use "
+                                                   "host[:port][/namespace]", id="registry-namespace-upper-case"),
         pytest.param({"registry": "ghcr.io//acme"}, "invalid deploy.registry 'ghcr.io//acme'", id="registry-empty-path-component"),
         pytest.param({"registry": "localhost:99999"}, "invalid deploy.registry 'localhost:99999'", id="registry-port-range"),
         pytest.param({"registry": ""}, "invalid deploy.registry ''", id="registry-empty"),
-        pytest.param({"python_image": "Python 3"}, "invalid deploy.python_image 'Python 3': use an image reference like python:3.12-slim-bookworm", id="python-image"),
-        pytest.param({"ca_bundle": "/nonexistent/ca.pem"}, "deploy.ca_bundle file '/nonexistent/ca.pem' does not exist: fix the path or unset deploy.ca_bundle", id="ca-bundle-missing"),
-        pytest.param({"pip_index_url_file": "/nonexistent/url"}, "deploy.pip_index_url_file file '/nonexistent/url' does not exist", id="index-url-file-missing"),
+        pytest.param({"python_image": "Python 3"}, "invalid deploy.python_image 'Python 3': use an image reference like "
+                                                   "python:3.12-slim-bookworm", id="python-image"),
+        pytest.param({"ca_bundle": "/nonexistent/ca.pem"}, "deploy.ca_bundle file '/nonexistent/ca.pem' does not exist: fix the path or unset "
+                                                           "deploy.ca_bundle", id="ca-bundle-missing"),
+        pytest.param({"pip_index_url_file": "/nonexistent/url"}, "deploy.pip_index_url_file file '/nonexistent/url' does not "
+                                                                 "exist", id="index-url-file-missing"),
         pytest.param({"ca_bundle": "x" * 5000}, "deploy.ca_bundle file", id="ca-bundle-name-too-long"),
-        pytest.param({"ca_bundle": "~no-such-user-xyz/ca.pem"}, "deploy.ca_bundle file '~no-such-user-xyz/ca.pem' does not exist", id="ca-bundle-unknown-user"),
+        pytest.param({"ca_bundle": "~no-such-user-xyz/ca.pem"}, "deploy.ca_bundle file '~no-such-user-xyz/ca.pem' does not "
+                                                                "exist", id="ca-bundle-unknown-user"),
         pytest.param({"ca_bundle": 3}, "invalid deploy.ca_bundle 3: give the path of a file", id="ca-bundle-not-a-path"),
         pytest.param({"health_timeout": 0}, "invalid deploy.health_timeout 0: use a positive number of seconds, e.g. 90", id="timeout-zero"),
         pytest.param({"health_timeout": -1.5}, "invalid deploy.health_timeout -1.5", id="timeout-negative"),
@@ -139,18 +147,21 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         pytest.param({"pull_timeout": float("inf")}, "invalid deploy.pull_timeout inf", id="timeout-infinite"),
         pytest.param({"pull_timeout": True}, "invalid deploy.pull_timeout True", id="timeout-bool"),
         pytest.param({"monitor": -1}, "invalid deploy.monitor -1: use a number of seconds, 0 or more", id="monitor-negative"),
-        pytest.param({"watch_min_requests": -1}, "invalid deploy.watch_min_requests -1: use a whole number of requests, 0 or more", id="min-requests-negative"),
+        pytest.param({"watch_min_requests": -1}, "invalid deploy.watch_min_requests -1: use a whole number of requests, 0 or "
+                                                 "more", id="min-requests-negative"),
         pytest.param({"watch_min_requests": "a few"}, "invalid deploy.watch_min_requests 'a few'", id="min-requests-text"),
         pytest.param({"watch_min_requests": True}, "invalid deploy.watch_min_requests True", id="min-requests-bool"),
         pytest.param({"drain_timeout": 0}, "invalid deploy.drain_timeout 0: use a positive number of seconds", id="drain-zero"),
         pytest.param({"max_error_rate": 1}, "invalid deploy.max_error_rate 1: use a fraction from 0 to below 1", id="error-rate-one"),
         pytest.param({"max_error_rate": "lots"}, "invalid deploy.max_error_rate 'lots'", id="error-rate-text"),
         pytest.param({"max_error_rate": True}, "invalid deploy.max_error_rate True", id="error-rate-bool"),
-        pytest.param({"proxy_image": "HAProxy 3"}, "invalid deploy.proxy_image 'HAProxy 3': use an image reference like haproxy:3.0-bookworm", id="proxy-image"),
+        pytest.param({"proxy_image": "HAProxy 3"}, "invalid deploy.proxy_image 'HAProxy 3': use an image reference like "
+                                                   "haproxy:3.0-bookworm", id="proxy-image"),
         pytest.param({"http_port": 0}, "invalid deploy.http_port 0: use a port number from 1 to 65535", id="port-zero"),
         pytest.param({"http_port": 65536}, "invalid deploy.http_port 65536", id="port-too-big"),
         pytest.param({"http_port": 80.5}, "invalid deploy.http_port 80.5", id="port-float"),
-        pytest.param({"compose_project": "Production Control"}, "invalid deploy.compose_project 'Production Control': use lower-case", id="compose-project"),
+        pytest.param({"compose_project": "Production Control"}, "invalid deploy.compose_project 'Production Control': use "
+                                                                "lower-case", id="compose-project"),
         pytest.param({"site_name": ""}, "invalid deploy.site_name '': use a non-empty one-line name", id="site-name-empty"),
         pytest.param({"site_name": "a\nb"}, "invalid deploy.site_name 'a\\nb'", id="site-name-newline"),
         pytest.param({"registry_user": ""}, "invalid deploy.registry_user ''", id="registry-user-empty"),
@@ -166,9 +177,12 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         pytest.param({"hosts": ["local", "local"]}, "deploy.hosts lists 'local' twice: list each host once", id="hosts-duplicate"),
         pytest.param({"hosts": ["http://web1"]}, f"invalid host 'http://web1': {HOST_FORMS}", id="hosts-invalid"),
         pytest.param({"hosts": "local,"}, f"invalid host '': {HOST_FORMS}", id="hosts-trailing-comma"),
-        pytest.param({"python_image_source": "local"}, "deploy.python_image_source was removed: the base image is always read from its registry", id="python-image-source-removed"),
-        pytest.param({"audit_osv_url": "ftp://x"}, "invalid deploy.audit_osv_url 'ftp://x': use an http(s) URL, e.g. https://api.osv.dev/v1/query", id="audit-osv-url"),
-        pytest.param({"registy": "x"}, "unknown deploy setting 'registy': valid settings are audit_osv_url, ca_bundle, compose_project, ", id="unknown-key"),
+        pytest.param({"python_image_source": "local"}, "deploy.python_image_source was removed: the base image is always read from its "
+                                                       "registry", id="python-image-source-removed"),
+        pytest.param({"audit_osv_url": "ftp://x"}, "invalid deploy.audit_osv_url 'ftp://x': use an http(s) URL, e.g. "
+                                                   "https://api.osv.dev/v1/query", id="audit-osv-url"),
+        pytest.param({"registy": "x"}, "unknown deploy setting 'registy': valid settings are audit_osv_url, ca_bundle, compose_project, "
+                                       "", id="unknown-key"),
     ],
 )  # fmt: skip
 def test_invalid_settings(section: dict[str, Any], message: str) -> None:

@@ -26,7 +26,9 @@ def test_choose_path(driver: str, status: str, buildkit: str, engine: str, store
     ("driver", "status", "buildkit", "engine", "store", "fix"),
     [
         pytest.param("docker", "running", "v0.12.5", "25.0.3", "containerd", "upgrade Docker Engine to 26", id="old-engine-containerd-store"),
-        pytest.param("docker-container", "running", "v0.12.5", "26.1.5", "overlay2", "docker buildx rm b && docker buildx create --use", id="old-buildkit"),
+        pytest.param(
+            "docker-container", "running", "v0.12.5", "26.1.5", "overlay2", "docker buildx rm b && docker buildx create --use", id="old-buildkit"
+        ),
         pytest.param("docker-container", "error", "", "26.1.5", "overlay2", "docker buildx inspect --bootstrap b", id="broken-builder"),
         pytest.param("cloud", "running", "v0.18.0", "26.1.5", "overlay2", "docker buildx use default", id="unknown-driver"),
     ],

@@ -34,7 +34,9 @@ def test_a_failed_build_names_the_failing_step_its_error_and_what_to_do() -> Non
     progress = BuildProgress(shown.append)
     for line in FAILED_DEPS_BUILD.splitlines():
         progress.feed(line)
-    message = progress.failure("building deps (x)", 'ERROR: failed to solve: process "/bin/sh -c /deps/install-layer.sh 1" did not complete successfully: exit code: 1')
+    message = progress.failure(
+        "building deps (x)", 'ERROR: failed to solve: process "/bin/sh -c /deps/install-layer.sh 1" did not complete successfully: exit code: 1'
+    )
     assert message == (
         "building deps (x) failed at step [layer-1 1/1] RUN --mount=type=secret,id=ca_bundle,required=false /deps/install-layer.sh 1: "
         "ERROR: No matching distribution found for pydantic-core==99.0: "
@@ -82,7 +84,9 @@ def test_long_steps_show_their_progress_every_heartbeat() -> None:
         pytest.param("SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED]", "deploy.ca_bundle", id="tls-proxy"),
         pytest.param("THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE", "invoke lock", id="hash-mismatch"),
         pytest.param("Temporary failure in name resolution", "network", id="dns"),
-        pytest.param("failed to resolve source metadata for docker.io/library/python:3.12: pull access denied", "deploy.python_image", id="base-image"),
+        pytest.param(
+            "failed to resolve source metadata for docker.io/library/python:3.12: pull access denied", "deploy.python_image", id="base-image"
+        ),
         pytest.param("something nobody has seen", DEFAULT_HINT, id="unknown"),
     ],
 )

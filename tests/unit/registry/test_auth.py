@@ -119,7 +119,9 @@ def test_a_failing_helper_is_one_line_without_secrets(home: Path) -> None:
 
 def test_a_missing_helper(home: Path) -> None:
     write_config(home, {"credsStore": "nowhere-to-be-found"})
-    with pytest.raises(DeliveryError, match=r"^the docker credential helper docker-credential-nowhere-to-be-found \(named in .*config.json\) is not installed"):
+    with pytest.raises(
+        DeliveryError, match=r"^the docker credential helper docker-credential-nowhere-to-be-found \(named in .*config.json\) is not installed"
+    ):
         resolve(HOST, None, "REGISTRY_PASSWORD", env(home))
 
 

@@ -187,26 +187,31 @@ def test_skopeo_argv(args: tuple, expected: list[str]) -> None:
     ("stderr", "reason", "kind"),
     [
         pytest.param(
-            'time="x" level=fatal msg="Error parsing image name \\"docker://127.0.0.1:5592/ns/app:nope\\": reading manifest nope in 127.0.0.1:5592/ns/app: manifest unknown: manifest unknown"\n',
+            'time="x" level=fatal msg="Error parsing image name \\"docker://127.0.0.1:5592/ns/app:nope\\": reading manifest nope in '
+            '127.0.0.1:5592/ns/app: manifest unknown: manifest unknown"\n',
             "reading manifest nope in 127.0.0.1:5592/ns/app: manifest unknown: manifest unknown", "missing", id="manifest-unknown"),
         pytest.param(
             'time="x" level=fatal msg="Error listing repository tags: fetching tags list: invalid status code from registry 404 (Not Found)"',
             "fetching tags list: invalid status code from registry 404 (Not Found)", "missing", id="no-repository"),
         pytest.param(
-            'time="x" level=fatal msg="Error listing repository tags: unable to retrieve auth token: invalid username/password: unauthorized: authentication required"',
+            'time="x" level=fatal msg="Error listing repository tags: unable to retrieve auth token: invalid username/password: unauthorized: '
+            'authentication required"',
             "unable to retrieve auth token: invalid username/password: unauthorized: authentication required", "refused", id="refused"),
         pytest.param(
-            'time="x" level=fatal msg="Error listing repository tags: pinging container registry 127.0.0.1:5599: Get \\"http://127.0.0.1:5599/v2/\\": dial tcp 127.0.0.1:5599: connect: connection refused"',
+            'time="x" level=fatal msg="Error listing repository tags: pinging container registry 127.0.0.1:5599: Get '
+            '\\"http://127.0.0.1:5599/v2/\\": dial tcp 127.0.0.1:5599: connect: connection refused"',
             'pinging container registry 127.0.0.1:5599: Get "http://127.0.0.1:5599/v2/": dial tcp 127.0.0.1:5599: connect: connection refused',
             "unreachable", id="connection-refused"),
         pytest.param(
             'level=fatal msg="pinging container registry r: Get \\"https://r/v2/\\": x509: certificate signed by unknown authority"',
             'pinging container registry r: Get "https://r/v2/": x509: certificate signed by unknown authority', "tls", id="unknown-ca"),
         pytest.param(
-            'level=fatal msg="Error parsing image name \\"docker://r/x:1\\": reading manifest 1 in r/x: errors:\\nunauthorized: authentication required\\nunauthorized: authentication required\\n"',
+            'level=fatal msg="Error parsing image name \\"docker://r/x:1\\": reading manifest 1 in r/x: errors:\\nunauthorized: authentication '
+            'required\\nunauthorized: authentication required\\n"',
             "reading manifest 1 in r/x: errors: unauthorized: authentication required", "refused", id="multi-line-on-one-line"),
         pytest.param(
-            'level=fatal msg="Error parsing image name \\"docker://r/x:a\\": reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable"',
+            'level=fatal msg="Error parsing image name \\"docker://r/x:a\\": reading manifest a in r/x: received unexpected HTTP status: 503 Service '
+            'Unavailable"',
             "reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable", "unavailable", id="503"),
         pytest.param("", "no message", "other", id="silent"),
     ],
@@ -405,7 +410,8 @@ def test_a_registry_that_keeps_failing_is_one_line_after_the_retries(skopeo: Scr
     sleeps: list[float] = []
     registry = registry_with(skopeo, sleeps=sleeps)
     skopeo.first = [UNAVAILABLE] * 4
-    with pytest.raises(DeliveryError, match=r"^registry 127.0.0.1:5000/team failed for .*503 Service Unavailable \(4 tries\): retry when the registry is back$"):
+    with pytest.raises(DeliveryError, match=r"^registry 127.0.0.1:5000/team failed for .*503 Service Unavailable \(4 tries\): retry when the "
+                                            r"registry is back$"):
         registry.has_tag(REPO, TAG)
     assert sleeps == [1.0, 2.0, 4.0]
 
