@@ -382,7 +382,7 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
                     time.sleep(5)
                     first = seed.container(built["good"].baseline_tag or "")
                     say(f"[availability] seed: first release: {setup['tool_said']}; {first['why']}")
-                    row = {"kind": "code", "way": way, "measured": True, **measure(port, lambda: seed.release(built["second"], "code"))}
+                    row = {"kind": "code", "way": way, "measured": True, **measure(port, lambda seed=seed: seed.release(built["second"], "code"))}
                     time.sleep(2)
                     extra["seed_container"] = seed.container(built["second"].baseline_tag or "")
                     row["serving_after"] = commit_release(healthz_commit(port), built)
@@ -399,10 +399,10 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
                     kind = next(k for k in KINDS if k.key == key)
                     before = commit_release(healthz_commit(port), built)
                     if kind.release is None:
-                        row = measure(port, lambda: site.rollback(key))
+                        row = measure(port, lambda site=site, key=key: site.rollback(key))
                     else:
                         release = built[kind.release]
-                        row = measure(port, lambda: site.release(release, key))
+                        row = measure(port, lambda site=site, release=release, key=key: site.release(release, key))
                     row = {"kind": key, "way": way, "measured": True, "serving_before": before,
                            "serving_after": commit_release(healthz_commit(port), built), **row}
                     rows.append(row)

@@ -277,7 +277,7 @@ def write_chart(rows: list[dict], scenario_titles: dict[str, str], path: Path, s
             heights.append(max(row["bytes"] / 1e6, floor))
             labels.append("0" if row["bytes"] == 0 else human_bytes(row["bytes"]).replace(" ", "\u2009"))
         bars = ax.bar(xs, heights, width, label=f"{design}, {STORE_LABEL[store]}", color=colors[(design, store)])
-        for bar, label in zip(bars, labels):
+        for bar, label in zip(bars, labels, strict=True):
             ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 2),
                         textcoords="offset points", ha="center", va="bottom", fontsize=6.5, rotation=90)
     ax.set_yscale("log")

@@ -382,7 +382,7 @@ def layer_listing(image, layers_toml: Path) -> list[dict]:
     groups = [f"deps group `{g['name']}` ({', '.join(g['packages'])})" for g in tomllib.loads(layers_toml.read_text())["layer"]]
     groups.append("deps group `rest` (packages no group lists: new dependencies land here)")
     listing = []
-    for index, (layer, step) in enumerate(zip(image.manifest.layers, history)):
+    for index, (layer, step) in enumerate(zip(image.manifest.layers, history, strict=True)):
         if index == 0:
             what = "base image"
         elif step.startswith("RUN"):

@@ -6,6 +6,7 @@ These tests never skip: without the test bed they fail and say `sudo scripts/tes
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from python_on_whales import DockerClient
@@ -13,6 +14,9 @@ from python_on_whales import DockerClient
 from tests.integration.support.appcontainer import AppContainer, remove_app, start_app
 from tests.integration.support.faults_helpers import FaultBed, FaultBedUnavailable, fault_bed
 from tests.integration.support.testbed import REPO_ROOT, BuiltImages, Testbed, TestbedUnavailable, build_target, connect_engine, read_testbed
+
+if TYPE_CHECKING:  # imported when the swarm fixture runs: only the swarm tests need the swarm bed
+    from tests.integration.support.swarm_helpers import SwarmBed
 
 
 @pytest.fixture(scope="session")

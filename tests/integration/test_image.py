@@ -287,4 +287,4 @@ def bump_project_version(pyproject: Path, local_label: str) -> str:
 def changed_layers(before: list[str], after: list[str]) -> list[int]:
     """Indexes of the layers that differ between two images of the same length."""
     assert len(before) == len(after), f"layer count changed: {len(before)} -> {len(after)}"
-    return [i for i, (old, new) in enumerate(zip(before, after)) if old != new]
+    return [i for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new]

@@ -237,7 +237,7 @@ def test_a_code_only_release_changes_only_the_code_layer_per_platform(built: Mul
     for architecture in ("amd64", "arm64"):
         before, after = first.blobs(architecture), second.blobs(architecture)
         assert len(before.layers) == len(after.layers)
-        changed = [i for i, (a, b) in enumerate(zip(before.layers, after.layers)) if a != b]
+        changed = [i for i, (a, b) in enumerate(zip(before.layers, after.layers, strict=True)) if a != b]
         assert changed == [len(after.layers) - 1], f"{architecture}: layers {changed} changed, not only the code layer"
         assert before.config[0] != after.config[0]
 

@@ -102,7 +102,7 @@ def test_a_code_only_release_rolls_through_three_nodes_without_a_failed_request(
     # task start; its bytes count once here.)
     gets = swarm.blob_gets_by_client(offset)
     pulled = 0
-    for node, address in zip(report["nodes"], swarm.node_addresses):
+    for node, address in zip(report["nodes"], swarm.node_addresses, strict=False):
         served = {a.path: a.size for a in gets.get(address, [])}
         assert node["measured"], node
         if served:
@@ -206,7 +206,7 @@ def test_pre_pull_moves_the_download_out_of_the_update_window(
         report = run.json()
         gets = swarm.blob_gets_by_client(offset)
         assert report["update_state"] == "completed" and not load.result.failures, (report, load.result.summary())
-        for node, address in zip(report["nodes"], swarm.node_addresses):
+        for node, address in zip(report["nodes"], swarm.node_addresses, strict=False):
             served = {a.path: a.size for a in gets.get(address, [])}
             assert node["measured_bytes"] == sum(served.values()), (node, served)
             if pre_pull == "1" or node["tasks"]:  # pre-pull: every node, whatever Swarm places there
@@ -243,7 +243,7 @@ def test_beside_compose_the_same_kind_of_release_host_by_host_on_the_same_nodes(
         failed = sum(len(load.result.failures) for load in loads)
         assert failed == 0
         nodes = []
-        for number, (report, address) in enumerate(zip(reports, swarm.node_addresses), 1):
+        for number, (report, address) in enumerate(zip(reports, swarm.node_addresses, strict=False), 1):
             served = {a.path: a.size for a in gets.get(address, [])}
             # Deploy reports (compose, host by host): the prediction, checked against what the registry served.
             assert report["predicted_layers"] == 1 and report["predicted_bytes"] == sum(served.values()), (report, served)

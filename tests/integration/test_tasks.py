@@ -426,7 +426,7 @@ def bumped(version: str, part: str) -> str:
 
 def changed_lines(before: list[str], after: list[str]) -> list[tuple[str, str]]:
     assert len(before) == len(after), "bump added or removed lines"
-    return [(old, new) for old, new in zip(before, after) if old != new]
+    return [(old, new) for old, new in zip(before, after, strict=True) if old != new]
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,12 @@ import pytest
 import yaml
 from invoke import Program
 
+from delivery.config.settings import DEFAULTS, load_config
+from delivery.errors import DeliveryError
 from delivery.usecases import building, diagnosing, operating, releasing
 from delivery.usecases.context import DeployFailed
 
 RUNBOOKS = (building, diagnosing, operating, releasing)
-from delivery.config.settings import DEFAULTS, load_config
-from delivery.errors import DeliveryError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TAG = "1.0.0-abcdef123456"

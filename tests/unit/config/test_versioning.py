@@ -136,7 +136,7 @@ def test_parse_semver_raises_only_delivery_error(text: str) -> None:
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
     assert len(old) == len(new)
-    return [(a, b) for a, b in zip(old, new) if a != b]
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
 
 
 @pytest.mark.parametrize(
