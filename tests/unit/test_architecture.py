@@ -232,6 +232,12 @@ def _stale(allowed: Mapping[Any, str], found: Container[Any]) -> list[Any]:
     return [key for key in allowed if key not in found]
 
 
+def test_the_circle_finder_finds_circles_and_only_them() -> None:
+    graph = {"a": frozenset({"b"}), "b": frozenset({"c"}), "c": frozenset({"a"}), "d": frozenset({"a", "e"}), "e": frozenset({"d"}), "f": frozenset()}
+    assert strongly_connected(graph) == [("a", "b", "c"), ("d", "e")]
+    assert strongly_connected({"a": frozenset({"b"}), "b": frozenset()}) == []
+
+
 def test_every_package_is_in_a_layer() -> None:
     unplaced = sorted({module.package for module in modules().values()} - set(RANK))
     assert unplaced == [], f"packages in no layer: add them to LAYERS here and to docs/architecture.md: {unplaced}"
@@ -248,6 +254,17 @@ def test_imports_go_one_way_through_the_layers() -> None:
     new = {pair: imports for pair, imports in found.items() if pair not in LAYERING_ALLOWED}
     assert new == {}, "imports against the layers (tasks -> usecases -> ui -> deploy, ops -> ... -> errors): see docs/architecture.md"
     assert _stale(LAYERING_ALLOWED, found) == [], "these imports go the right way now: remove them from LAYERING_ALLOWED"
+
+
+def test_deploy_strategies_do_not_import_each_other() -> None:
+    """delivery/deploy/<strategy>/ (compose, swarm) may share only what lies below deploy/; the factory next to them chooses."""
+    def strategy(name: str) -> str | None:
+        parts = name.split(".")
+        return parts[2] if len(parts) > 3 and parts[:2] == ["delivery", "deploy"] else None
+
+    crossing = sorted(f"{name} -> {target}" for name, targets in import_graph().items() for target in targets
+                      if strategy(name) and strategy(target) and strategy(name) != strategy(target))
+    assert crossing == [], "a deploy strategy imports another: move what both need below deploy/ (hosts, release, docker)"
 
 
 def test_every_allowed_exception_says_why() -> None:
