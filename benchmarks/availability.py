@@ -1,6 +1,6 @@
 """Availability during releases: what a steady stream of users sees while a release goes out.
 
-Under a bounded, fixed-rate load (tests/docker/loadgen.py: GET / at 50 requests/s on
+Under a bounded, fixed-rate load (tests/integration/support/loadgen.py: GET / at 50 requests/s on
 loopback), each kind of release is deployed in three ways, and every failed request
 (connection error, timeout, 5xx) is counted:
 
@@ -11,7 +11,7 @@ loopback), each kind of release is deployed in three ways, and every failed requ
 - seed: BASELINE, the original design note: its image (benchmarks/baseline/Dockerfile) and
   `docker compose pull && docker compose up -d` (benchmarks/baseline/seed-compose.yml).
 
-The releases are the fault tests' own recipes (RELEASES of tests/docker/faults_helpers.py). Each way
+The releases are the fault tests' own recipes (RELEASES of tests/integration/support/faults_helpers.py). Each way
 runs on a throwaway server engine of its own (benchmarks/servers.py), never the test bed's.
 """
 from __future__ import annotations
@@ -37,12 +37,10 @@ from benchmarks import designs, scenarios, servers
 from benchmarks.workspace import BenchmarkError, Clone, git
 from delivery.deploy.compose.health import wait_healthy
 from delivery.reporting import Silent
+from tests.integration.support.faults_helpers import RELEASES  # the fault tests' release recipes
+from tests.integration.support.loadgen import Load, LoadResult  # the tests' own load generator
 
 ROOT = Path(__file__).resolve().parent.parent
-# The load generator and the release recipes are the tests' own (tests/docker is not a package).
-sys.path.append(str(ROOT / "tests" / "docker"))
-from faults_helpers import RELEASES  # noqa: E402  (the fault tests' release recipes)
-from loadgen import Load, LoadResult  # noqa: E402
 
 SELECTOR = "availability"  # --scenarios availability
 RATE = 50.0  # requests per second, GET /
@@ -385,7 +383,7 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
                     time.sleep(5)
                     first = seed.container(built["good"].baseline_tag or "")
                     say(f"[availability] seed: first release: {setup['tool_said']}; {first['why']}")
-                    row = {"kind": "code", "way": way, "measured": True, **measure(port, lambda: seed.release(built["second"], "code"))}
+                    row = {"kind": "code", "way": way, "measured": True, **measure(port, lambda seed=seed: seed.release(built["second"], "code"))}
                     time.sleep(2)
                     extra["seed_container"] = seed.container(built["second"].baseline_tag or "")
                     row["serving_after"] = commit_release(healthz_commit(port), built)
@@ -402,10 +400,10 @@ def run(settings: designs.Settings, env: dict[str, str], builder: DockerClient, 
                     kind = next(k for k in KINDS if k.key == key)
                     before = commit_release(healthz_commit(port), built)
                     if kind.release is None:
-                        row = measure(port, lambda: site.rollback(key))
+                        row = measure(port, lambda site=site, key=key: site.rollback(key))
                     else:
                         release = built[kind.release]
-                        row = measure(port, lambda: site.release(release, key))
+                        row = measure(port, lambda site=site, release=release, key=key: site.release(release, key))
                     row = {"kind": key, "way": way, "measured": True, "serving_before": before,
                            "serving_after": commit_release(healthz_commit(port), built), **row}
                     rows.append(row)

@@ -107,7 +107,7 @@ def sizes_from(results: dict, groups: list[str]) -> tuple[dict[str, int], int, i
     layers = results["ours_layers"]
     # The dependency layers are the COPYs of whole venv trees (`COPY /opt/venv/ /opt/venv/`), in group order.
     venv = [i for i, layer in enumerate(layers) if layer["created_by"].startswith("COPY /opt/venv/ /opt/venv/")]
-    index = dict(zip(results.get("layer_order", groups), venv))
+    index = dict(zip(results.get("layer_order", groups), venv, strict=False))
     top = max(index.values())
     first = next(r for r in results["results"] if r["scenario"] == "first" and r["design"] == "ours")
     # config + manifest (results older than the floor columns: the config alone)

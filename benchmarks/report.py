@@ -277,7 +277,7 @@ def write_chart(rows: list[dict], scenario_titles: dict[str, str], path: Path, s
             heights.append(max(row["bytes"] / 1e6, floor))
             labels.append("0" if row["bytes"] == 0 else human_bytes(row["bytes"]).replace(" ", "\u2009"))
         bars = ax.bar(xs, heights, width, label=f"{design}, {STORE_LABEL[store]}", color=colors[(design, store)])
-        for bar, label in zip(bars, labels):
+        for bar, label in zip(bars, labels, strict=True):
             ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 2),
                         textcoords="offset points", ha="center", va="bottom", fontsize=6.5, rotation=90)
     ax.set_yscale("log")
@@ -356,7 +356,7 @@ def availability_targets(document: dict) -> list[Target]:
     ]
 
 
-# -- availability figures of the zero-downtime tests (tests/docker/results.py) --------------------------
+# -- availability figures of the zero-downtime tests (tests/integration/support/results.py) --------------------------
 def titled_results(document: dict, apart: str) -> Iterable[tuple[str, str, dict]]:
     """(key, title, figures) of a test results file, in its titles' order: the keys it has, but `apart`
     (shown on its own)."""
@@ -385,7 +385,7 @@ def zero_downtime_blocks(document: dict) -> dict[str, str]:
     return blocks
 
 
-# -- figures the integration tests save (tests/docker/results.py), published into the docs -------------
+# -- figures the integration tests save (tests/integration/support/results.py), published into the docs -------------
 RESULTS_DOCS = {"zero-downtime": "operations.md", "retention": "operations.md", "builders": "performance.md",
                 "swarm": "cluster.md"}
 
@@ -421,7 +421,7 @@ def _pull_cell(layers: int, pulled_bytes: int, total_layers: int, same_digest: b
 def builders_blocks(document: dict, benchmark: dict) -> dict[str, str]:
     """docs/performance.md's builders table: what an overlay2 server downloads per builder kind and scenario.
     The containerd-store row comes from the layer benchmark (its builder engine), the classic-store row from
-    tests/docker/test_classic_builder.py. Bytes are blobs (config + layers), without the manifest."""
+    tests/integration/test_classic_builder.py. Bytes are blobs (config + layers), without the manifest."""
     results = document["results"]
     # The benchmark's `rebuild` rebuilds the commit of its `code` release, without cache.
     code, rebuild = (_row(benchmark["results"], key, "ours", "overlay2") for key in ("code", "rebuild"))
@@ -441,14 +441,14 @@ def builders_blocks(document: dict, benchmark: dict) -> dict[str, str]:
         "| classic overlay2 engine, `docker` driver (engine) | " + " | ".join(engine) + " |",
     ]
     run = (f"The first row is the layer benchmark above (run of {benchmark['date'][:10]}, commit "
-           f"`{benchmark['source']['commit'][:7]}`); the second is `tests/docker/test_classic_builder.py` "
+           f"`{benchmark['source']['commit'][:7]}`); the second is `tests/integration/test_classic_builder.py` "
            f"(run of {_runs(results.values())}).")
     return {"builders-run": run, "builders": "\n".join(lines)}
 
 
 def retention_blocks(document: dict) -> dict[str, str]:
     """docs/operations.md's retention table: a host's image disk after each deploy, and a prune by hand
-    (tests/docker/test_operations.py)."""
+    (tests/integration/test_operations.py)."""
     deploys, prune = document["results"]["deploys"], document["results"].get("prune")
     count = len(deploys["disk_bytes"])
     heads = [str(n + 1) + (" (deps change)" if n == deploys["deps_change_at"] else "") for n in range(count)]
@@ -518,13 +518,13 @@ def _update(key: str, row: dict) -> str:
 
 
 def swarm_blocks(document: dict) -> dict[str, str]:
-    """docs/cluster.md's tables (tests/docker/test_swarm.py): each kind of release on the 3-node swarm, and a
+    """docs/cluster.md's tables (tests/integration/test_swarm.py): each kind of release on the 3-node swarm, and a
     code-only release there beside compose host by host on the same engines."""
     results = document["results"]
     lines = ["| release | per node downloaded (report = registry log) | update | failed requests |", "| --- | --- | --- | --- |"]
     for key, title, row in titled_results(document, apart="compose"):
         lines.append(f"| {title} | {_downloads(row)} | {_update(key, row)} | {row['load']['failed']} of {row['load']['requests']} |")
-    blocks = {"swarm-run": f"Run of {_runs(results.values())}, figures saved by `tests/docker/test_swarm.py`.",
+    blocks = {"swarm-run": f"Run of {_runs(results.values())}, figures saved by `tests/integration/test_swarm.py`.",
               "swarm": "\n".join(lines)}
     swarm, compose = results.get("code"), results.get("compose")
     if swarm and compose:

@@ -8,7 +8,7 @@
     .venv/bin/python -m benchmarks.run --render benchmarks/results/latest.json   redraw a saved run
     .venv/bin/python -m benchmarks.run --render FILE.json --publish   publish a saved run: layer or availability
         results into docs/performance.md; or what an integration test saved (benchmarks/results/tests/KIND.json,
-        tests/docker/results.py): zero-downtime and retention into docs/operations.md, builders into
+        tests/integration/support/results.py): zero-downtime and retention into docs/operations.md, builders into
         docs/performance.md
 
 Besides the layer scenarios, a full run measures availability during releases
@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "docs/layer-order-results.json, which the layer-order table reads, not to benchmark-results.json")
     parser.add_argument("--servers", choices=("scratch", "testbed"), default="scratch",
                         help="scratch: throwaway engines per chain (default); testbed: the test bed's servers, emptied first")
-    parser.add_argument("--publish", action="store_true", help="also copy the JSON (and chart) to docs/ and write its tables into the docs, between their markers")
+    parser.add_argument(
+        "--publish", action="store_true", help="also copy the JSON (and chart) to docs/ and write its tables into the docs, between their markers"
+    )
     parser.add_argument("--render", metavar="JSON", type=Path,
                         help="run nothing: print the table and targets of a saved results file and redraw its chart")
     return parser.parse_args(argv)
@@ -323,7 +325,7 @@ def publish_blocks(doc: str, blocks: dict[str, str]) -> None:
 
 
 def results_outputs(document: dict, json_path: Path, publish: bool) -> int:
-    """Figures an integration test saved (tests/docker/results.py): print its tables; optionally publish them
+    """Figures an integration test saved (tests/integration/support/results.py): print its tables; optionally publish them
     (the JSON to docs/<kind>-results.json, the tables into their doc, report.RESULTS_DOCS)."""
     kind = document["kind"]
     blocks = report.results_blocks(document, published_benchmark())
@@ -380,7 +382,7 @@ def layer_listing(image, layers_toml: Path) -> list[dict]:
     groups = [f"deps group `{g['name']}` ({', '.join(g['packages'])})" for g in tomllib.loads(layers_toml.read_text())["layer"]]
     groups.append("deps group `rest` (packages no group lists: new dependencies land here)")
     listing = []
-    for index, (layer, step) in enumerate(zip(image.manifest.layers, history)):
+    for index, (layer, step) in enumerate(zip(image.manifest.layers, history, strict=True)):
         if index == 0:
             what = "base image"
         elif step.startswith("RUN"):

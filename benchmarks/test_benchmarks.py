@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from loadgen import LoadResult, Outcome  # tests/docker: on sys.path once benchmarks.availability is imported
 
 from benchmarks import availability, designs, layer_order, report, scenarios, servers
 from benchmarks.measure import ImageFacts, config_parts, floor_bytes, layers_moved_below, served, served_manifests
 from delivery.registry.client import Blob, Manifest
+from tests.integration.support.loadgen import LoadResult, Outcome
 
 BY_KEY = {s.key: s for s in scenarios.SCENARIOS}
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +197,9 @@ def test_table_and_markdown_list_every_row():
     rows = _rows({("first", "ours", "overlay2"): {"bytes": 1_500_000, "layer_bytes": 0, "image_bytes": 1}})
     assert "1.5 MB" in report.table(rows, {"first": "first deploy"})
     rows[0]["floor_bytes"] = 1_000_000
-    assert "| first deploy | ours | overlay2 (classic) | 1.5 MB | 1.0 MB | 1.50 | 1/12 | 0.10 | 1.0 |" in report.markdown_table(rows, {"first": "first deploy"})
+    assert "| first deploy | ours | overlay2 (classic) | 1.5 MB | 1.0 MB | 1.50 | 1/12 | 0.10 | 1.0 |" in report.markdown_table(
+        rows, {"first": "first deploy"}
+    )
 
 
 # -- availability during releases -----------------------------------------------------------------
@@ -484,7 +486,10 @@ def test_swarm_blocks_show_each_release_and_compose_beside_swarm():
                        "measured at its own port | 41 of 600 |")
     assert len(rows) == 5, "compose has a table of its own"
     compose = blocks["swarm-compose"].splitlines()[3]
-    assert compose == "| compose, 2 hosts one after the other | 1 layer + config, 10.5 kB, on 2 of 2 nodes | 10.4 + 10.8 s (the deploy: 22 s) | 0 of 855 |"
+    assert (
+        compose
+        == "| compose, 2 hosts one after the other | 1 layer + config, 10.5 kB, on 2 of 2 nodes | 10.4 + 10.8 s (the deploy: 22 s) | 0 of 855 |"
+    )
 
 
 def test_layers_moved_below_the_dependency_groups_are_named_and_noted():

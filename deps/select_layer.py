@@ -63,7 +63,7 @@ def split(lock_text: str, layers_toml: str) -> dict[str, list[str]]:
     layout = groups(layers_toml)
     listed: set[str] = set()
     result: dict[str, list[str]] = {}
-    for slot, (_, names) in zip(SLOTS, layout):
+    for slot, (_, names) in zip(SLOTS, layout, strict=False):
         result[slot] = [n for n in names if n in entries]
         listed.update(names)
     for slot in SLOTS[len(layout):-1]:

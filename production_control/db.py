@@ -82,7 +82,7 @@ def recent_runs(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any
     rows = conn.execute(
         f"SELECT {', '.join(RUN_COLUMNS)} FROM job_runs ORDER BY id DESC LIMIT ?", (limit,)
     ).fetchall()
-    return [dict(zip(RUN_COLUMNS, row)) for row in rows]
+    return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
 
 
 def count_runs(conn: sqlite3.Connection) -> int:

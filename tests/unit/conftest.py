@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 from production_control.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
