@@ -31,8 +31,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host
 from delivery.config.platforms import engine_platform
-from delivery.config.settings import Host
 from delivery.errors import DeliveryError
 
 MIN_BUILDX = (0, 13)

@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from delivery.config.hosts import parse_host
 from delivery.config.project import Project
-from delivery.config.settings import DeployConfig, load_config, parse_host
+from delivery.config.settings import DeployConfig, load_config
 from delivery.config.versioning import bump_pyproject
 from delivery.docker.engine import connect
 from delivery.errors import DeliveryError

@@ -17,8 +17,9 @@ from typing import Any
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host, parse_host
 from delivery.config.project import Project, load_project
-from delivery.config.settings import DeployConfig, Host, load_config, parse_host
+from delivery.config.settings import DeployConfig, load_config
 from delivery.deploy.compose.handover import DeployReport, Target
 from delivery.docker.engine import private_config, private_docker_config
 from delivery.errors import DeliveryError

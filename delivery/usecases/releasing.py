@@ -7,7 +7,9 @@ from typing import Any
 
 from python_on_whales.exceptions import DockerException
 
-from delivery.config.settings import DeployConfig, Host, keep_count, load_config, wait_seconds
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig, load_config
+from delivery.config.validation import keep_count, wait_seconds
 from delivery.deploy.compose import handover as deploying
 from delivery.deploy.compose.handover import DeployReport, Target, predict_pull, resolve_release
 from delivery.deploy.swarm import rollout as swarming

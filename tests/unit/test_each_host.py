@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.config.settings import DeployConfig, parse_host
+from delivery.config.hosts import parse_host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose.handover import DeployReport
 from delivery.errors import DeliveryError
 from delivery.usecases import context

@@ -171,7 +171,7 @@ def test_the_proxy_has_a_slot_for_every_web_task_during_an_update(replicas: int,
 def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
     from pathlib import Path
 
-    from delivery.config.settings import parse_host
+    from delivery.config.hosts import parse_host
     from delivery.deploy.swarm import rollout as swarm
 
     calls: list[tuple[str, ...]] = []

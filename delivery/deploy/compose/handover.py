@@ -28,8 +28,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host
 from delivery.config.platforms import engine_platform, lacking
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose.proxy import (
     PROXY_SERVICE,
     SLOTS,

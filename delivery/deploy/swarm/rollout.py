@@ -27,8 +27,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host, parse_host
 from delivery.config.platforms import engine_platform
-from delivery.config.settings import DeployConfig, Host, parse_host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.swarm import stack as stackfile
 from delivery.docker.engine import connect, last_line
 from delivery.errors import DeliveryError
