@@ -33,7 +33,8 @@ from typing import Any
 from delivery.config.platforms import AMD64, index_platforms, pick, platform_of
 from delivery.errors import DeliveryError
 from delivery.registry.auth import Credentials, auth_file, registry_host
-from dockerbed import BedError, registries
+from delivery.registry.local import NotStarted, RegistryServer
+from delivery.registry.local import start as start_server
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -380,7 +381,7 @@ def layout_manifests(layout: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def start_local_registry(address: str) -> str:
     """Start Debian's `docker-registry` on a loopback address for a developer machine (as the test
-    bed starts its registries: dockerbed.registries); return how it was started."""
+    bed starts its registries: delivery/registry/local.py); return how it was started."""
     if not is_loopback(address):
         raise DeliveryError(f"registry {address} is unreachable, and only a loopback registry can be started for you")
     if not shutil.which("docker-registry"):
@@ -390,7 +391,7 @@ def start_local_registry(address: str) -> str:
     port = port if port.isdigit() else "80"
     state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
     try:
-        registries.start(registries.Registry(state, f"127.0.0.1:{port}"), timeout=20)
-    except BedError as error:
+        start_server(RegistryServer(state, f"127.0.0.1:{port}"), timeout=20)
+    except NotStarted as error:
         raise DeliveryError(f"the local registry did not start: {error}") from None
     return f"docker-registry in the background (data and log in {state})"
