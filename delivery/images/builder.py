@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from delivery.config.platforms import EMULATION_HINT, missing_from_builder
 from delivery.config.hosts import Host
+from delivery.config.platforms import EMULATION_HINT, missing_from_builder
 from delivery.docker.engine import check_engine, last_line
 from delivery.errors import DeliveryError
 

@@ -35,6 +35,7 @@ from delivery.errors import DeliveryError
 from delivery.registry.auth import Credentials, auth_file, registry_host
 from delivery.registry.local import NotStarted, RegistryServer
 from delivery.registry.local import start as start_server
+from delivery.reporting import Reporter, Silent
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -44,6 +45,7 @@ MANIFEST_TYPES = (
 )
 INDEX_TYPES = MANIFEST_TYPES[:2]
 LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")  # + "-<port>"
+SILENT = Silent()
 
 
 class RegistryUnreachable(DeliveryError):
@@ -237,7 +239,7 @@ class Registry:
         return DeliveryError(f"registry {self.location} failed for {what}: {reason}")
 
     # -- push --------------------------------------------------------------------------------------
-    def push_layout(self, layout: Path, repository: str, tag: str, progress: Callable[[str], None] = lambda _: None) -> str:
+    def push_layout(self, layout: Path, repository: str, tag: str, report: Reporter = SILENT) -> str:
         """Push the image in an OCI layout directory as repository:tag, digests preserved; return its digest.
 
         A multi-platform build's layout holds one index: it is pushed with every platform's
@@ -254,7 +256,7 @@ class Registry:
         target = self.reference(repository, tag)
         started = time.monotonic()
         self._skopeo("copy", target, f"{self.name(repository)}:{tag}", extra=extra, source=f"oci:{layout}")
-        progress(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
+        report.step(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
         return digest
 
     # -- reads ---------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from delivery.images import tags
 from delivery.images.base import BASE_DIGEST_LABEL, BASE_NAME_LABEL
 from delivery.registry.client import Manifest, Registry, blob_path, layout_manifests, parse_manifest
 from delivery.release.pullreport import host_layers, plan_pull
+from delivery.reporting import Reporter
 from delivery.supply.sbom import fetch_sbom, sbom_packages
 
 STORES = ("containerd", "overlay2")
@@ -173,6 +174,20 @@ def debian_moved(comparison: Mapping[str, Any]) -> str | None:
         return None
     return (f"the OS layer changed since {comparison['compared_with']}: {len(changes)} Debian package(s), "
             f"{listed(changes)} (a server on the classic overlay2 store re-pulls every layer above it)")
+
+
+def guard(registry: Registry, previous: str | None, sbom_text: str, cached: bool, report: Reporter) -> dict[str, Any]:
+    """The Debian-package guard between a deps build and its push: never older Debian packages than `previous`
+    (the deps tag it follows; None: none, nothing to compare), and a line saying which ones moved.
+    Its comparison ({} without `previous`); OlderDebianPackages when refused (`cached`: see refuse_older)."""
+    if previous is None:
+        return {}
+    comparison = debian_against(registry, previous, sbom_text)
+    refuse_older(comparison, cached=cached)
+    moved = debian_moved(comparison)
+    if moved:
+        report.step(moved)
+    return comparison
 
 
 def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path, sbom_text: str) -> dict[str, Any]:

@@ -25,7 +25,10 @@ from typing import Any
 
 from delivery.errors import DeliveryError
 from delivery.images.base import BaseImage
+from delivery.images.build import Built
+from delivery.images.tags import DEPS_REPOSITORY
 from delivery.registry.client import Registry, blob_path, layout_manifests
+from delivery.reporting import Reporter
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
@@ -199,6 +202,21 @@ def sbom_for_layout(layout: Path, image: str, base: BaseImage, lock_text: str, n
         raise
     except Exception as exc:  # the SBOM tool failing, whatever the reason, stops the release
         raise DeliveryError(f"making the SBOM failed ({type(exc).__name__}: {exc}): nothing was pushed") from exc
+
+
+# -- the step between a deps build and its push ----------------------------------------------------
+def make_for(built: Built, base: BaseImage, lock_text: str, report: Reporter) -> str:
+    """The SBOM of a built deps image, made before its push (a failure fails the build: no image ships without one)."""
+    report.step("making the SBOM (CycloneDX: the locked Python packages, the image's Debian packages)")
+    if built.layout is None:
+        raise DeliveryError(f"{built.image} was built without an OCI layout: the SBOM cannot read it (a bug in the toolkit)")
+    return sbom_for_layout(built.layout, built.image, base, lock_text)
+
+
+def publish_for(registry: Registry, built: Built, sbom: str, report: Reporter) -> None:
+    """Push `sbom` beside the built deps image (its subject), before the image itself."""
+    push_sbom(registry, DEPS_REPOSITORY, built.tag, sbom, built.descriptor())
+    report.step(f"pushed the SBOM as {built.image.rsplit(':', 1)[0]}:{sbom_tag(built.tag)}")
 
 
 # -- beside the image in the registry -----------------------------------------------------------
