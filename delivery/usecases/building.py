@@ -188,7 +188,7 @@ def refresh_deps(job: DepsJob) -> dict[str, Any]:
         else:
             digest = built.digest
     if job.current is not None and result.get("identical"):
-        result.update(image=build.deps_ref(job.project, job.config, job.base, job.current),
+        result.update(image=job.plan(job.current).image,
                       digest=job.registry.digest(tags.DEPS_REPOSITORY, tags.deps_tag(job.current, job.content_hash)))
     else:
         result.update(digest=digest, built=True, sbom=sbom.sbom_tag(plan.tag))
