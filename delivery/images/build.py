@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from delivery.images import tags
 from delivery.images.base import BaseImage
 from delivery.images.builder import ENGINE
 from delivery.images.buildprogress import BuildProgress
-from delivery.images.source import SourceState
+from delivery.images.source import SourceState, run_git
 from delivery.reporting import Reporter
 
 # Every file time in every layer is this epoch, for both images (as ko and Jib do):
@@ -100,10 +99,7 @@ def source_files(root: Path, *paths: str) -> list[Path]:
 
     Outside a git work tree: every file under `paths` (or `root`), caches left out.
     """
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
-        cwd=root, capture_output=True,
-    )
+    listing = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths)
     if listing.returncode == 0:
         files = (root / name for name in listing.stdout.decode().split("\0") if name)
     else:

@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -303,16 +303,15 @@ class Registry:
         body = self.raw_manifest(repository, reference)
         assert body is not None
         document = self._json(body, f"manifest {repository}:{reference}")
-        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
-        return index_platforms(document) if media_type in INDEX_TYPES else None
+        return index_platforms(document) if is_index(document) else None
 
     def manifest(self, repository: str, reference: str, platform: str = AMD64) -> Manifest:
         """The image manifest of repository:reference (an index is resolved to `platform`)."""
         body = self.raw_manifest(repository, reference)
         assert body is not None
         document = self._json(body, f"manifest {repository}:{reference}")
-        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
-        if media_type in INDEX_TYPES:
+        media_type = media_type_of(document)
+        if is_index(document):
             chosen = self.manifest(repository, pick_platform(document, platform), platform)
             return dataclasses.replace(chosen, index_digest="sha256:" + hashlib.sha256(body).hexdigest())
         if "config" not in document and media_type not in MANIFEST_TYPES:
@@ -345,6 +344,16 @@ class Registry:
         if not isinstance(value, dict):
             raise DeliveryError(f"registry {self.location} sent unexpected JSON for {what}")
         return value
+
+def media_type_of(document: Mapping[str, Any]) -> str:
+    """Pure: a manifest document's media type; an index that names none is known by its `manifests`."""
+    return str(document.get("mediaType") or (INDEX_TYPES[0] if "manifests" in document else ""))
+
+
+def is_index(document: Mapping[str, Any]) -> bool:
+    """Pure: whether a manifest document is an image index (OCI) or a manifest list (Docker): one image per platform."""
+    return media_type_of(document) in INDEX_TYPES
+
 
 def blob_path(layout: Path, digest: str) -> Path:
     algorithm, _, hexdigest = digest.partition(":")
