@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -279,7 +280,7 @@ def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, report: R
     """Run BuildKit on the staged context, reporting its progress; a failure names the failing step and what to do."""
     watcher = BuildProgress(report)
     try:
-        for line in docker.buildx.build(
+        lines = docker.buildx.build(
             context,
             file=context / plan.dockerfile.relative_to(plan.context),
             target=plan.target,
@@ -291,8 +292,9 @@ def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, report: R
             cache=use_cache,
             progress="plain",
             stream_logs=True,
-            **output,  # type: ignore[arg-type]
-        ):
+            **output,  # type: ignore[arg-type]  # the exporter options: output=, or tags= and load=
+        )
+        for line in cast(Iterator[str], lines):  # stream_logs=True: BuildKit's log, line by line
             watcher.feed(line)
     except DockerException as exc:
         raise DeliveryError(watcher.failure(f"building {plan.target} ({plan.image})", last_line(exc))) from exc

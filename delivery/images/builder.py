@@ -140,10 +140,10 @@ def detect(docker: DockerClient, host: Host) -> BuilderInfo:
     engine = check_engine(docker, host, need_buildx=True)
     try:
         builder = docker.buildx.inspect()
-        node = (builder.nodes or [None])[0]
+        node = builder.nodes[0] if builder.nodes else None
         if builder.driver != "docker" and (node is None or not node.version):
             builder = docker.buildx.inspect(builder.name, bootstrap=True)  # a stopped builder reports no version
-            node = (builder.nodes or [None])[0]
+            node = builder.nodes[0] if builder.nodes else None
     except DockerException as exc:
         raise DeliveryError(
             f"cannot inspect the current buildx builder: {last_line(exc)} (`docker buildx ls` lists them; "

@@ -28,7 +28,8 @@ HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
      "requirements.lock does not match the index: re-lock (`invoke lock`), commit, then run the task again"),
     (("temporary failure in name resolution", "max retries exceeded", "connection refused", "network is unreachable",
       "could not resolve host", "failed to fetch", "connection timed out", "read timed out"),
-     "the build could not reach the network: check the builder's network and proxy (deploy.ca_bundle, deploy.pip_index_url_file), then run the task again"),
+     "the build could not reach the network: check the builder's network and proxy "
+     "(deploy.ca_bundle, deploy.pip_index_url_file), then run the task again"),
     (("oci exporter is not supported", "exporter is not supported"),
      "this builder cannot write OCI layouts: run `invoke doctor`, it names the fix"),
     (("failed to resolve source metadata", "pull access denied", ": not found", "manifest unknown"),

@@ -165,7 +165,7 @@ class Registry:
     """
 
     def __init__(self, location: str, credentials: Credentials | None = None, timeout: float = 60,
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
+                 run: Callable[..., subprocess.CompletedProcess[bytes]] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
         self.location = location
         self.address, _, self.namespace = location.partition("/")  # address: host[:port], as before
         self.host = registry_host(location)
@@ -200,7 +200,7 @@ class Registry:
                 except FileNotFoundError:
                     raise DeliveryError("skopeo is not installed: run `scripts/setup` (or `apt-get install skopeo`)") from None
             if done.returncode == 0:
-                return done.stdout
+                return bytes(done.stdout)
             reason = self._redact(skopeo_reason(done.stderr.decode(errors="replace")))
             kind = failure_kind(reason)
             if kind != "unavailable" or attempt > RETRIES:
@@ -227,7 +227,8 @@ class Registry:
             )
         if kind == "unreachable":
             what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
-            return RegistryUnreachable(f"registry {self.address} is unreachable ({reason}): {what_to_do} set deploy.registry / INVOKE_DEPLOY_REGISTRY")
+            return RegistryUnreachable(f"registry {self.address} is unreachable ({reason}): {what_to_do} "
+                                       "set deploy.registry / INVOKE_DEPLOY_REGISTRY")
         if kind == "tls":
             return DeliveryError(
                 f"registry {self.address}: TLS failed ({reason}): put its CA in /etc/docker/certs.d/{self.address}/ca.crt"
@@ -251,7 +252,7 @@ class Registry:
         manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES]
         if len(manifests) != 1:
             raise DeliveryError(f"the build produced {len(manifests)} images, expected 1 (an image or one multi-platform index)")
-        digest = manifests[0]["digest"]
+        digest = str(manifests[0]["digest"])
         extra = ("--preserve-digests", "--quiet") + (("--all",) if manifests[0]["mediaType"] in INDEX_TYPES else ())
         target = self.reference(repository, tag)
         started = time.monotonic()

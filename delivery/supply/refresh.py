@@ -107,7 +107,7 @@ def previous_for_base(registry: Registry, tag_list: Sequence[str], base_name: st
     with ThreadPoolExecutor(max_workers=4) as pool:  # one SBOM per deps image: read a few at a time
         documents = list(pool.map(lambda tag: fetch_sbom(registry, tags.DEPS_REPOSITORY, tag) or {}, candidates))
     newest: tuple[str, str] | None = None
-    for tag, document in zip(candidates, documents):
+    for tag, document in zip(candidates, documents, strict=True):
         metadata = document.get("metadata", {})
         names = {p.get("value") for p in metadata.get("component", {}).get("properties", [])
                  if p.get("name") == "production-control:base.name"}
@@ -202,7 +202,7 @@ def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path
         old_diff_ids = registry.config(tags.DEPS_REPOSITORY, old)["rootfs"]["diff_ids"]
         same = [b.digest for b in old.layers] == [b.digest for b in new.layers]
         identical = identical and same
-        changed += sum(1 for a, b in zip(old.layers, new.layers) if a.digest != b.digest) + abs(len(old.layers) - len(new.layers))
+        changed += sum(1 for a, b in zip(old.layers, new.layers, strict=False) if a.digest != b.digest) + abs(len(old.layers) - len(new.layers))
         if not same:
             predictions += [{**p, "platform": platform or AMD64}
                             for p in predict_refresh(old.config.digest, old_diff_ids, image, new, new_diff_ids)]

@@ -60,7 +60,8 @@ def sbom_tag(deps_tag: str) -> str:
 def locked_packages(lock_text: str) -> list[PythonPackage]:
     """The `name==version` entries of a hashed lock, with their sha256 hashes."""
     packages: list[PythonPackage] = []
-    name = version = None
+    name: str | None = None
+    version: str | None = None
     hashes: list[str] = []
 
     def flush() -> None:
@@ -163,14 +164,14 @@ def make_sbom(image: str, digest: str, base: BaseImage, python: list[PythonPacka
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in package.hashes],
             properties=[Property(name="production-control:source", value="requirements.lock")],
         ))
-    for package in debian:
-        qualifiers = {"arch": package.architecture, "distro": distro}
+    for deb in debian:
+        qualifiers = {"arch": deb.architecture, "distro": distro}
         bom.components.add(Component(
-            name=package.name, version=package.version, type=ComponentType.LIBRARY,
-            bom_ref=f"deb:{package.name}:{package.architecture}@{package.version}",
-            purl=PackageURL("deb", os_release.get("ID", "debian"), package.name, package.version, qualifiers),
+            name=deb.name, version=deb.version, type=ComponentType.LIBRARY,
+            bom_ref=f"deb:{deb.name}:{deb.architecture}@{deb.version}",
+            purl=PackageURL("deb", os_release.get("ID", "debian"), deb.name, deb.version, qualifiers),
             properties=[Property(name="production-control:source", value="dpkg status")]
-            + ([Property(name="production-control:deb.source", value=package.source)] if package.source else []),
+            + ([Property(name="production-control:deb.source", value=deb.source)] if deb.source else []),
         ))
     bom.register_dependency(bom.metadata.component, list(bom.components))  # the image contains every component
     text = JsonV1Dot6(bom).output_as_string(indent=2)
@@ -257,7 +258,8 @@ def fetch_sbom(registry: Registry, repository: str, deps_tag: str) -> dict[str, 
         return None
     manifest = registry.manifest(repository, sbom_tag(deps_tag))
     # The SBOM is the artifact's one layer.
-    return json.loads(registry.blob(repository, sbom_tag(deps_tag), manifest.layers[0].digest))
+    document = json.loads(registry.blob(repository, sbom_tag(deps_tag), manifest.layers[0].digest))
+    return document if isinstance(document, dict) else None
 
 
 def sbom_packages(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:

@@ -62,7 +62,8 @@ def lock() -> str:
     if not Path(uv).exists():
         raise DeliveryError("uv is not installed: run `scripts/setup` (it installs the dev tools)")
     for source, target, header in (
-        ("pyproject.toml", "requirements.lock", "Locked runtime dependencies of the production image (from pyproject.toml).\n# Regenerate: invoke lock"),
+        ("pyproject.toml", "requirements.lock",
+         "Locked runtime dependencies of the production image (from pyproject.toml).\n# Regenerate: invoke lock"),
         ("requirements-dev.in", "requirements-dev.txt", "Locked developer/CI tools (from requirements-dev.in). Regenerate: invoke lock"),
     ):
         with tempfile.TemporaryDirectory() as tmp:
