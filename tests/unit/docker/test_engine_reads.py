@@ -10,12 +10,6 @@ import pytest
 from delivery.docker import engine
 
 
-def test_the_image_store_comes_from_docker_infos_driver_status() -> None:
-    assert engine.image_store([["driver-type", "io.containerd.snapshotter.v1"]]) == "containerd"
-    assert engine.image_store([["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]) == "overlay2"
-    assert engine.image_store(None) == "overlay2"
-
-
 def test_read_info_is_the_engines_json(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
 
