@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.servers import Server
+from delivery.docker.engine import image_layers
 from delivery.images import tags
 from delivery.registry.client import Manifest, Registry
 from delivery.release.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
@@ -127,8 +128,7 @@ def served_manifests(log_text: str, image: ImageFacts) -> int:
 
 
 def measured_pull(server: Server, image: ImageFacts, log_path: Path) -> Pull:
-    images = server.docker.image.list()
-    before = host_layers(server.store, ((i.id, i.repo_digests or [], i.root_fs.layers or []) for i in images))
+    before = host_layers(server.store, image_layers(server.docker))
     predicted = plan_pull(image.ref, image.manifest, image.diff_ids, before)
     offset = log_path.stat().st_size
     start = time.monotonic()

@@ -20,10 +20,10 @@ class BenchmarkError(Exception):
 
 
 def git(root: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BenchmarkError(f"`git {' '.join(args)}` failed in {root}: {result.stderr.strip().splitlines()[-1:]}")
-    return result.stdout
+    try:
+        return worktree.git(root, *args)
+    except BedError as error:
+        raise BenchmarkError(str(error)) from None
 
 
 class Clone:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from delivery.registry import local  # spawning and waiting: shared with delivery/ (standard library only)
 from dockerbed import BedError
 
 
@@ -83,22 +84,16 @@ def reap(process: subprocess.Popen[bytes] | None) -> None:
 
 def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
     """`argv` in a session of its own (it outlives its caller), output appended to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        return subprocess.Popen(list(argv), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    return local.spawn(argv, log)
 
 
 def wait_until_up(what: str, answers: Callable[[], bool], process: subprocess.Popen[bytes], log: Path,
                   timeout: float) -> None:
     """Poll `answers` until True; BedError with the log's last lines when the process ends or time runs out."""
-    deadline = time.monotonic() + timeout
-    while not answers():
-        exited = process.poll() is not None
-        if exited or time.monotonic() > deadline:
-            tail = (log.read_text(errors="replace").strip().splitlines() or [""])[-1] if log.exists() else ""
-            ended = f"exited ({process.returncode})" if exited else f"did not answer in {timeout:.0f} s"
-            raise BedError(f"{what} {ended}: {tail} (log: {log})")
-        time.sleep(0.1)
+    try:
+        local.wait_until_up(what, answers, process, log, timeout)
+    except local.NotStarted as error:
+        raise BedError(str(error)) from None
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -1,1 +1,2 @@
-"""Settings: the deploy configuration, hosts, the project on disk, versions and platform names (imports only errors)."""
+"""Settings: the deploy configuration and its validators, hosts, image references, the project on disk, versions
+and platform names (imports only errors)."""

@@ -75,4 +75,4 @@ def _version(data: dict[str, Any], keys: tuple[str, ...], path: Path) -> str:
         raise DeliveryError(
             f'{path}: [{table_name}].version {value!r} is not MAJOR.MINOR.PATCH: set it to e.g. "1.0.0"'
         ) from None
-    return value
+    return str(value)

@@ -12,7 +12,8 @@ from typing import Protocol
 
 from python_on_whales import DockerClient
 
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose.deployer import ComposeDeployer
 from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import opener

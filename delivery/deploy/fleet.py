@@ -11,7 +11,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.reports import Reportable
 from delivery.errors import DeliveryError

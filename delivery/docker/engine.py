@@ -31,8 +31,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host
 from delivery.config.platforms import engine_platform
-from delivery.config.settings import Host
 from delivery.errors import DeliveryError
 
 MIN_BUILDX = (0, 13)
@@ -202,8 +202,22 @@ def buildx_version(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def read_info(docker: DockerClient) -> dict[str, Any]:
+    """`docker info` as the engine answers it (its JSON: Swarm, DriverStatus, ...); DockerException when it does not."""
+    info = json.loads(str(run([*docker.docker_cmd, "info", "--format", "{{json .}}"])))
+    return info if isinstance(info, dict) else {}
+
+
+def image_layers(docker: DockerClient) -> list[tuple[str, list[str], list[str]]]:
+    """(image id, repo digests, rootfs diff ids) of every image on the engine: what release/pullreport.host_layers
+    reads; DockerException when the engine does not list them."""
+    return [(str(image.id), list(image.repo_digests or []), list(image.root_fs.layers or [])) for image in docker.image.list()]
+
+
 def image_store(driver_status: Sequence[Sequence[str]] | None) -> str:
-    """'containerd' when the engine uses the containerd image store, else 'overlay2' (classic)."""
+    """'containerd' when the engine uses the containerd image store, else 'overlay2' (classic).
+
+    `driver_status`: `docker info`'s DriverStatus (python-on-whales' `driver_status`, or read_info()["DriverStatus"])."""
     for pair in driver_status or ():
         if len(pair) == 2 and pair[0] == "driver-type" and "containerd" in pair[1]:
             return "containerd"

@@ -22,8 +22,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host, parse_host
 from delivery.config.platforms import engine_platform
-from delivery.config.settings import Host, parse_host
 from delivery.docker.engine import connect, image_store, last_line
 from delivery.errors import DeliveryError
 

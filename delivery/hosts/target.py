@@ -14,7 +14,8 @@ from pathlib import Path
 
 from python_on_whales import DockerClient
 
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig
 from delivery.docker.engine import EngineInfo, check_engine, connect
 
 

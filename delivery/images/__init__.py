@@ -1,1 +1,1 @@
-"""The two images: names and versions, build plans, the builder, BuildKit progress, the base."""
+"""The two images: names and versions, build plans and builds, publishing them, the builder, BuildKit progress, the base."""

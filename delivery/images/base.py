@@ -68,7 +68,7 @@ def resolve_base(docker: DockerClient, name: str) -> BaseImage:
 def registry_digest(docker: DockerClient, name: str) -> str:
     """The digest the registry serves for `name` now (one line naming the registry when it does not answer)."""
     try:
-        output = run(docker.docker_cmd + ["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", name])
+        output = str(run(docker.docker_cmd + ["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", name]))
     except DockerException as exc:
         host = split_image_ref(name).registry or "docker.io"
         raise DeliveryError(

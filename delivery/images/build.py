@@ -1,8 +1,11 @@
-"""Building and pushing the two images.
+"""Building the two images: what to build (pure plans), and building it into a result nothing has pushed yet.
 
 `deps_plan` and `app_plan` are pure: they return what to build (target, tags,
-build args, secrets) and are tested without Docker. `run_build` is the one
-place that builds, through BuildKit, and pushes.
+build args, secrets) and are tested without Docker. `build` is the one place that
+builds, through BuildKit; it returns a `Built` (where the image is, its tag, digest and
+platforms), which delivery/images/publish.py pushes. What must see the image before it
+ships (the deps image's SBOM and its Debian-package guard, delivery/supply/) runs between
+the two, called by the runbooks (delivery/usecases/building.py).
 
 Two paths (delivery/images/builder.py chooses): on a builder with BuildKit's `oci`
 exporter the image is written as an OCI layout and pushed by `Registry.push_layout`;
@@ -19,16 +22,16 @@ files RUN writes), so a rebuild gives new layers with the same files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -41,8 +44,8 @@ from delivery.images import tags
 from delivery.images.base import BaseImage
 from delivery.images.builder import ENGINE
 from delivery.images.buildprogress import BuildProgress
-from delivery.images.source import SourceState
-from delivery.registry.client import Registry
+from delivery.images.source import SourceState, run_git
+from delivery.reporting import Reporter
 
 # Every file time in every layer is this epoch, for both images (as ko and Jib do):
 # a layer's bytes then depend on its files only, so the entrypoint or crontab
@@ -67,6 +70,15 @@ class BuildPlan:
     def multi_platform(self) -> bool:
         return len(self.platforms) > 1
 
+    @property
+    def tag(self) -> str:
+        return tags.split_image_ref(self.image).tag or "latest"
+
+    @property
+    def repository(self) -> str:
+        """The repository without deploy.registry's namespace, which the Registry adds."""
+        return tags.split_image_ref(self.image).repository.rsplit("/", 1)[-1]
+
     def output(self, layout: Path) -> dict[str, str]:
         """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).
 
@@ -88,10 +100,7 @@ def source_files(root: Path, *paths: str) -> list[Path]:
 
     Outside a git work tree: every file under `paths` (or `root`), caches left out.
     """
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
-        cwd=root, capture_output=True,
-    )
+    listing = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths)
     if listing.returncode == 0:
         files = (root / name for name in listing.stdout.decode().split("\0") if name)
     else:
@@ -107,14 +116,17 @@ def deps_inputs(project: Project) -> bytes:
     )
 
 
+def deps_content_hash(project: Project, config: DeployConfig, base: BaseImage) -> str:
+    """The hash of the deps inputs + deps stages + base image digest + platforms: what the deps tags of this checkout carry."""
+    return tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned, config.platforms)
+
+
 def deps_tag_for(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
-    """deps-<semver>-<hash of the deps inputs + deps stages + base image digest>: the same inputs give the same tag.
+    """deps-<semver>-<content hash>: the same inputs give the same tag.
 
     `version` (default: the project's deps version) is higher for a refresh (`build-deps --refresh`).
     """
-    content_hash = tags.deps_content_hash(deps_inputs(project), project.dockerfile_path.read_text(), base.pinned,
-                                          config.platforms)
-    return tags.deps_tag(version or project.deps_version, content_hash)
+    return tags.deps_tag(version or project.deps_version, deps_content_hash(project, config, base))
 
 
 def deps_ref(project: Project, config: DeployConfig, base: BaseImage, version: str | None = None) -> str:
@@ -196,49 +208,79 @@ def stage_context(root: Path, destination: Path) -> Path:
     return destination
 
 
-def run_build(docker: DockerClient, registry: Registry, plan: BuildPlan, path: str,
-              progress: Callable[[str], None] | None = None, use_cache: bool = True,
-              before_push: Callable[[Path], bool] | None = None) -> str:
-    """Build `plan` on the path the builder takes (builder.LAYOUT or builder.ENGINE), push it, return the manifest digest.
+@dataclass(frozen=True)
+class Built:
+    """An image built and not pushed yet: what delivery/images/publish.py pushes and the SBOM step reads."""
 
-    use_cache=False builds as on a fresh CI runner. `before_push(layout)` sees the built image
-    first (as an OCI layout; on the engine path, the engine's own export of it): it raises to
-    fail the build, or returns False to leave it unpushed (the digest is then the layout's).
-    """
-    show = progress or (lambda line: print(line, file=sys.stderr))
-    _, image_path, tag, _ = tags.split_image_ref(plan.image)
-    repository = image_path.rsplit("/", 1)[-1]  # without deploy.registry's namespace, which the Registry adds
+    plan: BuildPlan
+    path: str  # builder.LAYOUT (the image is the OCI layout) or builder.ENGINE (it is in the engine's store)
+    layout: Path | None  # its OCI layout: the build's own, or the engine's export of it; None: not exported
+
+    @property
+    def image(self) -> str:
+        return self.plan.image
+
+    @property
+    def tag(self) -> str:
+        return self.plan.tag
+
+    @property
+    def repository(self) -> str:
+        return self.plan.repository
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return self.plan.platforms
+
+    def descriptor(self) -> dict[str, object]:
+        """The layout's one top descriptor (the image's manifest, or a multi-platform build's index)."""
+        if self.layout is None:
+            raise DeliveryError(f"{self.image} was built into the engine without an export: nothing can read it as a layout")
+        return dict(json.loads((self.layout / "index.json").read_text())["manifests"][0])
+
+    @property
+    def digest(self) -> str:
+        """The digest of what the tag will name: the layout's manifest, or its index for several platforms."""
+        return str(self.descriptor()["digest"])
+
+
+@contextlib.contextmanager
+def workspace() -> Iterator[Path]:
+    """A directory for one build (its staged context and its layout), removed after its publish."""
     with tempfile.TemporaryDirectory(prefix="production-control-build-") as tmp:
-        layout = Path(tmp) / "layout"
-        context = stage_context(plan.context, Path(tmp) / "context")
-        if path == ENGINE:
-            if plan.base_image:  # the engine then knows the registry's blobs of those layers: push mounts them
-                show(f"pulling {plan.base_image} into the engine")
-                with docker_errors(f"pulling {plan.base_image}", "run `invoke build-deps` first, or check the registry"):
-                    docker.image.pull(plan.base_image, quiet=True)
-            build_logged(docker, plan, context, show, use_cache, tags=[plan.image], load=True)
-            if before_push is not None:
-                saved = Path(tmp) / "saved"
-                export_from_engine(docker, plan.image, saved)
-                if not before_push(saved):
-                    return layout_digest(saved)
-            show(f"pushing {plan.image} with docker push")
-            with docker_errors(f"pushing {plan.image}", "check that the engine can reach the registry and is logged in to it"):
-                docker.image.push(plan.image, quiet=True)
-            return registry.digest(repository, tag or "latest")
-        build_logged(docker, plan, context, show, use_cache, output=plan.output(layout))
-        if before_push is not None and not before_push(layout):
-            return layout_digest(layout)
-        show(f"pushing {plan.image}")
-        return registry.push_layout(layout, repository, tag or "latest", progress=show)
+        yield Path(tmp)
 
 
-def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, show: Callable[[str], None], use_cache: bool,
+def build(docker: DockerClient, plan: BuildPlan, path: str, workdir: Path, report: Reporter, use_cache: bool = True,
+          export: bool = False) -> Built:
+    """Build `plan` in `workdir` (see `workspace`) on the path the builder takes (builder.LAYOUT or builder.ENGINE); push nothing.
+
+    use_cache=False builds as on a fresh CI runner. `export`: on the engine path, export the built image
+    as an OCI layout too (`docker save`), for what reads the image before its push (the SBOM).
+    """
+    context = stage_context(plan.context, workdir / "context")
+    if path != ENGINE:
+        layout = workdir / "layout"
+        build_logged(docker, plan, context, report, use_cache, output=plan.output(layout))
+        return Built(plan, path, layout)
+    if plan.base_image:  # the engine then knows the registry's blobs of those layers: push mounts them
+        report.step(f"pulling {plan.base_image} into the engine")
+        with docker_errors(f"pulling {plan.base_image}", "run `invoke build-deps` first, or check the registry"):
+            docker.image.pull(plan.base_image, quiet=True)
+    build_logged(docker, plan, context, report, use_cache, tags=[plan.image], load=True)
+    if not export:
+        return Built(plan, path, None)
+    saved = workdir / "saved"
+    export_from_engine(docker, plan.image, saved)
+    return Built(plan, path, saved)
+
+
+def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, report: Reporter, use_cache: bool,
                  **output: object) -> None:
-    """Run BuildKit on the staged context, showing its progress; a failure names the failing step and what to do."""
-    watcher = BuildProgress(show)
+    """Run BuildKit on the staged context, reporting its progress; a failure names the failing step and what to do."""
+    watcher = BuildProgress(report)
     try:
-        for line in docker.buildx.build(
+        lines = docker.buildx.build(
             context,
             file=context / plan.dockerfile.relative_to(plan.context),
             target=plan.target,
@@ -250,16 +292,12 @@ def build_logged(docker: DockerClient, plan: BuildPlan, context: Path, show: Cal
             cache=use_cache,
             progress="plain",
             stream_logs=True,
-            **output,  # type: ignore[arg-type]
-        ):
+            **output,  # type: ignore[arg-type]  # the exporter options: output=, or tags= and load=
+        )
+        for line in cast(Iterator[str], lines):  # stream_logs=True: BuildKit's log, line by line
             watcher.feed(line)
     except DockerException as exc:
         raise DeliveryError(watcher.failure(f"building {plan.target} ({plan.image})", last_line(exc))) from exc
-
-
-def layout_digest(layout: Path) -> str:
-    """The manifest digest of the one image in an OCI layout."""
-    return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
 
 
 def export_from_engine(docker: DockerClient, image: str, layout: Path) -> None:

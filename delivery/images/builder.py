@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from delivery.config.hosts import Host
 from delivery.config.platforms import EMULATION_HINT, missing_from_builder
-from delivery.config.settings import Host
 from delivery.docker.engine import check_engine, last_line
 from delivery.errors import DeliveryError
 
@@ -140,10 +140,10 @@ def detect(docker: DockerClient, host: Host) -> BuilderInfo:
     engine = check_engine(docker, host, need_buildx=True)
     try:
         builder = docker.buildx.inspect()
-        node = (builder.nodes or [None])[0]
+        node = builder.nodes[0] if builder.nodes else None
         if builder.driver != "docker" and (node is None or not node.version):
             builder = docker.buildx.inspect(builder.name, bootstrap=True)  # a stopped builder reports no version
-            node = (builder.nodes or [None])[0]
+            node = builder.nodes[0] if builder.nodes else None
     except DockerException as exc:
         raise DeliveryError(
             f"cannot inspect the current buildx builder: {last_line(exc)} (`docker buildx ls` lists them; "

@@ -12,6 +12,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from delivery.reporting import Reporter
+
 _STEP = re.compile(r"^(#\d+) (.*)$")
 _OUTPUT = re.compile(r"^\d+(?:\.\d+)? ")  # "12.34 Collecting fastapi": a step's output, timed
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
@@ -26,7 +28,8 @@ HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
      "requirements.lock does not match the index: re-lock (`invoke lock`), commit, then run the task again"),
     (("temporary failure in name resolution", "max retries exceeded", "connection refused", "network is unreachable",
       "could not resolve host", "failed to fetch", "connection timed out", "read timed out"),
-     "the build could not reach the network: check the builder's network and proxy (deploy.ca_bundle, deploy.pip_index_url_file), then run the task again"),
+     "the build could not reach the network: check the builder's network and proxy "
+     "(deploy.ca_bundle, deploy.pip_index_url_file), then run the task again"),
     (("oci exporter is not supported", "exporter is not supported"),
      "this builder cannot write OCI layouts: run `invoke doctor`, it names the fix"),
     (("failed to resolve source metadata", "pull access denied", ": not found", "manifest unknown"),
@@ -46,10 +49,10 @@ def hint_for(text: str) -> str:
 
 
 class BuildProgress:
-    """Feed it every line of `docker buildx build --progress plain`; it calls `show` for the worth-showing ones."""
+    """Feed it every line of `docker buildx build --progress plain`; it reports the worth-showing ones."""
 
-    def __init__(self, show: Callable[[str], None], heartbeat: float = 15.0, clock: Callable[[], float] = time.monotonic):
-        self.show, self.heartbeat, self.clock = show, heartbeat, clock
+    def __init__(self, report: Reporter, heartbeat: float = 15.0, clock: Callable[[], float] = time.monotonic):
+        self.report, self.heartbeat, self.clock = report, heartbeat, clock
         self.steps: dict[str, str] = {}  # "#5" -> "[deps 1/3] RUN ..."
         self.output: dict[str, deque[str]] = {}  # the last output lines of each step
         self.failed: str | None = None  # the first step that reported ERROR
@@ -62,29 +65,29 @@ class BuildProgress:
         if not match:
             if text.startswith("ERROR"):
                 self.final_errors.append(text)
-                self.show(text)
+                self.report.step(text)
             return
         step, rest = match.groups()
         if step not in self.steps and rest.startswith("["):
             self.steps[step] = " ".join(rest.split())  # a RUN's line continuations leave runs of spaces
             self.last_shown[step] = self.clock()
-            self.show(text)
+            self.report.step(text)
         elif rest.startswith("ERROR"):
             self.failed = self.failed or step
             self.output.setdefault(step, deque(maxlen=20)).append(rest)
-            self.show(text)
+            self.report.step(text)
         elif _OUTPUT.match(rest):
             output = _OUTPUT.sub("", rest, count=1)
             self.output.setdefault(step, deque(maxlen=20)).append(output)
             if "ERROR" in output:
-                self.show(text)
+                self.report.step(text)
             elif step in self.steps and self.clock() - self.last_shown.get(step, 0.0) >= self.heartbeat:
                 self.last_shown[step] = self.clock()
-                self.show(text)
+                self.report.step(text)
         else:
             done = _DONE.match(rest)
             if done and step in self.steps and float(done.group(1)) >= SLOW_STEP_SECONDS:
-                self.show(text)
+                self.report.step(text)
 
     def failure(self, action: str, reason: str) -> str:
         """The one error line of a failed build: `reason` is the docker command's last error line."""

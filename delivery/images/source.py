@@ -67,7 +67,8 @@ def _content_digest(path: Path) -> bytes:
     return digest.digest()
 
 
-def _run(root: Path, args: tuple[str, ...]) -> subprocess.CompletedProcess[bytes]:
+def run_git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """`git -C root ARGS`, its output captured and its exit status left to the caller; git missing: one line."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     try:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, env=env, check=False)
@@ -76,12 +77,12 @@ def _run(root: Path, args: tuple[str, ...]) -> subprocess.CompletedProcess[bytes
 
 
 def _git_status(root: Path, *args: str) -> int:
-    return _run(root, args).returncode
+    return run_git(root, *args).returncode
 
 
 def _git(root: Path, *args: str) -> bytes:
     """Run git in `root` and return its stdout; a failure becomes a one-line DeliveryError."""
-    result = _run(root, args)
+    result = run_git(root, *args)
     if result.returncode == 0:
         return result.stdout
     stderr = result.stderr.decode(errors="replace")

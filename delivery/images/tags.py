@@ -10,10 +10,16 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from delivery.config.references import DIGEST, DOMAIN, REPOSITORY, looks_like_registry
+from delivery.config.references import TAG_PATTERN as TAG_PATTERN
+from delivery.config.references import ImageRef as ImageRef
+from delivery.config.references import split_image_ref as split_image_ref
 from delivery.config.versioning import parse_semver
 from delivery.errors import DeliveryError
+
+# The reference grammar's home is delivery/config/references.py (the settings validate with it); TAG_PATTERN,
+# ImageRef and split_image_ref are named here too, for what reads image names through this module.
 
 DEPS_REPOSITORY = "production-control-deps"
 APP_REPOSITORY = "production-control"
@@ -24,9 +30,6 @@ RUNTIME_STAGE = "runtime"
 HASH_LENGTH = 12  # hex chars of the deps content hash
 COMMIT_LENGTH = 12  # hex chars of the commit in an app tag
 DIRTY_LENGTH = 8  # hex chars of the dirty-tree fingerprint in an app tag
-
-# Docker's tag grammar (distribution/reference).
-TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 _SEMVER_TEXT = r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
 _DEPS_TAG = re.compile(rf"deps-(?P<version>{_SEMVER_TEXT})-(?P<hash>[0-9a-f]{{{HASH_LENGTH}}})", re.ASCII)
@@ -39,17 +42,6 @@ _HEX = re.compile(r"[0-9a-fA-F]+", re.ASCII)
 
 # Dockerfile: `FROM [--flag=value ...] image [AS name]`; instructions are case-insensitive.
 _FROM = re.compile(r"FROM\s+(?:--\S+\s+)*\S+(?:\s+AS\s+(?P<name>\S+))?\s*", re.IGNORECASE | re.ASCII)
-
-# distribution/reference grammar, simplified to what a registry accepts.
-_DOMAIN = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?",
-    re.ASCII,
-)
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*", re.ASCII)
-_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}", re.ASCII)
-_REF_FORM = "use [registry[:port]/]repository[:tag][@sha256:digest], e.g. localhost:5000/production-control:1.0.0-abcdef123456"
 
 
 @dataclass(frozen=True)
@@ -67,15 +59,6 @@ class AppTag:
     version: str
     commit: str
     dirty: str | None
-
-
-class ImageRef(NamedTuple):
-    """The parts of an image reference; registry is "" for Docker Hub style names."""
-
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str | None
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
@@ -226,43 +209,14 @@ def parse_app_tag(tag: str) -> AppTag:
 def image_ref(registry: str, repository: str, tag: str) -> str:
     """`registry/repository:tag` (just `repository:tag` when registry is empty); registry may hold a namespace."""
     domain, _, namespace = registry.partition("/")
-    if registry and (not _DOMAIN.fullmatch(domain) or (namespace and not _REPOSITORY.fullmatch(namespace))):
+    if registry and (not DOMAIN.fullmatch(domain) or (namespace and not REPOSITORY.fullmatch(namespace))):
         raise DeliveryError(f"invalid registry {registry!r}: use host[:port][/namespace], e.g. localhost:5000 or ghcr.io/acme")
-    if not _REPOSITORY.fullmatch(repository):
+    if not REPOSITORY.fullmatch(repository):
         raise DeliveryError(f"invalid repository {repository!r}: use lower-case names like {APP_REPOSITORY}")
-    if not registry and _looks_like_registry(repository.partition("/")[0]) and "/" in repository:
+    if not registry and looks_like_registry(repository.partition("/")[0]) and "/" in repository:
         raise DeliveryError(f"repository {repository!r} would be read as a registry host: give the registry explicitly")
     _check_tag(tag)
     return f"{registry}/{repository}:{tag}" if registry else f"{repository}:{tag}"
-
-
-def _looks_like_registry(component: str) -> bool:
-    """Docker's rule: a first path component with a dot or a port, or `localhost`, is a registry host."""
-    return "." in component or ":" in component or component == "localhost" or component.startswith("[")
-
-
-def split_image_ref(ref: str) -> ImageRef:
-    """Split `[host[:port]/]repo[:tag][@algo:hex]` into (registry, repository, tag, digest)."""
-    if not isinstance(ref, str):
-        raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
-    name, at, digest = ref.partition("@")
-    if at and not _DIGEST.fullmatch(digest):
-        raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
-    tag: str | None = None
-    colon = name.rfind(":")
-    if colon > name.rfind("/"):
-        name, tag = name[:colon], name[colon + 1 :]
-        if not TAG_PATTERN.fullmatch(tag):
-            raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
-    registry = ""
-    first, slash, rest = name.partition("/")
-    if slash and _looks_like_registry(first):
-        registry, name = first, rest
-        if not _DOMAIN.fullmatch(registry):
-            raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
-    if not _REPOSITORY.fullmatch(name):
-        raise DeliveryError(f"invalid image reference {ref!r}: {_REF_FORM}")
-    return ImageRef(registry=registry, repository=name, tag=tag, digest=digest if at else None)
 
 
 # --- pinned references: a tag and the digest it names -------------------------------------------------
@@ -272,7 +226,7 @@ _DOCKER_HUB_NAMES = ("", "docker.io", "index.docker.io", "registry-1.docker.io")
 
 def pinned(tag: str, digest: str | None) -> str:
     """`tag@digest` (what a deploy's env file names: the engine then runs exactly that digest), or `tag` alone."""
-    if digest is not None and not _DIGEST.fullmatch(digest):
+    if digest is not None and not DIGEST.fullmatch(digest):
         raise DeliveryError(f"invalid digest {digest!r}: expected sha256:<64 hex characters>")
     return f"{tag}@{digest}" if digest else tag
 

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from delivery.errors import DeliveryError
 
@@ -30,7 +31,7 @@ DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io"
 IDENTITY_TOKEN_USER = "<token>"  # what credential helpers answer as Username for an identity token
 HELPER_TIMEOUT = 30
 
-Runner = Callable[..., subprocess.CompletedProcess]
+Runner = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def docker_config_path(environ: Mapping[str, str]) -> Path:
     return Path(base) / "config.json"
 
 
-def read_docker_config(path: Path) -> dict:
+def read_docker_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
@@ -98,7 +99,7 @@ def from_docker_config(host: str, environ: Mapping[str, str], run: Runner = subp
     return None
 
 
-def _from_auth_entry(entry: dict, host: str, path: Path) -> Credentials:
+def _from_auth_entry(entry: dict[str, Any], host: str, path: Path) -> Credentials:
     source = f"docker login ({path})"
     if entry.get("identitytoken"):
         return Credentials(IDENTITY_TOKEN_USER, str(entry["identitytoken"]), source)
@@ -118,7 +119,8 @@ def call_helper(name: str, server: str, host: str, path: Path, run: Runner = sub
     try:
         answer = run([program, "get"], input=server.encode(), capture_output=True, timeout=HELPER_TIMEOUT)
     except FileNotFoundError:
-        raise DeliveryError(f"the docker credential helper {program} (named in {path}) is not installed: install it, or remove it from {path}") from None
+        raise DeliveryError(f"the docker credential helper {program} (named in {path}) is not installed: "
+                            f"install it, or remove it from {path}") from None
     except subprocess.TimeoutExpired:
         raise DeliveryError(f"the docker credential helper {program} did not answer within {HELPER_TIMEOUT}s for {host}: {what_to_do}") from None
     output = (answer.stdout or b"").decode(errors="replace").strip()
@@ -159,7 +161,7 @@ def logs_in(credentials: Credentials | None) -> bool:
     return credentials is not None and credentials.source.startswith("deploy.registry_user")
 
 
-def private_config_document(user_config: Mapping, host: str) -> dict:
+def private_config_document(user_config: Mapping[str, Any], host: str) -> dict[str, Any]:
     """Pure: the config.json of a task run's private docker CLI config, in which it logs in to `host`.
 
     The user's settings stay (currentContext, proxies, other registries' logins, credsStore and helpers);
@@ -168,14 +170,14 @@ def private_config_document(user_config: Mapping, host: str) -> dict:
     """
     keys = config_keys(host)
     document = dict(user_config)
-    auths = document.get("auths") if isinstance(document.get("auths"), dict) else {}
-    helpers = document.get("credHelpers") if isinstance(document.get("credHelpers"), dict) else {}
+    auths: dict[str, Any] = document["auths"] if isinstance(document.get("auths"), dict) else {}
+    helpers: dict[str, Any] = document["credHelpers"] if isinstance(document.get("credHelpers"), dict) else {}
     document["auths"] = {key: entry for key, entry in auths.items() if key not in keys}
     document["credHelpers"] = {**{key: helper for key, helper in helpers.items() if key not in keys}, **dict.fromkeys(keys, "")}
     return document
 
 
-def auth_file_document(host: str, credentials: Credentials) -> dict:
+def auth_file_document(host: str, credentials: Credentials) -> dict[str, Any]:
     """Pure: an auth file (docker config.json `auths` format) holding only `host`'s credentials."""
     if credentials.is_identity_token:
         return {"auths": {host: {"identitytoken": credentials.secret}}}

@@ -18,14 +18,13 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,10 @@ from typing import Any
 from delivery.config.platforms import AMD64, index_platforms, pick, platform_of
 from delivery.errors import DeliveryError
 from delivery.registry.auth import Credentials, auth_file, registry_host
-from dockerbed import BedError, registries
+from delivery.registry.local import NotStarted, RegistryServer
+from delivery.registry.local import start as start_server
+from delivery.registry.skopeo import BACKOFF, RETRIES, certs_dir, failure_kind, skopeo_argv, skopeo_reason
+from delivery.reporting import Reporter, Silent
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -43,6 +45,7 @@ MANIFEST_TYPES = (
 )
 INDEX_TYPES = MANIFEST_TYPES[:2]
 LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")  # + "-<port>"
+SILENT = Silent()
 
 
 class RegistryUnreachable(DeliveryError):
@@ -80,78 +83,6 @@ def is_loopback(address: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))  # where engines and skopeo find a registry's CA
-RETRIES = 3  # skopeo --retry-times: connection errors and resets (a 429 skopeo retries itself, after its Retry-After)
-BACKOFF = 1.0  # seconds before our first retry of a 5xx answer (skopeo does not retry those); doubled each time
-
-_MISSING = ("manifest unknown", "name unknown", "repository name not known", "404 (not found)", "not found")
-_REFUSED = ("unauthorized", "authentication required", "denied", "invalid username/password", "forbidden")
-_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "connection reset",
-                "dial tcp", "eof")
-_TLS = ("x509", "certificate", "tls:", "http response to https client")
-_UNAVAILABLE = re.compile(r"\b5[0-9][0-9] (internal server error|not implemented|bad gateway|service unavailable|gateway timeout)|"
-                          r"unexpected http status: 5[0-9][0-9]", re.IGNORECASE)
-
-
-def skopeo_argv(command: str, reference: str, *, tls_verify: bool, auth: Path | None, timeout: float | None,
-                extra: tuple[str, ...] = (), source: str | None = None, registry_side: str = "dest") -> list[str]:
-    """Pure: the skopeo command line for `command` against `reference` (docker://...).
-
-    For `copy`, `source` is what is copied (oci:LAYOUT) and the registry options are the --dest-* ones
-    (registry_side="src" when the registry is the source, `source`, and `reference` a local dir:).
-    """
-    side = f"{registry_side}-" if command == "copy" else ""
-    argv = ["skopeo", command, *extra, f"--retry-times={RETRIES}", f"--{side}tls-verify={'true' if tls_verify else 'false'}"]
-    argv += [f"--{side}authfile", str(auth)] if auth else [f"--{side}no-creds"]
-    if timeout is not None:
-        argv.insert(2, f"--command-timeout={int(timeout)}s")
-    return argv + ([source] if source else []) + [reference]
-
-
-def skopeo_reason(stderr: str) -> str:
-    """Pure: the message of skopeo's last `level=fatal msg="..."` line (or its last line)."""
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    if not lines:
-        return "no message"
-    last = lines[-1]
-    if 'msg="' in last:
-        text = last.split('msg="', 1)[1].rsplit('"', 1)[0]
-        try:
-            last = json.loads(f'"{text}"')
-        except ValueError:
-            last = text.replace('\\"', '"')
-    parts: list[str] = []  # one line: skopeo's messages may hold newlines and repeat themselves
-    for part in last.split("\n"):
-        part = " ".join(part.split())
-        if part and part not in parts:
-            parts.append(part)
-    last = " ".join(parts)
-    for noise in ("Error parsing image name ", "Error listing repository tags: ", "Error during inspect: "):
-        if last.startswith(noise):
-            last = last[len(noise):]
-            if last.startswith('"docker://'):
-                last = last.split('": ', 1)[-1]
-    return last
-
-
-def failure_kind(reason: str) -> str:
-    """Pure: missing | refused | tls | unavailable (a 5xx answer) | unreachable | other, from skopeo's message."""
-    lowered = reason.lower()
-    if _UNAVAILABLE.search(reason):
-        return "unavailable"
-    for kind, needles in (("refused", _REFUSED), ("tls", _TLS), ("missing", _MISSING), ("unreachable", _UNREACHABLE)):
-        if any(needle in lowered for needle in needles):
-            return kind
-    return "other"
-
-
-def certs_dir(host: str) -> Path | None:
-    """The certs.d directory that holds `host`'s CA, if any (as dockerd and skopeo look it up)."""
-    for base in CERTS_DIRS:
-        if (base / host).is_dir():
-            return base / host
-    return None
-
 
 class Registry:
     """The registry at `location` (host[:port][/namespace...]), through skopeo.
@@ -162,7 +93,7 @@ class Registry:
     """
 
     def __init__(self, location: str, credentials: Credentials | None = None, timeout: float = 60,
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
+                 run: Callable[..., subprocess.CompletedProcess[bytes]] = subprocess.run, sleep: Callable[[float], None] = time.sleep):
         self.location = location
         self.address, _, self.namespace = location.partition("/")  # address: host[:port], as before
         self.host = registry_host(location)
@@ -197,7 +128,7 @@ class Registry:
                 except FileNotFoundError:
                     raise DeliveryError("skopeo is not installed: run `scripts/setup` (or `apt-get install skopeo`)") from None
             if done.returncode == 0:
-                return done.stdout
+                return bytes(done.stdout)
             reason = self._redact(skopeo_reason(done.stderr.decode(errors="replace")))
             kind = failure_kind(reason)
             if kind != "unavailable" or attempt > RETRIES:
@@ -224,7 +155,8 @@ class Registry:
             )
         if kind == "unreachable":
             what_to_do = "start it (`invoke registry`) or" if is_loopback(self.address) else "check the network, or"
-            return RegistryUnreachable(f"registry {self.address} is unreachable ({reason}): {what_to_do} set deploy.registry / INVOKE_DEPLOY_REGISTRY")
+            return RegistryUnreachable(f"registry {self.address} is unreachable ({reason}): {what_to_do} "
+                                       "set deploy.registry / INVOKE_DEPLOY_REGISTRY")
         if kind == "tls":
             return DeliveryError(
                 f"registry {self.address}: TLS failed ({reason}): put its CA in /etc/docker/certs.d/{self.address}/ca.crt"
@@ -236,7 +168,7 @@ class Registry:
         return DeliveryError(f"registry {self.location} failed for {what}: {reason}")
 
     # -- push --------------------------------------------------------------------------------------
-    def push_layout(self, layout: Path, repository: str, tag: str, progress: Callable[[str], None] = lambda _: None) -> str:
+    def push_layout(self, layout: Path, repository: str, tag: str, report: Reporter = SILENT) -> str:
         """Push the image in an OCI layout directory as repository:tag, digests preserved; return its digest.
 
         A multi-platform build's layout holds one index: it is pushed with every platform's
@@ -248,12 +180,12 @@ class Registry:
         manifests = [m for m in index.get("manifests", []) if m.get("mediaType") in MANIFEST_TYPES]
         if len(manifests) != 1:
             raise DeliveryError(f"the build produced {len(manifests)} images, expected 1 (an image or one multi-platform index)")
-        digest = manifests[0]["digest"]
+        digest = str(manifests[0]["digest"])
         extra = ("--preserve-digests", "--quiet") + (("--all",) if manifests[0]["mediaType"] in INDEX_TYPES else ())
         target = self.reference(repository, tag)
         started = time.monotonic()
         self._skopeo("copy", target, f"{self.name(repository)}:{tag}", extra=extra, source=f"oci:{layout}")
-        progress(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
+        report.step(f"pushed {self.name(repository)}:{tag} in {time.monotonic() - started:.1f}s (skopeo copy)")
         return digest
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -300,16 +232,15 @@ class Registry:
         body = self.raw_manifest(repository, reference)
         assert body is not None
         document = self._json(body, f"manifest {repository}:{reference}")
-        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
-        return index_platforms(document) if media_type in INDEX_TYPES else None
+        return index_platforms(document) if is_index(document) else None
 
     def manifest(self, repository: str, reference: str, platform: str = AMD64) -> Manifest:
         """The image manifest of repository:reference (an index is resolved to `platform`)."""
         body = self.raw_manifest(repository, reference)
         assert body is not None
         document = self._json(body, f"manifest {repository}:{reference}")
-        media_type = document.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in document else "")
-        if media_type in INDEX_TYPES:
+        media_type = media_type_of(document)
+        if is_index(document):
             chosen = self.manifest(repository, pick_platform(document, platform), platform)
             return dataclasses.replace(chosen, index_digest="sha256:" + hashlib.sha256(body).hexdigest())
         if "config" not in document and media_type not in MANIFEST_TYPES:
@@ -342,6 +273,16 @@ class Registry:
         if not isinstance(value, dict):
             raise DeliveryError(f"registry {self.location} sent unexpected JSON for {what}")
         return value
+
+def media_type_of(document: Mapping[str, Any]) -> str:
+    """Pure: a manifest document's media type; an index that names none is known by its `manifests`."""
+    return str(document.get("mediaType") or (INDEX_TYPES[0] if "manifests" in document else ""))
+
+
+def is_index(document: Mapping[str, Any]) -> bool:
+    """Pure: whether a manifest document is an image index (OCI) or a manifest list (Docker): one image per platform."""
+    return media_type_of(document) in INDEX_TYPES
+
 
 def blob_path(layout: Path, digest: str) -> Path:
     algorithm, _, hexdigest = digest.partition(":")
@@ -380,7 +321,7 @@ def layout_manifests(layout: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def start_local_registry(address: str) -> str:
     """Start Debian's `docker-registry` on a loopback address for a developer machine (as the test
-    bed starts its registries: dockerbed.registries); return how it was started."""
+    bed starts its registries: delivery/registry/local.py); return how it was started."""
     if not is_loopback(address):
         raise DeliveryError(f"registry {address} is unreachable, and only a loopback registry can be started for you")
     if not shutil.which("docker-registry"):
@@ -390,7 +331,7 @@ def start_local_registry(address: str) -> str:
     port = port if port.isdigit() else "80"
     state = LOCAL_REGISTRY_STATE.with_name(f"{LOCAL_REGISTRY_STATE.name}-{port}")
     try:
-        registries.start(registries.Registry(state, f"127.0.0.1:{port}"), timeout=20)
-    except BedError as error:
+        start_server(RegistryServer(state, f"127.0.0.1:{port}"), timeout=20)
+    except NotStarted as error:
         raise DeliveryError(f"the local registry did not start: {error}") from None
     return f"docker-registry in the background (data and log in {state})"

@@ -7,8 +7,9 @@ from typing import Protocol
 
 from python_on_whales import DockerClient
 
+from delivery.config.hosts import Host
 from delivery.config.platforms import engine_platform, lacking
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.settings import DeployConfig
 from delivery.docker.engine import EngineInfo, docker_errors
 from delivery.errors import DeliveryError
 from delivery.images import tags

@@ -35,6 +35,7 @@ from delivery.images import tags
 from delivery.images.base import BASE_DIGEST_LABEL, BASE_NAME_LABEL
 from delivery.registry.client import Manifest, Registry, blob_path, layout_manifests, parse_manifest
 from delivery.release.pullreport import host_layers, plan_pull
+from delivery.reporting import Reporter
 from delivery.supply.sbom import fetch_sbom, sbom_packages
 
 STORES = ("containerd", "overlay2")
@@ -106,7 +107,7 @@ def previous_for_base(registry: Registry, tag_list: Sequence[str], base_name: st
     with ThreadPoolExecutor(max_workers=4) as pool:  # one SBOM per deps image: read a few at a time
         documents = list(pool.map(lambda tag: fetch_sbom(registry, tags.DEPS_REPOSITORY, tag) or {}, candidates))
     newest: tuple[str, str] | None = None
-    for tag, document in zip(candidates, documents):
+    for tag, document in zip(candidates, documents, strict=True):
         metadata = document.get("metadata", {})
         names = {p.get("value") for p in metadata.get("component", {}).get("properties", [])
                  if p.get("name") == "production-control:base.name"}
@@ -175,6 +176,20 @@ def debian_moved(comparison: Mapping[str, Any]) -> str | None:
             f"{listed(changes)} (a server on the classic overlay2 store re-pulls every layer above it)")
 
 
+def guard(registry: Registry, previous: str | None, sbom_text: str, cached: bool, report: Reporter) -> dict[str, Any]:
+    """The Debian-package guard between a deps build and its push: never older Debian packages than `previous`
+    (the deps tag it follows; None: none, nothing to compare), and a line saying which ones moved.
+    Its comparison ({} without `previous`); OlderDebianPackages when refused (`cached`: see refuse_older)."""
+    if previous is None:
+        return {}
+    comparison = debian_against(registry, previous, sbom_text)
+    refuse_older(comparison, cached=cached)
+    moved = debian_moved(comparison)
+    if moved:
+        report.step(moved)
+    return comparison
+
+
 def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path, sbom_text: str) -> dict[str, Any]:
     """How the image in `layout` differs from `previous_tag`: same layers?, predicted pulls, package changes.
 
@@ -187,7 +202,7 @@ def compare_with(registry: Registry, previous_tag: str, image: str, layout: Path
         old_diff_ids = registry.config(tags.DEPS_REPOSITORY, old)["rootfs"]["diff_ids"]
         same = [b.digest for b in old.layers] == [b.digest for b in new.layers]
         identical = identical and same
-        changed += sum(1 for a, b in zip(old.layers, new.layers) if a.digest != b.digest) + abs(len(old.layers) - len(new.layers))
+        changed += sum(1 for a, b in zip(old.layers, new.layers, strict=False) if a.digest != b.digest) + abs(len(old.layers) - len(new.layers))
         if not same:
             predictions += [{**p, "platform": platform or AMD64}
                             for p in predict_refresh(old.config.digest, old_diff_ids, image, new, new_diff_ids)]

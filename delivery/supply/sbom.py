@@ -25,7 +25,10 @@ from typing import Any
 
 from delivery.errors import DeliveryError
 from delivery.images.base import BaseImage
+from delivery.images.build import Built
+from delivery.images.tags import DEPS_REPOSITORY
 from delivery.registry.client import Registry, blob_path, layout_manifests
+from delivery.reporting import Reporter
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
@@ -57,7 +60,8 @@ def sbom_tag(deps_tag: str) -> str:
 def locked_packages(lock_text: str) -> list[PythonPackage]:
     """The `name==version` entries of a hashed lock, with their sha256 hashes."""
     packages: list[PythonPackage] = []
-    name = version = None
+    name: str | None = None
+    version: str | None = None
     hashes: list[str] = []
 
     def flush() -> None:
@@ -160,14 +164,14 @@ def make_sbom(image: str, digest: str, base: BaseImage, python: list[PythonPacka
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=h) for h in package.hashes],
             properties=[Property(name="production-control:source", value="requirements.lock")],
         ))
-    for package in debian:
-        qualifiers = {"arch": package.architecture, "distro": distro}
+    for deb in debian:
+        qualifiers = {"arch": deb.architecture, "distro": distro}
         bom.components.add(Component(
-            name=package.name, version=package.version, type=ComponentType.LIBRARY,
-            bom_ref=f"deb:{package.name}:{package.architecture}@{package.version}",
-            purl=PackageURL("deb", os_release.get("ID", "debian"), package.name, package.version, qualifiers),
+            name=deb.name, version=deb.version, type=ComponentType.LIBRARY,
+            bom_ref=f"deb:{deb.name}:{deb.architecture}@{deb.version}",
+            purl=PackageURL("deb", os_release.get("ID", "debian"), deb.name, deb.version, qualifiers),
             properties=[Property(name="production-control:source", value="dpkg status")]
-            + ([Property(name="production-control:deb.source", value=package.source)] if package.source else []),
+            + ([Property(name="production-control:deb.source", value=deb.source)] if deb.source else []),
         ))
     bom.register_dependency(bom.metadata.component, list(bom.components))  # the image contains every component
     text = JsonV1Dot6(bom).output_as_string(indent=2)
@@ -199,6 +203,21 @@ def sbom_for_layout(layout: Path, image: str, base: BaseImage, lock_text: str, n
         raise
     except Exception as exc:  # the SBOM tool failing, whatever the reason, stops the release
         raise DeliveryError(f"making the SBOM failed ({type(exc).__name__}: {exc}): nothing was pushed") from exc
+
+
+# -- the step between a deps build and its push ----------------------------------------------------
+def make_for(built: Built, base: BaseImage, lock_text: str, report: Reporter) -> str:
+    """The SBOM of a built deps image, made before its push (a failure fails the build: no image ships without one)."""
+    report.step("making the SBOM (CycloneDX: the locked Python packages, the image's Debian packages)")
+    if built.layout is None:
+        raise DeliveryError(f"{built.image} was built without an OCI layout: the SBOM cannot read it (a bug in the toolkit)")
+    return sbom_for_layout(built.layout, built.image, base, lock_text)
+
+
+def publish_for(registry: Registry, built: Built, sbom: str, report: Reporter) -> None:
+    """Push `sbom` beside the built deps image (its subject), before the image itself."""
+    push_sbom(registry, DEPS_REPOSITORY, built.tag, sbom, built.descriptor())
+    report.step(f"pushed the SBOM as {built.image.rsplit(':', 1)[0]}:{sbom_tag(built.tag)}")
 
 
 # -- beside the image in the registry -----------------------------------------------------------
@@ -239,7 +258,8 @@ def fetch_sbom(registry: Registry, repository: str, deps_tag: str) -> dict[str, 
         return None
     manifest = registry.manifest(repository, sbom_tag(deps_tag))
     # The SBOM is the artifact's one layer.
-    return json.loads(registry.blob(repository, sbom_tag(deps_tag), manifest.layers[0].digest))
+    document = json.loads(registry.blob(repository, sbom_tag(deps_tag), manifest.layers[0].digest))
+    return document if isinstance(document, dict) else None
 
 
 def sbom_packages(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:

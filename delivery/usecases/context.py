@@ -16,8 +16,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.hosts import Host, parse_host
 from delivery.config.project import Project, load_project
-from delivery.config.settings import DeployConfig, Host, load_config, parse_host
+from delivery.config.settings import DeployConfig, load_config
 from delivery.deploy import fleet
 from delivery.deploy.deployer import Deployer, deployer_for
 from delivery.docker.engine import private_config, private_docker_config

@@ -5,7 +5,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from delivery.config import platforms
-from delivery.config.settings import load_config, parse_host
+from delivery.config.hosts import parse_host
+from delivery.config.settings import load_config
 from delivery.docker.engine import connect
 from delivery.errors import DeliveryError
 from delivery.images.builder import check_platforms, detect

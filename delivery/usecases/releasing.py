@@ -9,7 +9,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from delivery.config.settings import keep_count, load_config, wait_seconds
+from delivery.config.settings import load_config
+from delivery.config.validation import keep_count, wait_seconds
 from delivery.deploy.deployer import Outcome, Prediction, Status
 from delivery.deploy.fleet import each_host, opener
 from delivery.docker.engine import check_engine, connect, require_cli

@@ -22,6 +22,7 @@ import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from delivery.docker.engine import image_layers
 from delivery.registry.client import Registry
 from delivery.release.pullreport import host_layers, plan_pull, served_blob_bytes
 from tests.integration.support.appcontainer import remove_app, start_app, wait_for_healthz
@@ -185,8 +186,7 @@ def arm64_pull(built: Multi, testbed: Testbed) -> Arm64Pull:
     registry = Registry(REGISTRY)
     manifest = registry.manifest(APP_REPOSITORY, second.tag, "linux/arm64")
     diff_ids = registry.config(APP_REPOSITORY, manifest)["rootfs"]["diff_ids"]
-    images = built.server.image.list()
-    have = host_layers("overlay2", ((i.id, i.repo_digests or [], i.root_fs.layers or []) for i in images))
+    have = host_layers("overlay2", image_layers(built.server))
     predicted = plan_pull(refs[1], manifest, diff_ids, have)
     before = log_size(testbed.registry_log)
     started = time.monotonic()

@@ -12,7 +12,8 @@ from typing import cast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose import handover
 from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import Opener, each_host

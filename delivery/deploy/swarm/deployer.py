@@ -12,7 +12,8 @@ from typing import TypeVar, cast
 
 from python_on_whales import DockerClient
 
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import SwarmStatus, SwarmStatusEntry
 from delivery.deploy.swarm import rollout

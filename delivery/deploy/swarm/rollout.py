@@ -24,7 +24,8 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from delivery.config.settings import DeployConfig, Host
+from delivery.config.hosts import Host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.swarm.measure import SwarmReport
 from delivery.deploy.swarm.outcome import conclude
 from delivery.deploy.swarm.plan import old_cron, predict, survey, wanted_stack

@@ -26,6 +26,7 @@ from python_on_whales.exceptions import DockerException
 from delivery.hosts.history import HISTORY_LABEL
 from delivery.hosts.lock import LOCK_LABEL
 from delivery.images.tags import split_image_ref
+from delivery.registry.client import is_index
 from delivery.release.pullreport import Access, parse_access_log
 from dockerbed import worktree
 from tests.integration.support.testbed import CA_BUNDLE, REPO_ROOT, Testbed
@@ -189,10 +190,7 @@ class Clone:
 
 
 def git(cwd: Path | None, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
-    return result.stdout
+    return worktree.git(cwd or Path.cwd(), *args)
 
 
 def free_port() -> int:
@@ -278,7 +276,7 @@ def release_blobs(registry: str, repository: str, reference: str, architecture: 
     response = httpx.get(f"{base}/manifests/{reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)}, timeout=10)
     assert response.status_code == 200, f"{repository}:{reference} is not in {registry} (HTTP {response.status_code})"
     document = response.json()
-    if "manifests" in document:  # an index: take the image of the architecture
+    if is_index(document):  # take the image of the architecture
         entry = next(m for m in document["manifests"] if (m.get("platform") or {}).get("architecture") == architecture)
         return release_blobs(registry, repository, entry["digest"], architecture)
     return ReleaseBlobs(

@@ -1,5 +1,5 @@
 """CRON_SCHEDULE, validated field by field in the same way twice: by the toolkit (deploy.cron_schedule,
-delivery/config/settings.py) and by the image's entrypoint, which installs it into /etc/cron.d (docker-entrypoint.sh);
+delivery/config/validation.py) and by the image's entrypoint, which installs it into /etc/cron.d (docker-entrypoint.sh);
 and the entrypoint's bound on its file logs (the in-memory /var/log is bounded)."""
 
 import shutil
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.config.settings import cron_schedule, load_config
+from delivery.config.settings import load_config
+from delivery.config.validation import cron_schedule
 from delivery.errors import DeliveryError
 
 ENTRYPOINT = Path(__file__).resolve().parents[3] / "docker-entrypoint.sh"

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from delivery.config.settings import DeployConfig, parse_host
+from delivery.config.hosts import parse_host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose.deployer import ComposeDeployer
 from delivery.deploy.deployer import deployer_for
 from delivery.deploy.swarm.deployer import SwarmDeployer

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from delivery.config.settings import parse_host
+from delivery.config.hosts import parse_host
 from delivery.docker import swarm
 from delivery.docker.swarm import Manager, Node, NodeImages, Unanswered, parse_node, parse_service, parse_task, pull_event_time
 from delivery.errors import DeliveryError

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from delivery.config.settings import parse_host
+from delivery.config.hosts import parse_host
 from delivery.docker.engine import (
     MIN_BUILDX,
     buildx_version,

@@ -3,6 +3,7 @@
 import pytest
 
 from delivery.images.buildprogress import DEFAULT_HINT, BuildProgress, hint_for
+from delivery.reporting import Recorded, Silent
 
 FAILED_DEPS_BUILD = """\
 #1 [internal] load build definition from Dockerfile
@@ -30,8 +31,9 @@ class Clock:
 
 
 def test_a_failed_build_names_the_failing_step_its_error_and_what_to_do() -> None:
-    shown: list[str] = []
-    progress = BuildProgress(shown.append)
+    recorded = Recorded()
+    shown = recorded.lines
+    progress = BuildProgress(recorded)
     for line in FAILED_DEPS_BUILD.splitlines():
         progress.feed(line)
     message = progress.failure(
@@ -50,7 +52,7 @@ def test_a_failed_build_names_the_failing_step_its_error_and_what_to_do() -> Non
 
 
 def test_a_failure_outside_any_step_quotes_the_docker_error() -> None:
-    progress = BuildProgress(lambda _: None)
+    progress = BuildProgress(Silent())
     progress.feed("ERROR: OCI exporter is not supported for the docker driver.")
     message = progress.failure("building deps (x)", "ERROR: failed to solve: OCI exporter is not supported for the docker driver.")
     assert message.startswith("building deps (x) failed: OCI exporter is not supported for the docker driver.: ")
@@ -58,9 +60,10 @@ def test_a_failure_outside_any_step_quotes_the_docker_error() -> None:
 
 
 def test_long_steps_show_their_progress_every_heartbeat() -> None:
-    shown: list[str] = []
+    recorded = Recorded()
+    shown = recorded.lines
     clock = Clock()
-    progress = BuildProgress(shown.append, heartbeat=10, clock=clock)
+    progress = BuildProgress(recorded, heartbeat=10, clock=clock)
     progress.feed("#5 [layer-rest 1/1] RUN /deps/install-layer.sh rest")
     for second in range(1, 26):
         clock.now = float(second)

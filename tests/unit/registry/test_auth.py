@@ -247,7 +247,7 @@ def test_the_tasks_log_in_only_with_the_configured_user(credentials: Credentials
 
 def test_the_private_config_links_the_users_other_settings_and_goes_with_the_run(tmp_path: Path,
                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from delivery.config.settings import parse_host
+    from delivery.config.hosts import parse_host
     from delivery.docker import engine
 
     user = tmp_path / "user-docker"

@@ -15,13 +15,11 @@ from delivery.registry.client import (
     Manifest,
     Registry,
     RegistryUnreachable,
-    failure_kind,
     is_loopback,
     parse_manifest,
     pick_platform,
-    skopeo_argv,
-    skopeo_reason,
 )
+from delivery.registry.skopeo import failure_kind, skopeo_argv, skopeo_reason
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

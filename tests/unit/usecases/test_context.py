@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.config.settings import parse_host
+from delivery.config.hosts import parse_host
 from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.fleet import DeployFailed, each_host
 from delivery.errors import DeliveryError

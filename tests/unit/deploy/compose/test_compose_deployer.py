@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from delivery.config.settings import DeployConfig, parse_host
+from delivery.config.hosts import parse_host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.compose import deployer as compose_deployer
 from delivery.deploy.compose.deployer import ComposeDeployer
 from delivery.deploy.compose.report import DeployReport

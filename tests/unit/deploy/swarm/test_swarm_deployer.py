@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from delivery.config.settings import DeployConfig, parse_host
+from delivery.config.hosts import parse_host
+from delivery.config.settings import DeployConfig
 from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import SwarmStatus
 from delivery.deploy.swarm import deployer as swarm_deployer
