@@ -24,7 +24,7 @@ from python_on_whales.utils import run
 
 from delivery.config.hosts import Host, parse_host
 from delivery.config.platforms import engine_platform
-from delivery.docker.engine import connect, image_store, last_line
+from delivery.docker.engine import connect, image_layers, image_store, last_line, read_info
 from delivery.errors import DeliveryError
 
 EPOCH = "1970-01-01T00:00:00Z"
@@ -186,12 +186,6 @@ def inspect(docker: DockerClient, *ids: str, what: str) -> list[dict[str, Any]]:
         return found
 
 
-def engine_info(docker: DockerClient) -> dict[str, Any]:
-    """`docker info` as JSON (raises DockerException when the engine does not answer)."""
-    info: dict[str, Any] = json.loads(str(run([*docker.docker_cmd, "info", "--format", "{{json .}}"])))
-    return info
-
-
 @dataclass
 class NodeEngine:
     """A node's own engine (listed in deploy.nodes) and its image store."""
@@ -245,7 +239,7 @@ class Manager:
             host = parse_host(value)
             docker = connect(host)
             try:
-                info = engine_info(docker)
+                info = read_info(docker)
             except DockerException as exc:
                 unreachable.append(f"{host.label} ({last_line(exc)})")
                 continue
@@ -265,10 +259,10 @@ class Manager:
         if engine is None:
             return None
         try:
-            images = engine.docker.image.list()
+            images = image_layers(engine.docker)
         except DockerException as exc:
             return Unanswered(last_line(exc))
-        return NodeImages(engine.store, tuple((img.id, tuple(img.repo_digests or []), tuple(img.root_fs.layers or [])) for img in images))
+        return NodeImages(engine.store, tuple((image, tuple(digests), tuple(layers)) for image, digests, layers in images))
 
     def pull(self, node_id: str, reference: str) -> str | None:
         """`docker pull` on the node's engine; None when it pulled, else the one line why not."""
@@ -302,7 +296,7 @@ def open_manager(host: Host) -> Manager:
     """The swarm manager at `host`; one line when the engine is not reachable or is not a manager."""
     docker = connect(host)
     try:
-        info = engine_info(docker)
+        info = read_info(docker)
     except DockerException as exc:
         raise DeliveryError(f"the Docker engine at {host.label} is not reachable: {last_line(exc)} (check --host)") from exc
     swarm = info.get("Swarm") or {}

@@ -10,7 +10,7 @@ from python_on_whales import DockerClient
 from delivery.config.hosts import Host
 from delivery.config.platforms import engine_platform, lacking
 from delivery.config.settings import DeployConfig
-from delivery.docker.engine import EngineInfo, docker_errors
+from delivery.docker.engine import EngineInfo, docker_errors, image_layers
 from delivery.errors import DeliveryError
 from delivery.images import tags
 from delivery.registry.client import Manifest, Registry
@@ -87,9 +87,5 @@ class Engine(Protocol):
 def predict_pull(target: Engine, variant: Variant, image: str) -> PullPlan:
     """What `variant` (the host's platform's image of a release) would download on this host, before anything is pulled or stopped."""
     with docker_errors(f"listing images on {target.host.label}"):
-        images = target.docker.image.list()
-    layers = host_layers(
-        target.info.image_store,
-        ((img.id, img.repo_digests or [], img.root_fs.layers or []) for img in images),
-    )
+        layers = host_layers(target.info.image_store, image_layers(target.docker))
     return plan_pull(image, variant.manifest, variant.diff_ids, layers)

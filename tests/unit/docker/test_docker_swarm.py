@@ -186,7 +186,7 @@ def test_node_engines_are_matched_by_swarm_node_id(monkeypatch: pytest.MonkeyPat
             raise DockerException(["docker", "info"], 1, b"", b"Cannot connect to the Docker daemon")
         return infos[engine.docker_cmd[-1]]
 
-    monkeypatch.setattr(swarm, "engine_info", info)
+    monkeypatch.setattr(swarm, "read_info", info)
     unreachable = port.attach(["ssh://n1", "ssh://n2", "ssh://n3"], {"n1abc": parse_node(NODE)})
     assert unreachable == [f"{parse_host('ssh://n2').label} (not a node of this swarm)",
                            f"{parse_host('ssh://n3').label} (Cannot connect to the Docker daemon)"]
@@ -214,7 +214,7 @@ def test_a_pull_on_a_node_answers_why_it_failed(monkeypatch: pytest.MonkeyPatch)
 def test_open_manager_refuses_an_engine_that_cannot_run_a_stack(monkeypatch: pytest.MonkeyPatch, swarm_state: dict[str, Any],
                                                                  expected: str | None) -> None:
     monkeypatch.setattr(swarm, "connect", lambda host: Client())
-    monkeypatch.setattr(swarm, "engine_info", lambda docker: {"Swarm": swarm_state})
+    monkeypatch.setattr(swarm, "read_info", lambda docker: {"Swarm": swarm_state})
     if expected is None:
         assert swarm.open_manager(parse_host("local")).label == parse_host("local").label
     else:
@@ -228,6 +228,6 @@ def test_open_manager_says_an_engine_is_not_reachable(monkeypatch: pytest.Monkey
     def unreachable(docker: Any) -> dict[str, Any]:
         raise DockerException(["docker", "info"], 1, b"", b"Cannot connect to the Docker daemon")
 
-    monkeypatch.setattr(swarm, "engine_info", unreachable)
+    monkeypatch.setattr(swarm, "read_info", unreachable)
     with pytest.raises(DeliveryError, match="is not reachable: Cannot connect to the Docker daemon \\(check --host\\)$"):
         swarm.open_manager(parse_host("local"))
