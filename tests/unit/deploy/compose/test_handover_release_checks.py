@@ -1,5 +1,6 @@
 """Every container a deploy or rollback starts runs the release it was meant to: its image's digest
-(deploy: what the registry says the tag names) or ID (rollback: what the deploy history recorded)."""
+(deploy: what the registry says the tag names) or ID (rollback: what the deploy history recorded). Cron's own
+check: test_cron.py."""
 
 from types import SimpleNamespace
 from typing import Any
@@ -9,11 +10,8 @@ import pytest
 from delivery.config.settings import load_config
 from delivery.deploy.compose import handover as deploy
 from delivery.deploy.compose import pulling
-from delivery.deploy.compose.cron import replace_cron
 from delivery.deploy.compose.health import image_mismatch
-from delivery.deploy.compose.report import DeployReport
-from delivery.deploy.compose.state import Handover
-from delivery.errors import CronFailed, DeliveryError, HandoverFailed
+from delivery.errors import DeliveryError, HandoverFailed
 from delivery.hosts import site as sites
 from delivery.hosts.target import compose_env
 from delivery.reporting import Recorded
@@ -43,47 +41,6 @@ def test_image_mismatch(accepted: frozenset[str], image_id: str, repo_digests: l
 
 def test_image_mismatch_names_the_image_id_when_it_has_no_repo_digest() -> None:
     assert image_mismatch(frozenset({IMAGE_ID}), OTHER, []) == f"it runs image {OTHER}, not {IMAGE_ID}"
-
-
-class CronPort:
-    """Just enough of a docker port for replace_cron: cron starts from `runs`, which is healthy."""
-
-    def __init__(self, runs: str) -> None:
-        self.runs = runs
-        self.started: list[str | None] = []
-
-    def up(self, service: str, tags_: dict[str, str | None]) -> Any:
-        self.started.append(tags_["cron"])
-        return SimpleNamespace(id="c1", image=self.runs)
-
-    def wait_healthy(self, container_id: str, timeout: float, reporter: Any) -> tuple[bool, str]:
-        return True, "healthy"
-
-    def running_image(self, image_id: str) -> tuple[list[str], str]:
-        return {RELEASE: [RELEASE]}.get(image_id, []), "linux/amd64"
-
-
-def _cron_handover(runs: str, previous: str | None, tag: str, pin: str | None = None) -> tuple[Handover, CronPort, Recorded]:
-    """A handover of `tag` whose cron ran `previous` (a ref), about to replace cron."""
-    port, said = CronPort(runs), Recorded()
-    cron = None if previous is None else SimpleNamespace(config=SimpleNamespace(image=f"localhost:5000/production-control:{previous}"))
-    site = sites.Site(web={}, cron=cron, proxy=None, legacy=None)  # type: ignore[arg-type]
-    report = DeployReport(host="h1", image="i", version=tag, digest=RELEASE)
-    h = Handover(port, said, "h1", load_config({}), site, tag, report, digests=frozenset({RELEASE}), pin=pin)  # type: ignore[arg-type]
-    return h, port, said
-
-
-def test_cron_of_another_image_is_put_back() -> None:
-    h, port, _ = _cron_handover(OTHER, "1.0.0-abcdef123456", "2.0.0-abcdef123456")
-    with pytest.raises(CronFailed, match=f"cron of 2.0.0-abcdef123456 failed on h1: it runs image {OTHER}, not {RELEASE}; .*put back on 1.0.0"):
-        replace_cron(h)
-    assert port.started == ["2.0.0-abcdef123456", "1.0.0-abcdef123456"]
-
-
-def test_cron_of_the_release_passes() -> None:
-    h, port, _ = _cron_handover(RELEASE, None, "2.0.0-abcdef123456")
-    replace_cron(h)
-    assert port.started == ["2.0.0-abcdef123456"]
 
 
 def test_rollback_starts_only_the_recorded_image(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,12 +144,3 @@ def test_a_tag_pushed_again_since_the_registry_was_read_stops_before_anything_ch
     assert str(raised.value) == (f"localhost:5000/production-control:{TAG} on h1 is not the release the registry named: the engine "
                                  f"has {OTHER} for it, not {RELEASE} (the tag was pushed again meanwhile?); nothing was changed: "
                                  "deploy again")
-
-
-def test_cron_starts_by_the_pin_and_goes_back_to_the_old_crons_own() -> None:
-    previous = f"1.0.0-abcdef123456@{OTHER}"
-    h, port, said = _cron_handover(OTHER, previous, TAG, pin=PINNED)
-    with pytest.raises(CronFailed, match=r"put back on 1\.0\.0-abcdef123456$"):
-        replace_cron(h)
-    assert port.started == [PINNED, previous]
-    assert said.lines == [f"h1: replacing cron (1.0.0-abcdef123456 -> {TAG})"]

@@ -136,4 +136,4 @@ def test_restore_reports_what_it_reads_back(servers: dict | None, removed: bool,
     assert restore_outcome(servers, "blue", "green", removed) == line
 
 
-# The restore itself (health_timeout, the new slot kept or removed): tests/unit/deploy/compose/test_handover_steps.py.
+# The restore itself (health_timeout, the new slot kept or removed): tests/unit/deploy/compose/test_steps.py.
