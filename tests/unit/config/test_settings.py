@@ -236,3 +236,13 @@ def test_check_config_file_rejects_broken_files(tmp_path, text: str, message: st
 def test_check_config_file_accepts_the_repo_file_and_a_missing_one(tmp_path) -> None:
     check_config_file(Path(__file__).resolve().parents[3] / "invoke.yaml")
     check_config_file(tmp_path / "absent.yaml")
+
+
+def test_swarm_settings() -> None:
+    config = load_config({"mode": "swarm", "nodes": "unix:///a.sock,ssh://n2", "pre_pull": "true", "replicas": "5"})
+    assert (config.mode, config.nodes, config.pre_pull, config.replicas) == ("swarm", ("unix:///a.sock", "ssh://n2"), True, 5)
+    assert load_config({}).nodes == ()
+    with pytest.raises(DeliveryError, match="deploy.mode"):
+        load_config({"mode": "kubernetes"})
+    with pytest.raises(DeliveryError, match="deploy.replicas"):
+        load_config({"replicas": 0})

@@ -9,8 +9,20 @@ import pytest
 from python_on_whales.exceptions import DockerException
 
 from delivery.config.hosts import parse_host
+from delivery.config.settings import load_config
 from delivery.docker import swarm
-from delivery.docker.swarm import Manager, Node, NodeImages, Unanswered, parse_node, parse_service, parse_task, pull_event_time
+from delivery.docker.swarm import (
+    Manager,
+    Node,
+    NodeImages,
+    Unanswered,
+    manager_error,
+    parse_node,
+    parse_service,
+    parse_task,
+    parse_time,
+    pull_event_time,
+)
 from delivery.errors import DeliveryError
 
 NODE = {
@@ -231,3 +243,39 @@ def test_open_manager_says_an_engine_is_not_reachable(monkeypatch: pytest.Monkey
     monkeypatch.setattr(swarm, "read_info", unreachable)
     with pytest.raises(DeliveryError, match="is not reachable: Cannot connect to the Docker daemon \\(check --host\\)$"):
         swarm.open_manager(parse_host("local"))
+
+
+@pytest.mark.parametrize(
+    ("state", "control", "expected"),
+    [
+        ("inactive", False, "is not in a swarm: initialise one with `docker swarm init`"),
+        ("active", False, "is a swarm worker, not a manager: point --host at a manager"),
+        ("locked", False, "is locked"),
+        ("active", True, None),
+    ],
+    ids=["not-initialised", "worker", "locked", "manager"],
+)
+def test_manager_errors(state: str, control: bool, expected: str | None) -> None:
+    problem = manager_error("node1", state, control)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and expected in problem and "\n" not in problem
+
+
+def test_docker_times_with_nanoseconds() -> None:
+    assert parse_time("2026-11-29T05:27:01.123456789Z") == pytest.approx(1795930021.123456)
+
+
+@pytest.mark.parametrize("registry_user", [None, "deploy"])
+def test_stack_deploy_always_forwards_the_registry_login(monkeypatch: pytest.MonkeyPatch, registry_user: str | None) -> None:
+    from pathlib import Path
+
+    from delivery.docker import swarm as swarm_cli
+
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(swarm_cli, "cli", lambda docker, *args, what: calls.append(args) or "")
+    swarm_cli.Manager(None, "local").stack_deploy(load_config({"registry_user": registry_user}).compose_project, Path("/tmp/stack.json"))
+    assert "--with-registry-auth" in calls[0] and calls[0][:2] == ("stack", "deploy")
+    # An image named as before keeps the digest it runs: a moved proxy tag does not replace the proxy.
+    assert calls[0][calls[0].index("--resolve-image") + 1] == "changed"

@@ -66,3 +66,19 @@ def test_the_deps_freshness_lines_of_a_host() -> None:
 def test_the_audit_line() -> None:
     assert text.format_audit({"audited": 42, "ignored": [{"id": "PYSEC-1"}]}) == (
         "audit ok: 42 packages, 1 known vulnerabilities ignored until their dates")
+
+
+def report(**changes) -> SwarmReport:
+    base = SwarmReport(manager="m", stack="pc", image="r/app", version="1.0.1-b", digest="sha256:x", previous="1.0.0-a")
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+def test_the_report_says_what_happened_to_the_proxy() -> None:
+    from delivery.ui.text import format_report
+
+    done = report(update_state="completed", cron_state="completed", proxy_state="completed", proxy_change="port 8000 -> 8080")
+    assert "proxy           completed (replaced: port 8000 -> 8080)" in format_report(done).splitlines()
+    dry = report(update_state="dry run")
+    assert "proxy           left as it is (predicted)" in format_report(dry).splitlines()

@@ -2,21 +2,9 @@
 
 import pytest
 
-from delivery.deploy.swarm.stack import stack_document, tmpfs_mount
+from delivery.deploy.swarm.stack import DEFINITION_LABEL, definition_hash, stack_document, tmpfs_mount
 from delivery.errors import DeliveryError
-
-
-def model() -> dict:
-    return {
-        "name": "production-control",
-        "services": {
-            "web": {"image": "r/app:1", "entrypoint": None, "tmpfs": ["/run", "/tmp:size=64m"],
-                    "volumes": [{"type": "volume", "source": "data", "target": "/data"}]},
-            "proxy": {"image": "haproxy", "ports": [{"mode": "host", "target": 8080, "published": "8000", "protocol": "tcp"}],
-                      "configs": [{"source": "haproxy-swarm", "target": "/etc/haproxy.cfg"}]},
-        },
-        "configs": {"haproxy-swarm": {"content": "global\n"}},
-    }
+from tests.unit.deploy.swarm.conftest import changed_model, model
 
 
 def test_the_stack_document_is_what_docker_stack_deploy_accepts() -> None:
@@ -65,3 +53,14 @@ def test_the_model_is_not_changed() -> None:
     original = model()
     stack_document(original, "pc")
     assert original == model()
+
+
+def test_each_service_carries_the_hash_of_its_own_definition() -> None:
+    document = stack_document(model(), "pc")[0]
+    labels = {name: service["deploy"]["labels"][DEFINITION_LABEL] for name, service in document["services"].items()}
+    assert labels["proxy"] != labels["web"]
+    assert labels == {name: definition_hash(service, document["configs"]) for name, service in document["services"].items()}
+    assert stack_document(model(), "pc")[0] == document
+    for what in ("image", "config", "port", "definition"):
+        assert stack_document(changed_model(what), "pc")[0]["services"]["proxy"]["deploy"]["labels"][DEFINITION_LABEL] != labels["proxy"], what
+    assert stack_document(changed_model("image"), "pc")[0]["services"]["web"]["deploy"]["labels"][DEFINITION_LABEL] == labels["web"]
