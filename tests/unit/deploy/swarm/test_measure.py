@@ -1,8 +1,13 @@
 """Measuring a swarm pull: the layers that arrived on a node, and a node report that measured nothing yet."""
 
-from delivery.deploy.swarm.measure import NodeReport, measured_pull
+from delivery.deploy.swarm import rollout
+from delivery.deploy.swarm.measure import NodeReport, SwarmReport, measure, measured_pull
+from delivery.deploy.swarm.plan import survey
+from delivery.deploy.swarm.port import ReleaseVariant
 from delivery.registry.client import Blob, Manifest
 from delivery.release.pullreport import host_layers
+from delivery.reporting import Recorded
+from tests.unit.deploy.swarm.conftest import STACK, T0, config, release, render, swarm
 
 
 def test_a_measured_pull_is_the_layers_that_arrived() -> None:
@@ -18,3 +23,22 @@ def test_a_measured_pull_is_the_layers_that_arrived() -> None:
 def test_node_report_defaults_say_nothing_was_measured() -> None:
     node = NodeReport("n1", "10.0.0.1", "ready")
     assert not node.measured and node.measured_bytes is None
+
+
+def test_measure_uses_the_platform_images_the_prediction_chose() -> None:
+    port, chosen = swarm(), release()
+    asked: list[str] = []
+
+    class Counting:
+        tag, image, digest = chosen.tag, chosen.image, chosen.digest
+
+        def variant(self, platform: str, host: str) -> ReleaseVariant:
+            asked.append(host)
+            return chosen.variant(platform, host)
+
+    found = survey(port, config(), Counting(), Recorded())
+    report = SwarmReport("m", STACK, chosen.image, chosen.tag, chosen.digest)
+    report.nodes = [rollout.predict(found, render(None)[0], "m", STACK, Counting(), False, Recorded()).nodes[i] for i in (0, 1)]
+    port.phase = "deployed"
+    measure(port, port.deployed["web"], Counting(), found.nodes, found.variants, found.before, report, T0)
+    assert asked == ["node1", "node2"] and all(node.measured for node in report.nodes)
