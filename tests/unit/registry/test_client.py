@@ -1,4 +1,5 @@
-"""The registry: manifest parsing, platform choice, skopeo command lines and its answers (a scripted runner in place of skopeo)."""
+"""The registry: manifest parsing, platform choice, and the client over a scripted runner in place of skopeo (skopeo's own
+command lines and answers: test_skopeo.py)."""
 
 import hashlib
 import json
@@ -19,7 +20,6 @@ from delivery.registry.client import (
     parse_manifest,
     pick_platform,
 )
-from delivery.registry.skopeo import failure_kind, skopeo_argv, skopeo_reason
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -153,70 +153,6 @@ def test_is_loopback(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback
 
 
-# -- skopeo command lines and messages (pure) ---------------------------------------------------------
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        pytest.param(
-            ("inspect", "docker://r/x:t", dict(tls_verify=False, auth=None, timeout=60, extra=("--raw",))),
-            ["skopeo", "inspect", "--command-timeout=60s", "--raw", "--retry-times=3", "--tls-verify=false", "--no-creds", "docker://r/x:t"],
-            id="inspect-anonymous-plain-http",
-        ),
-        pytest.param(
-            ("list-tags", "docker://r/x", dict(tls_verify=True, auth=Path("/tmp/a.json"), timeout=None)),
-            ["skopeo", "list-tags", "--retry-times=3", "--tls-verify=true", "--authfile", "/tmp/a.json", "docker://r/x"],
-            id="list-tags-with-an-auth-file",
-        ),
-        pytest.param(
-            ("copy", "docker://r/x:t", dict(tls_verify=True, auth=Path("/tmp/a.json"), timeout=None,
-                                            extra=("--preserve-digests",), source="oci:/tmp/layout")),
-            ["skopeo", "copy", "--preserve-digests", "--retry-times=3", "--dest-tls-verify=true", "--dest-authfile",
-             "/tmp/a.json", "oci:/tmp/layout", "docker://r/x:t"],
-            id="copy-uses-the-dest-options",
-        ),
-    ],
-)
-def test_skopeo_argv(args: tuple, expected: list[str]) -> None:
-    command, reference, options = args
-    assert skopeo_argv(command, reference, **options) == expected
-
-
-@pytest.mark.parametrize(
-    ("stderr", "reason", "kind"),
-    [
-        pytest.param(
-            'time="x" level=fatal msg="Error parsing image name \\"docker://127.0.0.1:5592/ns/app:nope\\": reading manifest nope in '
-            '127.0.0.1:5592/ns/app: manifest unknown: manifest unknown"\n',
-            "reading manifest nope in 127.0.0.1:5592/ns/app: manifest unknown: manifest unknown", "missing", id="manifest-unknown"),
-        pytest.param(
-            'time="x" level=fatal msg="Error listing repository tags: fetching tags list: invalid status code from registry 404 (Not Found)"',
-            "fetching tags list: invalid status code from registry 404 (Not Found)", "missing", id="no-repository"),
-        pytest.param(
-            'time="x" level=fatal msg="Error listing repository tags: unable to retrieve auth token: invalid username/password: unauthorized: '
-            'authentication required"',
-            "unable to retrieve auth token: invalid username/password: unauthorized: authentication required", "refused", id="refused"),
-        pytest.param(
-            'time="x" level=fatal msg="Error listing repository tags: pinging container registry 127.0.0.1:5599: Get '
-            '\\"http://127.0.0.1:5599/v2/\\": dial tcp 127.0.0.1:5599: connect: connection refused"',
-            'pinging container registry 127.0.0.1:5599: Get "http://127.0.0.1:5599/v2/": dial tcp 127.0.0.1:5599: connect: connection refused',
-            "unreachable", id="connection-refused"),
-        pytest.param(
-            'level=fatal msg="pinging container registry r: Get \\"https://r/v2/\\": x509: certificate signed by unknown authority"',
-            'pinging container registry r: Get "https://r/v2/": x509: certificate signed by unknown authority', "tls", id="unknown-ca"),
-        pytest.param(
-            'level=fatal msg="Error parsing image name \\"docker://r/x:1\\": reading manifest 1 in r/x: errors:\\nunauthorized: authentication '
-            'required\\nunauthorized: authentication required\\n"',
-            "reading manifest 1 in r/x: errors: unauthorized: authentication required", "refused", id="multi-line-on-one-line"),
-        pytest.param(
-            'level=fatal msg="Error parsing image name \\"docker://r/x:a\\": reading manifest a in r/x: received unexpected HTTP status: 503 Service '
-            'Unavailable"',
-            "reading manifest a in r/x: received unexpected HTTP status: 503 Service Unavailable", "unavailable", id="503"),
-        pytest.param("", "no message", "other", id="silent"),
-    ],
-)
-def test_skopeo_reason_and_kind(stderr: str, reason: str, kind: str) -> None:
-    assert skopeo_reason(stderr) == reason
-    assert failure_kind(reason) == kind
 
 
 # -- Registry with a scripted skopeo -------------------------------------------------------------------
