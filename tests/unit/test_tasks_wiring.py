@@ -485,26 +485,6 @@ def test_doctor_json_is_the_command_result(invoke: Run, recorder: Recorder) -> N
     assert json.loads(out) == result
 
 
-def test_format_doctor_engine_path_names_the_loss_and_the_fix() -> None:
-    assert text.format_doctor({"builder": ENGINE_BUILDER, "registry": "localhost:5000"}) == "\n".join([
-        "builder       default (docker driver, running)",
-        "BuildKit      bundled with Engine 26.1.5",
-        "engine        Docker Engine 26.1.5, overlay2 image store",
-        "build path    engine: built into the engine, pushed with docker push",
-        "loses         not byte-reproducible",
-        "reproducible  enable the containerd image store",
-        "registry      localhost:5000",
-    ])
-
-
-def test_format_doctor_layout_path() -> None:
-    builder = {**ENGINE_BUILDER, "driver": "docker-container", "name": "ci", "path": "layout", "reproducible": True,
-               "loses": None, "to_reproducible": None, "buildkit": "v0.18.2"}
-    shown = text.format_doctor({"builder": builder, "registry": "r:5000"})
-    assert "build path    layout: reproducible OCI layout" in shown
-    assert "loses" not in shown and "reproducible  " not in shown
-
-
 def test_format_report_says_a_quiet_watch_window_passed_on_health_checks_only() -> None:
     note = "no traffic in the watch window: passed on the proxy's health checks only"
     report = deployed(monitor={"seconds": 10.0, "requests": 0, "errors": 0, "error_rate": 0.0, "switched_back": False, "note": note})
