@@ -8,17 +8,9 @@ from typing import Any
 
 import pytest
 
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, RegistryUnreachable
 from delivery.registry.auth import Credentials
-from delivery.registry.client import (
-    Blob,
-    Manifest,
-    Registry,
-    RegistryUnreachable,
-    is_loopback,
-    parse_manifest,
-    pick_platform,
-)
+from delivery.registry.client import Blob, Manifest, Registry, is_loopback, parse_manifest, pick_platform
 from delivery.registry.skopeo import failure_kind, skopeo_argv, skopeo_reason
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

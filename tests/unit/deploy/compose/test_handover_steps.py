@@ -18,9 +18,8 @@ from delivery.deploy.compose.proxy import ServerStats
 from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.compose.state import Handover, plan_handover
 from delivery.deploy.compose.watch import NO_TRAFFIC
-from delivery.errors import CronFailed, DeliveryError, HandoverFailed
+from delivery.errors import CronFailed, DeliveryError, HandoverFailed, Interrupted
 from delivery.hosts.site import Site
-from delivery.interrupts import Interrupted
 from delivery.reporting import Recorded
 
 OLD, NEW = "1.0.0-abcdef123456", "2.0.0-abcdef123456"
