@@ -13,30 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+
+from delivery.errors import Interrupted
+from delivery.reporting import Reporter
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Interrupted(BaseException):
-    """The task got a signal; not an Exception, so `except Exception` cleanup paths let it through."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 class SignalRelay:
     """Pure state of the handler: the first signal raises, later ones are only said; while `shielded`
     (a restore running), none raises: the first is raised when the restore is done."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
-        self.say = say
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
         self.shields = 0
         self.pending: int | None = None  # a signal received while shielded, raised when the shield ends
         self.raised = False
@@ -45,12 +35,12 @@ class SignalRelay:
         name = signal.Signals(signum).name
         if self.shields:
             self.pending = self.pending or signum
-            self.say(f"{name}: restoring what was serving first, then the task ends")
+            self.reporter.step(f"{name}: restoring what was serving first, then the task ends")
         elif not self.raised:
             self.raised = True
             raise Interrupted(signum)
         else:
-            self.say(f"{name} again: still cleaning up, then the task ends")
+            self.reporter.step(f"{name} again: still cleaning up, then the task ends")
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:
@@ -77,14 +67,10 @@ def shielded() -> Iterator[None]:
         yield
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 @contextlib.contextmanager
-def restoring_on_signals(say: Callable[[str], None] = _stderr) -> Iterator[SignalRelay]:
+def restoring_on_signals(reporter: Reporter) -> Iterator[SignalRelay]:
     """Within: SIGINT, SIGTERM and SIGHUP raise Interrupted once; the previous handlers come back after."""
-    relay = SignalRelay(say)
+    relay = SignalRelay(reporter)
     previous = {sig: signal.signal(sig, relay) for sig in SIGNALS}
     _active.append(relay)
     try:

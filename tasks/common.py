@@ -8,10 +8,9 @@ from typing import Any
 
 from invoke import Exit
 
-from delivery.deploy.fleet import DeployFailed
-from delivery.errors import DeliveryError
-from delivery.interrupts import Interrupted, restoring_on_signals
-from delivery.ui.progress import one_or_many
+from delivery.errors import DeliveryError, DeployFailed, Interrupted
+from delivery.interrupts import restoring_on_signals
+from delivery.ui.progress import STDERR, one_or_many
 
 Task = Callable[..., Any]
 
@@ -41,7 +40,7 @@ def _on_interrupt(after: str) -> Callable[[Task], Task]:
         @functools.wraps(fn)
         def wrapper(c: Any, *args: Any, **kwargs: Any) -> Any:
             try:
-                with restoring_on_signals():
+                with restoring_on_signals(STDERR):
                     return fn(c, *args, **kwargs)
             except Interrupted as exc:
                 raise Exit(f"error: {fn.__name__.replace('_', '-')} {exc}: {after}", code=exc.exit_code) from None

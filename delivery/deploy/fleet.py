@@ -15,17 +15,8 @@ from delivery.config.hosts import Host
 from delivery.config.settings import DeployConfig
 from delivery.deploy.compose.report import DeployReport
 from delivery.deploy.reports import Reportable
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, DeployFailed
 from delivery.hosts.target import Target
-
-
-class DeployFailed(DeliveryError):
-    """A deploy that failed after doing something: carries the reports so far (for --json)."""
-
-    def __init__(self, message: str, reports: list[dict[str, Any]]):
-        super().__init__(message)
-        self.reports = reports
-
 
 R = TypeVar("R", bound=Reportable)
 Opener = Callable[[Host], AbstractContextManager[Target]]

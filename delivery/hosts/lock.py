@@ -44,6 +44,7 @@ from python_on_whales.exceptions import DockerException, NoSuchVolume
 
 from delivery.docker.engine import last_line, volume_labels
 from delivery.errors import DeliveryError
+from delivery.reporting import Reporter
 
 POLL_SECONDS = 1.0
 VANISHED_RETRIES = 10  # the lock went between our create and our read: another holder's release, retried at once
@@ -212,7 +213,7 @@ def stale_message(host_label: str, host_arg: str, holder: Holder) -> str:
 
 
 def acquire(store: LockStore, labels: Mapping[str, str], host_label: str, host_arg: str, wait: float = 0.0,
-            say: Callable[[str], None] | None = None, here: Machine | None = None,
+            reporter: Reporter | None = None, here: Machine | None = None,
             started: Callable[[int], str | None] = process_start,
             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
     """Take the lock in `store` with `labels` (their token is ours), waiting up to `wait` seconds for another holder.
@@ -244,12 +245,12 @@ def acquire(store: LockStore, labels: Mapping[str, str], host_label: str, host_a
                 f"another deploy to {host_label} is running ({holder.describe()}){waited}: wait for it to finish "
                 f"(or pass --lock-wait SECONDS), or if it died, `invoke unlock --host {host_arg}`"
             )
-        if say is not None and holder != shown:
-            say(f"{host_label}: waiting up to {wait:.0f}s for the deploy lock, {holder.describe()}")
+        if reporter is not None and holder != shown:
+            reporter.step(f"{host_label}: waiting up to {wait:.0f}s for the deploy lock, {holder.describe()}")
             shown = holder
         sleep(min(POLL_SECONDS, max(0.0, deadline - clock())))
-    if shown is not None and say is not None:
-        say(f"{host_label}: got the deploy lock")
+    if shown is not None and reporter is not None:
+        reporter.step(f"{host_label}: got the deploy lock")
 
 
 def release(store: LockStore, token: str) -> bool:
@@ -268,7 +269,7 @@ def deploy_lock(
     host_label: str,
     host_arg: str,
     wait: float = 0.0,
-    say: Callable[[str], None] | None = None,
+    reporter: Reporter | None = None,
     store: LockStore | None = None,
 ) -> Iterator[None]:
     """Hold the host's deploy lock for the project, waiting up to `wait` seconds for another deploy's.
@@ -279,20 +280,20 @@ def deploy_lock(
     store = store or VolumeLock(docker, project, host_label)
     here = this_machine()
     labels = my_labels(project, here)
-    acquire(store, labels, host_label, host_arg, wait, say, here)
+    acquire(store, labels, host_label, host_arg, wait, reporter, here)
     try:
         yield
     finally:
         try:
             released = release(store, labels["token"])
         except DeliveryError as exc:  # said, not raised: it would hide what the task did
-            if say is None:
+            if reporter is None:
                 raise
-            say(f"{host_label}: warning: {exc}; the lock may still be held: `invoke status --host {host_arg}` "
+            reporter.step(f"{host_label}: warning: {exc}; the lock may still be held: `invoke status --host {host_arg}` "
                 f"shows it, `invoke unlock --host {host_arg}` removes it")
         else:
-            if not released and say is not None:
-                say(f"{host_label}: warning: the deploy lock was no longer this deploy's (removed by hand, or "
+            if not released and reporter is not None:
+                reporter.step(f"{host_label}: warning: the deploy lock was no longer this deploy's (removed by hand, or "
                     "`invoke unlock --force`): left as it is")
 
 

@@ -243,7 +243,7 @@ def prune(target: Target, keep: int, reporter: Reporter, dry_run: bool = False) 
     if dry_run:
         return prune_releases(target, keep, reporter, dry_run=True)
     with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
-                     target.config.lock_wait, reporter.step):
+                     target.config.lock_wait, reporter):
         return prune_releases(target, keep, reporter)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from delivery.config.platforms import AMD64, index_platforms, pick, platform_of
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, RegistryUnreachable
 from delivery.registry.auth import Credentials, auth_file, registry_host
 from delivery.registry.local import NotStarted, RegistryServer
 from delivery.registry.local import start as start_server
@@ -46,10 +46,6 @@ MANIFEST_TYPES = (
 INDEX_TYPES = MANIFEST_TYPES[:2]
 LOCAL_REGISTRY_STATE = Path("/var/tmp/production-control-registry")  # + "-<port>"
 SILENT = Silent()
-
-
-class RegistryUnreachable(DeliveryError):
-    """Nothing answers at the registry's address (as opposed to an answer we do not like)."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class NotStarted(Exception):
     """A background process did not come up; the message says what it printed last and where its log is."""
 
 
+
 @dataclass(frozen=True)
 class TokenAuth:
     """`auth: token`: the registry trusts tokens signed by the key of `rootcertbundle`."""

@@ -30,7 +30,7 @@ from debian.debian_support import Version
 
 from delivery.config.platforms import AMD64
 from delivery.config.versioning import bump, parse_semver
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, OlderDebianPackages
 from delivery.images import tags
 from delivery.images.base import BASE_DIGEST_LABEL, BASE_NAME_LABEL
 from delivery.registry.client import Manifest, Registry, blob_path, layout_manifests, parse_manifest
@@ -147,10 +147,6 @@ def debian_against(registry: Registry, previous_tag: str, sbom_text: str) -> dic
 
 def listed(items: Sequence[str], most: int = 5) -> str:
     return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
-
-
-class OlderDebianPackages(DeliveryError):
-    """A deps image with older Debian packages than the one it follows (`refuse_older`)."""
 
 
 def refuse_older(comparison: Mapping[str, Any], cached: bool) -> None:

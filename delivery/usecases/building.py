@@ -17,29 +17,23 @@ from delivery.config.project import Project
 from delivery.config.settings import DeployConfig, load_config
 from delivery.config.versioning import bump_pyproject
 from delivery.docker.engine import connect
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, OlderDebianPackages, RegistryUnreachable
 from delivery.images import build, tags
 from delivery.images.base import BaseImage, resolve_base
 from delivery.images.builder import BuilderInfo, check_platforms, detect
 from delivery.images.publish import publish
 from delivery.images.source import read_source_state
-from delivery.registry.client import Registry, RegistryUnreachable, start_local_registry
+from delivery.registry.client import Registry, start_local_registry
 from delivery.release.pullreport import human_bytes
 from delivery.reporting import Reporter
 from delivery.supply import refresh as refreshing
 from delivery.supply import sbom
 from delivery.supply.audit import IGNORES_FILE, run_audit
-from delivery.usecases.context import ROOT, ensure_registry, login, login_scope, registry_for, say, settings
+from delivery.ui.progress import STDERR
+from delivery.usecases.context import ROOT, ensure_registry, login, login_scope, registry_for, settings
 
-
-class _Stderr:
-    """The Reporter of these runbooks until delivery/ui has the users' one: each step a line on stderr, as `say` prints it."""
-
-    def step(self, message: str) -> None:
-        say(message)
-
-
-REPORT: Reporter = _Stderr()
+# What the build runbooks announce goes to users' stderr, a line per step.
+REPORT: Reporter = STDERR
 
 
 def builder(config: DeployConfig) -> tuple[DockerClient, BuilderInfo]:
@@ -149,7 +143,7 @@ def deps_build(config: DeployConfig, project: Project, request: DepsRequest) -> 
     REPORT.step(f"building deps image {plan.image} on {job.base.pinned}")
     try:
         digest = deps_once(job, plan, previous, summary, cached=request.use_cache)
-    except refreshing.OlderDebianPackages as older:
+    except OlderDebianPackages as older:
         if not request.use_cache:
             raise
         REPORT.step(f"{older}: nothing was pushed; building again without cache (the Debian packages of the moment)")

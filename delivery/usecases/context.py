@@ -22,21 +22,17 @@ from delivery.config.settings import DeployConfig, load_config
 from delivery.deploy import fleet
 from delivery.deploy.deployer import Deployer, deployer_for
 from delivery.docker.engine import private_config, private_docker_config
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, RegistryUnreachable
 from delivery.hosts.target import Target
 from delivery.images import build
 from delivery.images.source import read_source_state
 from delivery.registry import auth
-from delivery.registry.client import Registry, RegistryUnreachable, is_loopback, start_local_registry
+from delivery.registry.client import Registry, is_loopback, start_local_registry
 from delivery.reporting import Reporter
 from delivery.ui.progress import STDERR
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-
-
-# The build runbooks (delivery/usecases/building.py) still announce their steps with a `say` callable.
-say = STDERR.step
 
 
 def settings(section: Mapping[str, Any]) -> tuple[DeployConfig, Project]:

@@ -37,7 +37,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("images",),
     ("docker", "registry"),
     ("config",),
-    ("errors", "interrupts", "reporting"),
+    ("interrupts",),
+    ("errors", "reporting"),
 )
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 MAX_MODULE_LINES = 400

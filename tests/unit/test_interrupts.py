@@ -5,12 +5,14 @@ import signal
 
 import pytest
 
-from delivery.interrupts import Interrupted, SignalRelay, restoring_on_signals, shielded
+from delivery.errors import Interrupted
+from delivery.interrupts import SignalRelay, restoring_on_signals, shielded
+from delivery.reporting import Recorded, Silent
 
 
 def test_the_first_signal_raises_and_later_ones_are_only_said() -> None:
     said: list[str] = []
-    relay = SignalRelay(said.append)
+    relay = SignalRelay(Recorded(said))
     with pytest.raises(Interrupted) as caught:
         relay(signal.SIGTERM)
     assert str(caught.value) == "interrupted by SIGTERM" and caught.value.exit_code == 143
@@ -20,7 +22,7 @@ def test_the_first_signal_raises_and_later_ones_are_only_said() -> None:
 
 def test_a_signal_during_a_restore_waits_for_its_end() -> None:
     said: list[str] = []
-    relay = SignalRelay(said.append)
+    relay = SignalRelay(Recorded(said))
     finished = []
     with pytest.raises(Interrupted, match="SIGHUP"):
         with relay.shielded():
@@ -37,7 +39,7 @@ def test_a_real_signal_runs_the_cleanup_and_the_handlers_come_back(sig: signal.S
     before = signal.getsignal(sig)
     cleaned = []
     with pytest.raises(Interrupted) as caught:
-        with restoring_on_signals(lambda _: None):
+        with restoring_on_signals(Silent()):
             try:
                 os.kill(os.getpid(), sig)
                 pytest.fail("the signal did not interrupt")

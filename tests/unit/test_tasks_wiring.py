@@ -20,9 +20,8 @@ from invoke import Program
 
 from delivery.config.settings import DEFAULTS, load_config
 from delivery.deploy.compose.report import DeployReport
-from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import HostStatus, PullPrediction
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, DeployFailed
 from delivery.hosts.retention import PruneReport
 from delivery.release.pullreport import PullPlan
 from delivery.ui import text

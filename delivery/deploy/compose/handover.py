@@ -60,7 +60,7 @@ def deploy(target: Target, release: Release, reporter: Reporter) -> DeployReport
     report, pin, accept = _pulled(target, release, reporter)
     try:
         with deploy_lock(target.docker, target.config.compose_project, target.host.label, target.host_arg,
-                         target.config.lock_wait, reporter.step):
+                         target.config.lock_wait, reporter):
             site = site_of(target)
             report.previous = site.live_tag
             handover(target, site, release.tag, report, reporter, digests=accept, platform=report.platform, pin=pin)
@@ -104,7 +104,7 @@ def rollback(target: Target, reporter: Reporter, to: str | None = None) -> Deplo
     again if the host lost it); recorded in the history once its web switch is final, even if its cron fails."""
     started = time.monotonic()
     label = target.host.label
-    with deploy_lock(target.docker, target.config.compose_project, label, target.host_arg, target.config.lock_wait, reporter.step):
+    with deploy_lock(target.docker, target.config.compose_project, label, target.host_arg, target.config.lock_wait, reporter):
         site = site_of(target)
         entries = history(target.docker, target.config.compose_project)
         current = site.live_tag or (entries[0].tag if entries else None)

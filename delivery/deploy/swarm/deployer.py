@@ -14,12 +14,11 @@ from python_on_whales import DockerClient
 
 from delivery.config.hosts import Host
 from delivery.config.settings import DeployConfig
-from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import SwarmStatus, SwarmStatusEntry
 from delivery.deploy.swarm import rollout
 from delivery.deploy.swarm.measure import SwarmReport
 from delivery.docker.engine import require_cli
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, DeployFailed
 from delivery.registry.client import Registry
 from delivery.release.release import Release, resolve_release
 from delivery.reporting import Reporter

@@ -46,7 +46,7 @@ def manager_lock(manager: DockerClient, host: Host, config: DeployConfig, report
 
     It lives on that manager: every deploy and rollback of the stack must go through the same one (deploy.hosts).
     """
-    return deploy_lock(manager, config.compose_project, host.label, host.url or host.context or "local", config.lock_wait, reporter.step)
+    return deploy_lock(manager, config.compose_project, host.label, host.url or host.context or "local", config.lock_wait, reporter)
 
 
 # -- deploy -------------------------------------------------------------------------------------

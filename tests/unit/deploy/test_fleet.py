@@ -7,8 +7,8 @@ import pytest
 
 from delivery.config.hosts import parse_host
 from delivery.deploy.compose.report import DeployReport
-from delivery.deploy.fleet import DeployFailed, each_host
-from delivery.errors import DeliveryError
+from delivery.deploy.fleet import each_host
+from delivery.errors import DeliveryError, DeployFailed
 
 HOSTS = [parse_host(f"ssh://deploy@prod-{n}") for n in (1, 2, 3)]
 

@@ -8,6 +8,7 @@ from python_on_whales.exceptions import DockerException, NoSuchVolume
 from delivery.errors import DeliveryError
 from delivery.hosts import lock as lock_module
 from delivery.hosts.lock import Holder, Machine, acquire, deploy_lock, my_labels, process_start, release, unlock
+from delivery.reporting import Recorded
 
 # -- the deploy lock -----------------------------------------------------------------------------------
 HERE = Machine(machine_id="m-here", boot_id="b-1", pid_ns="pid:[1]")
@@ -76,7 +77,7 @@ MINE = {"owner": "me@vm pid 1", "since": "2026-11-29T06:00:00Z", **HERE_LABELS, 
 
 
 def take(store: FakeLockStore, wait: float = 0.0, said: list[str] | None = None, starts=lambda pid: "1") -> None:
-    acquire(store, MINE, "h", "ssh://h", wait, (said.append if said is not None else None), HERE, starts,
+    acquire(store, MINE, "h", "ssh://h", wait, (Recorded(said) if said is not None else None), HERE, starts,
             sleep=lambda seconds: None)
 
 
@@ -144,7 +145,7 @@ def test_release_removes_only_our_own_lock() -> None:
 
 def test_deploy_lock_releases_its_own_lock_and_leaves_a_successors() -> None:
     store, said = FakeLockStore(), []
-    with deploy_lock(None, "pc", "h", "ssh://h", say=said.append, store=store):
+    with deploy_lock(None, "pc", "h", "ssh://h", reporter=Recorded(said), store=store):
         assert store.held is not None
         store.held = dict(ALIVE)  # `invoke unlock --force`, then another deploy took it
     assert store.held == ALIVE and said == ["h: warning: the deploy lock was no longer this deploy's (removed by hand, "
@@ -199,7 +200,7 @@ def test_a_lock_that_cannot_be_read_at_release_is_a_warning_not_a_new_error(monk
             return self.held
 
     store, said = Unreadable(), []
-    with deploy_lock(None, "pc", "h", "ssh://h", say=said.append, store=store):
+    with deploy_lock(None, "pc", "h", "ssh://h", reporter=Recorded(said), store=store):
         store.failing = True  # the engine went away during the task
     assert said == ["h: warning: the engine at h could not be asked about the deploy lock: EOF; the lock may still be held: "
                     "`invoke status --host ssh://h` shows it, `invoke unlock --host ssh://h` removes it"]

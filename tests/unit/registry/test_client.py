@@ -9,17 +9,9 @@ from typing import Any
 
 import pytest
 
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, RegistryUnreachable
 from delivery.registry.auth import Credentials
-from delivery.registry.client import (
-    Blob,
-    Manifest,
-    Registry,
-    RegistryUnreachable,
-    is_loopback,
-    parse_manifest,
-    pick_platform,
-)
+from delivery.registry.client import Blob, Manifest, Registry, is_loopback, parse_manifest, pick_platform
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -4,18 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, OlderDebianPackages
 from delivery.images.base import BaseImage
 from delivery.registry.client import Blob, Manifest
-from delivery.supply.refresh import (
-    OlderDebianPackages,
-    debian_against,
-    debian_downgrades,
-    debian_moved,
-    followed,
-    previous_for_base,
-    refuse_older,
-)
+from delivery.supply.refresh import debian_against, debian_downgrades, debian_moved, followed, previous_for_base, refuse_older
 from delivery.supply.sbom import DebianPackage, make_sbom, sbom_tag
 
 BASE = BaseImage("production-control/python-base:bookworm", "sha256:" + "a" * 64)

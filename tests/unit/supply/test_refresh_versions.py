@@ -80,7 +80,7 @@ def test_status_still_answers_when_the_deps_freshness_cannot_be_read() -> None:
     from types import SimpleNamespace
 
     from delivery.deploy.compose.deployer import with_freshness
-    from delivery.registry.client import RegistryUnreachable
+    from delivery.errors import RegistryUnreachable
     from delivery.ui.text import format_freshness
 
     class Registry:

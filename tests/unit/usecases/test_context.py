@@ -11,10 +11,9 @@ import pytest
 from delivery.config.hosts import parse_host
 from delivery.config.settings import load_config
 from delivery.docker import engine
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, RegistryUnreachable
 from delivery.registry import auth
 from delivery.registry.auth import Credentials
-from delivery.registry.client import RegistryUnreachable
 from delivery.reporting import Recorded
 from delivery.usecases import context
 

@@ -11,9 +11,8 @@ from delivery.config.settings import DeployConfig
 from delivery.deploy.compose import deployer as compose_deployer
 from delivery.deploy.compose.deployer import ComposeDeployer
 from delivery.deploy.compose.report import DeployReport
-from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import HostStatus, PullPrediction
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, DeployFailed
 from delivery.release.pullreport import PullPlan
 from delivery.reporting import Recorded
 

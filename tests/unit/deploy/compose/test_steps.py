@@ -10,8 +10,7 @@ from python_on_whales.exceptions import DockerException
 from delivery.deploy.compose import steps
 from delivery.deploy.compose.health import ContainerState
 from delivery.deploy.compose.watch import NO_TRAFFIC
-from delivery.errors import CronFailed, DeliveryError, HandoverFailed
-from delivery.interrupts import Interrupted
+from delivery.errors import CronFailed, DeliveryError, HandoverFailed, Interrupted
 from tests.unit.deploy.compose.conftest import NEW, OLD, OTHER, PIN, RELEASE, _handover, _site
 
 

@@ -8,12 +8,11 @@ import pytest
 
 from delivery.config.hosts import parse_host
 from delivery.config.settings import DeployConfig
-from delivery.deploy.fleet import DeployFailed
 from delivery.deploy.reports import SwarmStatus
 from delivery.deploy.swarm import deployer as swarm_deployer
 from delivery.deploy.swarm.deployer import SwarmDeployer, swarm_run
 from delivery.deploy.swarm.measure import SwarmReport
-from delivery.errors import DeliveryError
+from delivery.errors import DeliveryError, DeployFailed
 from delivery.reporting import Recorded
 
 MANAGER = parse_host("ssh://deploy@manager")
