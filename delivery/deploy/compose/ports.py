@@ -1,7 +1,7 @@
 """The narrow seams a handover works through: `DockerPort` (the few engine and compose operations its
 steps need) and `ProxyPort` (what it asks the proxy), with `ComposeDocker`, the real port over a Target.
 
-Unit tests fake both (tests/unit/deploy/compose/test_handover_steps.py); only the Docker test bed
+Unit tests fake both (tests/unit/deploy/compose/test_steps.py); only the Docker test bed
 runs the real ones. Every failure of the real port is a DeliveryError of one line.
 """
 from __future__ import annotations
