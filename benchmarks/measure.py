@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.servers import Server
+from delivery.config.references import split_image_ref
 from delivery.docker.engine import image_layers
-from delivery.images import tags
 from delivery.registry.client import Manifest, Registry
 from delivery.release.pullreport import host_layers, parse_access_log, plan_pull, served_blob_bytes
 
@@ -91,7 +91,7 @@ class Pull:
 
 
 def image_facts(registry: Registry, ref: str) -> ImageFacts:
-    _, repository, tag, _ = tags.split_image_ref(ref)
+    _, repository, tag, _ = split_image_ref(ref)
     manifest = registry.manifest(repository, tag)
     config = registry.config(repository, manifest)
     history = tuple(

@@ -15,6 +15,7 @@ from typing import Protocol, cast
 from python_on_whales import Container, DockerClient
 
 from delivery.config.platforms import engine_platform
+from delivery.config.references import split_image_ref
 from delivery.docker.engine import docker_errors
 from delivery.errors import DeliveryError
 from delivery.hosts.services import CRON_SERVICE, LEGACY_SERVICE, PROXY_SERVICE, SLOTS, service_of
@@ -120,7 +121,7 @@ def running_tag(container: Container | None) -> str | None:
     """The app tag the container was started from (from its image reference, `...:tag[@sha256:...]`)."""
     if container is None:
         return None
-    _, _, tag, _ = tags.split_image_ref(_image_of(container))
+    _, _, tag, _ = split_image_ref(_image_of(container))
     return tag
 
 
@@ -129,7 +130,7 @@ def running_ref(container: Container | None) -> str | None:
     started by (`tag@sha256:...`; a container an older toolkit started by tag alone: the tag)."""
     if container is None:
         return None
-    _, _, tag, digest = tags.split_image_ref(_image_of(container))
+    _, _, tag, digest = split_image_ref(_image_of(container))
     return tags.pinned(tag, digest) if tag else None
 
 

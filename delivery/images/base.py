@@ -25,9 +25,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
+from delivery.config.references import split_image_ref
 from delivery.docker.engine import last_line
 from delivery.errors import DeliveryError
-from delivery.images.tags import split_image_ref
 
 # Labels of the deps image (inherited by the app image built FROM it): what it was built on.
 BASE_NAME_LABEL = "production-control.base.name"

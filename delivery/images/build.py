@@ -37,6 +37,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from delivery.config.project import Project
+from delivery.config.references import split_image_ref
 from delivery.config.settings import DeployConfig
 from delivery.docker.engine import docker_errors, last_line
 from delivery.errors import DeliveryError
@@ -72,12 +73,12 @@ class BuildPlan:
 
     @property
     def tag(self) -> str:
-        return tags.split_image_ref(self.image).tag or "latest"
+        return split_image_ref(self.image).tag or "latest"
 
     @property
     def repository(self) -> str:
         """The repository without deploy.registry's namespace, which the Registry adds."""
-        return tags.split_image_ref(self.image).repository.rsplit("/", 1)[-1]
+        return split_image_ref(self.image).repository.rsplit("/", 1)[-1]
 
     def output(self, layout: Path) -> dict[str, str]:
         """An OCI layout with timestamps rewritten to SOURCE_DATE_EPOCH (reproducible layers).

@@ -11,15 +11,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from delivery.config.references import DIGEST, DOMAIN, REPOSITORY, looks_like_registry
-from delivery.config.references import TAG_PATTERN as TAG_PATTERN
-from delivery.config.references import ImageRef as ImageRef
-from delivery.config.references import split_image_ref as split_image_ref
+from delivery.config.references import DIGEST, DOMAIN, REPOSITORY, TAG_PATTERN, ImageRef, looks_like_registry, split_image_ref
 from delivery.config.versioning import parse_semver
 from delivery.errors import DeliveryError
 
-# The reference grammar's home is delivery/config/references.py (the settings validate with it); TAG_PATTERN,
-# ImageRef and split_image_ref are named here too, for what reads image names through this module.
+# The reference grammar (TAG_PATTERN, ImageRef, split_image_ref) lives in delivery/config/references.py: the settings
+# validate with it; this module builds the project's own names on it.
 
 DEPS_REPOSITORY = "production-control-deps"
 APP_REPOSITORY = "production-control"

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from delivery.images.tags import APP_REPOSITORY, DEPS_REPOSITORY, split_image_ref
+from delivery.config.references import split_image_ref
+from delivery.images.tags import APP_REPOSITORY, DEPS_REPOSITORY
 from delivery.registry.client import Registry
 from tests.integration.support.tasks_helpers import Clone, TaskRun
 from tests.integration.support.testbed import Testbed

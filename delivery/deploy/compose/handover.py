@@ -35,7 +35,7 @@ from delivery.images import tags
 from delivery.release.release import Release, predict_pull
 from delivery.reporting import Reporter
 
-__all__ = ["DeployReport", "deploy", "handover", "record_switch", "rollback", "site_of", "status"]
+__all__ = ["deploy", "handover", "record_switch", "rollback", "site_of", "status"]
 
 
 def site_of(target: Target) -> Site:

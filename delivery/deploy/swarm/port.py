@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from delivery.config.references import split_image_ref
 from delivery.docker.swarm import Node, NodeImages, Service, Task, Unanswered
-from delivery.images import tags
 from delivery.registry.client import Manifest
 
 WEB, CRON, PROXY = "web", "cron", "proxy"  # the stack's services, by short name
@@ -102,5 +102,5 @@ def tag_of(image: str | None) -> str | None:
     """Pure: the tag an image reference names (`r/app:1.0@sha256:...` -> 1.0), or None."""
     if not image:
         return None
-    _, _, tag, _ = tags.split_image_ref(image.split("@", 1)[0])
+    _, _, tag, _ = split_image_ref(image.split("@", 1)[0])
     return tag

@@ -23,9 +23,9 @@ import httpx
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from delivery.config.references import split_image_ref
 from delivery.hosts.history import HISTORY_LABEL
 from delivery.hosts.lock import LOCK_LABEL
-from delivery.images.tags import split_image_ref
 from delivery.registry.client import is_index
 from delivery.release.pullreport import Access, parse_access_log
 from dockerbed import worktree

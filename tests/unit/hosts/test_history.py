@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from delivery.config.references import TAG_PATTERN
 from delivery.hosts.history import HISTORY_LABEL, HistoryEntry, entry_labels, entry_volume, history_repository, history_tag, merged, rollback_target
 from delivery.hosts.lock import lock_name
 from delivery.images import tags
@@ -75,7 +76,7 @@ app_tags = st.builds(
 )
 def test_history_tags_round_trip(when: datetime, kind: str, app_tag: str) -> None:
     written = history_tag(when, kind, app_tag)
-    assert tags.TAG_PATTERN.fullmatch(written)
+    assert TAG_PATTERN.fullmatch(written)
     entry = HistoryEntry.parse(written, IMAGE_ID)
     assert entry is not None and (entry.kind, entry.tag, entry.image_id) == (kind, app_tag, IMAGE_ID)
 
