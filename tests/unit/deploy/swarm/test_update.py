@@ -24,19 +24,7 @@ def test_a_global_service_swarm_does_not_update_is_unchanged_or_created(previous
         def services(self, stack: str) -> dict:
             return {"proxy": proxy}
 
-    class Clock:
-        now = 10.0
-
-        def time(self) -> float:
-            return self.now
-
-        def monotonic(self) -> float:
-            return self.now
-
-        def sleep(self, seconds: float) -> None:
-            self.now += seconds
-
-    assert wait_update(Port(), "pc", "proxy", started=0.0, timeout=5, reporter=Silent(), clock=Clock()) == (expected, None)
+    assert wait_update(Port(), "pc", "proxy", started=0.0, timeout=5, reporter=Silent(), clock=FakeClock(10.0)) == (expected, None)
 
 
 def test_the_stack_file_is_written_for_stack_deploy() -> None:
